@@ -1,0 +1,120 @@
+"""The public Python API. The CLI and the web UI are thin layers over these functions.
+
+    from charforge import api
+    ws = api.init("unicorn-girl", token="UnicornGirl", class_word="girl")
+    api.prepare(ws, ["drawings/"])
+    run = api.train(ws, base="stabilityai/stable-diffusion-xl-base-1.0", preset="thesis-sdxl")
+    api.generate(ws, ["UnicornGirl eating a sandwich"], num_images=4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import TrainConfig, build_train_config
+from .data.prepare import PrepareReport, prepare_images
+from .errors import CharforgeError
+from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
+from .models.loading import load_base_model
+from .train import checkpoint as ckpt
+from .train.loop import RunResult
+from .train.loop import train as _train
+from .workspace import Workspace
+
+__all__ = ["init", "open_workspace", "prepare", "train", "resume", "generate", "GenerationResult", "TrainConfig"]
+
+
+def init(path: str | Path, *, token: str, class_word: str, notes: str = "") -> Workspace:
+    """Create a character workspace."""
+    return Workspace.create(path, token=token, class_word=class_word, notes=notes)
+
+
+def open_workspace(path: str | Path | Workspace) -> Workspace:
+    return path if isinstance(path, Workspace) else Workspace.open(path)
+
+
+def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], *, resolution: int = 1024,
+            strict: bool = False) -> PrepareReport:
+    """Validate and normalise images into the workspace (bad files are reported and skipped)."""
+    return prepare_images(open_workspace(workspace), inputs, resolution=resolution, strict=strict)
+
+
+def train(workspace: str | Path | Workspace, *, config: TrainConfig | None = None, config_file: str | Path | None = None,
+          preset: str | None = None, run: str | None = None, overwrite: bool = False, show_progress: bool = True,
+          **options: Any) -> RunResult:
+    """Train a new run; ``options`` are :class:`TrainConfig` fields (they override file and preset)."""
+    config = config or build_train_config(config_file=config_file, preset=preset, overrides=options)
+    return _train(open_workspace(workspace), config, run_name=run, overwrite=overwrite, show_progress=show_progress)
+
+
+def resume(workspace: str | Path | Workspace, *, run: str = "latest", max_train_steps: int | None = None,
+           show_progress: bool = True) -> RunResult:
+    """Continue a run from its newest checkpoint with its stored config (optionally for longer)."""
+    ws = open_workspace(workspace)
+    run_dir = ws.run_dir(run)
+    values = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    if max_train_steps is not None:
+        values["max_train_steps"] = max_train_steps
+    config = build_train_config(overrides=values)
+    return _train(ws, config, run_name=run_dir.name, resume=True, show_progress=show_progress)
+
+
+@dataclass
+class GenerationResult:
+    images: list[Path]
+    folder: Path
+
+    @property
+    def contact_sheet(self) -> Path:
+        return self.folder / "contact-sheet.png"
+
+
+def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> tuple[str, list[LoraSpec], TrainConfig]:
+    """The base model and LoRA (or full model) a run produced, at its final state or a checkpoint."""
+    run_dir = ws.run_dir(run)
+    config = build_train_config(config_file=run_dir / "config.yaml")
+    if checkpoint is not None:
+        found = dict(ckpt.list_checkpoints(run_dir))
+        if checkpoint not in found:
+            raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {checkpoint} (has: {sorted(found) or 'none'})")
+        weights = found[checkpoint]
+    else:
+        weights = run_dir / "final"
+        if not weights.is_dir():
+            raise CharforgeError(f"run {run_dir.name} has no final result yet; pick --checkpoint STEP or finish it with --resume")
+    if config.method == "dreambooth":
+        if checkpoint is not None:
+            raise CharforgeError("dreambooth checkpoints hold only the UNet; generate from the final model")
+        return str(weights), [], config
+    return config.base, [LoraSpec(weights)], config
+
+
+def generate(workspace: str | Path | Workspace | None, prompts: list[str], *, base: str | None = None, run: str = "latest",
+             checkpoint: int | None = None, loras: list[LoraSpec] | None = None, use_run: bool = True,
+             out_dir: str | Path | None = None, allow_unsafe_pickle: bool = False, base_config: str | None = None,
+             **options: Any) -> GenerationResult:
+    """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False."""
+    if not prompts:
+        raise CharforgeError("no prompt given")
+    ws = open_workspace(workspace) if workspace is not None else None
+    all_loras = list(loras or [])
+    if ws is not None and use_run and ws.run_names():
+        run_base, run_loras, config = resolve_run_model(ws, run, checkpoint)
+        base = base or run_base
+        all_loras = run_loras + all_loras
+        base_config = base_config or config.base_config
+        allow_unsafe_pickle = allow_unsafe_pickle or config.allow_unsafe_pickle
+    if base is None:
+        raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
+    model = load_base_model(base, allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
+    apply_loras(model, all_loras)
+    if out_dir is None:
+        out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return GenerationResult(generate_images(model, prompts, folder, loras=all_loras, **options), folder)

@@ -1,0 +1,229 @@
+"""The ``charforge`` command: a thin layer over :mod:`charforge.api`.
+
+Every error a user can fix is one line on stderr and exit code 2; Ctrl-C during training saves a
+checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # before transformers is imported anywhere
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+import typer  # noqa: E402
+
+from .config import PRESETS, TrainConfig  # noqa: E402
+from .errors import CharforgeError, TrainingInterrupted  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Teach an original character to a diffusion model, generate it, and make comics.")
+
+WorkspaceArg = Annotated[Path, typer.Argument(help="The character workspace folder.")]
+
+
+def _echo_done(label: str, path: Path | str) -> None:
+    typer.echo(f"{label}: {path}")
+
+
+# -- init / prepare -------------------------------------------------------------------------------
+@app.command()
+def init(
+    workspace: WorkspaceArg,
+    token: Annotated[str, typer.Option(help="Unique identifier for the character, one word (e.g. UnicornGirl, sks).")],
+    class_word: Annotated[str, typer.Option(help="What the character is (girl, dog, robot); used for class prompts.")],
+    notes: Annotated[str, typer.Option(help="Free-form notes kept in character.yaml.")] = "",
+) -> None:
+    """Create a character workspace."""
+    from . import api
+
+    ws = api.init(workspace, token=token, class_word=class_word, notes=notes)
+    _echo_done("workspace", ws.root)
+
+
+@app.command()
+def prepare(
+    workspace: WorkspaceArg,
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
+    resolution: Annotated[int, typer.Option(help="Longest side kept (never upscaled); training resizes later.")] = 1024,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad file instead of skipping it.")] = False,
+) -> None:
+    """Copy images in: validate, EXIF-rotate, flatten transparency onto white, RGB, square crop."""
+    from . import api
+
+    report = api.prepare(workspace, images, resolution=resolution, strict=strict)
+    for problem in report.skipped:
+        typer.echo(f"warning: skipped {problem.path}: {problem.reason}", err=True)
+    _echo_done(f"{len(report.written)} image(s) prepared in", Path(workspace) / "images")
+
+
+# -- train ------------------------------------------------------------------------------------------
+def _option_type(annotation: Any) -> Any:
+    """Typer cannot take Literal / X | None; give it the plain type, pydantic validates the value."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is typing.Literal:
+        return str
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        return _option_type(args[0])
+    if origin is list:
+        return list[args[0]]
+    return annotation
+
+
+def _config_options(func):
+    """Add one ``--flag`` per TrainConfig field (default None = "not given") to ``func``'s signature."""
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.name != "options"]
+    for name, field in TrainConfig.model_fields.items():
+        if name == "base":
+            continue
+        kind = _option_type(field.annotation)
+        help_text = (field.description or "").replace("{", "{{").replace("}", "}}")
+        default = field.get_default(call_default_factory=True)
+        if default is not None and kind is not bool:
+            help_text += f" [default: {default}]"
+        flag = "--" + name.replace("_", "-")
+        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
+        option = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel="Training options")
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))  # noqa: UP045
+    func.__signature__ = sig.replace(parameters=params)
+    func.config_fields = [n for n in TrainConfig.model_fields if n != "base"]
+    return func
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_config_options
+def train(
+    workspace: WorkspaceArg,
+    base: Annotated[Optional[str], typer.Option(help="Base model: hub id, diffusers folder or single-file .safetensors.")] = None,  # noqa: UP045
+    config: Annotated[Optional[Path], typer.Option(help="YAML file whose keys equal these flags.")] = None,  # noqa: UP045
+    preset: Annotated[Optional[str], typer.Option(help=f"Named settings: {', '.join(PRESETS)} (lr 1e-4, 1800 steps, 1024 px).")] = None,  # noqa: UP045
+    run: Annotated[Optional[str], typer.Option(help="Run name (default run-NNN); with --resume, the run to continue (default latest).")] = None,  # noqa: UP045
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue a run from its newest checkpoint.")] = False,
+    **options: Any,
+) -> None:
+    """Teach the character to a base model (DreamBooth-LoRA by default)."""
+    from . import api
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if resume:
+        extra = sorted(set(given) - {"max_train_steps"})
+        if extra:
+            raise CharforgeError(f"--resume continues with the run's stored config; only --max-train-steps may change (got {', '.join(extra)})")
+        result = api.resume(workspace, run=run or "latest", max_train_steps=given.get("max_train_steps"))
+    else:
+        if base:
+            given["base"] = base
+        from .config import build_train_config
+
+        cfg = build_train_config(config_file=config, preset=preset, overrides=given)
+        result = api.train(workspace, config=cfg, run=run, overwrite=overwrite)
+    if result.losses:
+        typer.echo(f"loss: first {result.losses[0]:.4f}, last {result.losses[-1]:.4f} over {len(result.losses)} step(s)")
+    _echo_done("run", result.run_dir)
+    _echo_done("final weights", result.final_dir)
+
+
+# -- generate ---------------------------------------------------------------------------------------
+@app.command()
+def generate(
+    workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,  # noqa: UP045
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts.")] = None,  # noqa: UP045
+    prompts: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,  # noqa: UP045
+    n: Annotated[int, typer.Option("-n", "--num-images", help="Images per prompt.")] = 1,
+    seed: Annotated[int, typer.Option(help="First seed; image k uses seed + k.")] = 0,
+    seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,  # noqa: UP045
+    steps: Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    negative: Annotated[str, typer.Option("--negative", help="Negative prompt.")] = "",
+    width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,  # noqa: UP045
+    height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,  # noqa: UP045
+    sampler: Annotated[str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")] = "dpm++2m",
+    run: Annotated[str, typer.Option(help="Which run of the workspace.")] = "latest",
+    checkpoint: Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")] = None,  # noqa: UP045
+    lora: Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")] = None,  # noqa: UP045
+    no_run: Annotated[bool, typer.Option("--no-run", help="Ignore the workspace's runs (base model + --lora only).")] = False,
+    base: Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")] = None,  # noqa: UP045
+    base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,  # noqa: UP045
+    allow_unsafe_pickle: Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")] = None,  # noqa: UP045
+) -> None:
+    """Generate images of the character; every PNG carries its parameters (A1111 style)."""
+    from . import api
+    from .generate.text2image import LoraSpec, read_prompts_file
+
+    all_prompts = list(prompt or []) + (read_prompts_file(prompts) if prompts else [])
+    if workspace is not None and not (workspace / "character.yaml").exists() and not workspace.is_dir():
+        all_prompts.insert(0, str(workspace))  # `charforge generate --base M "prompt"`: no workspace given
+        workspace = None
+    seed_list = None
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError as exc:
+            raise CharforgeError(f"--seeds {seeds!r}: expected comma-separated integers") from exc
+    result = api.generate(
+        workspace, all_prompts, base=base, run=run, checkpoint=checkpoint, loras=[LoraSpec.parse(x) for x in lora or []],
+        use_run=not no_run, out_dir=out, allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config,
+        num_images=n, seed=seed, seeds=seed_list, steps=steps, guidance=guidance, negative_prompt=negative,
+        width=width, height=height, sampler=sampler,
+    )
+    _echo_done(f"{len(result.images)} image(s) in", result.folder)
+    _echo_done("contact sheet", result.contact_sheet)
+
+
+# -- demo -----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where to put the demo workspace.")] = Path("charforge-demo"),
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier demo in FOLDER.")] = False,
+) -> None:
+    """The whole path on the embedded default: a TINY MODEL BUILT ON THE SPOT (random weights, no download)."""
+    from .demo import run_demo
+
+    typer.echo("embedded default: a tiny SD1.x-architecture model built on the spot with random weights;")
+    typer.echo("it runs every real code path, but its pictures are noise (the mini world's model will replace it).")
+    result = run_demo(folder, steps=steps, overwrite=overwrite)
+    typer.echo(f"loss: {result.first_loss:.4f} (first steps) -> {result.last_loss:.4f} (last steps)")
+    _echo_done("workspace", result.workspace)
+    _echo_done("run (LoRA in final/, loss.png, samples/)", result.run_dir)
+    _echo_done("contact sheet", result.contact_sheet)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except CharforgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except TrainingInterrupted as exc:
+        typer.echo(f"{exc}; continue with `charforge train WORKSPACE --resume`", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

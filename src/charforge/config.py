@@ -1,0 +1,135 @@
+"""Validated configs. Unknown keys are errors: a misspelt option must never silently fall back.
+
+YAML files passed with ``--config`` use the same keys as the CLI flags (with ``_`` or ``-``).
+Each run stores its resolved :class:`TrainConfig` as ``config.yaml`` so any result can be reproduced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import CharforgeError
+
+Method = Literal["dreambooth-lora", "lora", "dreambooth"]
+Precision = Literal["auto", "no", "fp16", "bf16"]
+LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
+
+# Presets are complete, named settings that a flag selects; explicit flags still override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The thesis' best DreamBooth+LoRA setting on SDXL: lr 1e-4, ~1800 steps, 1024 px.
+    "thesis-sdxl": {"method": "dreambooth-lora", "learning_rate": 1e-4, "max_train_steps": 1800, "resolution": 1024,
+                    "checkpointing_steps": 100, "validation_inference_steps": 50},
+}
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run depends on."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    base: str = Field(description="Base model: hub id, local diffusers folder, or single-file .safetensors.")
+    base_config: str | None = Field(None, description="Diffusers folder/hub id with the configs for a single-file base (needed offline).")
+    method: Method = Field("dreambooth-lora", description="dreambooth-lora (default), lora (per-image captions), or dreambooth (full UNet).")
+    instance_prompt: str = Field("a picture of {token} {class_word}", description="Prompt for every training image; {token} and {class_word} are filled in.")
+    resolution: int | None = Field(None, description="Training resolution in pixels; default: the family's native size.")
+    train_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    text_encoder_lr: float | None = Field(None, gt=0, description="Learning rate of text-encoder LoRA; default: learning_rate.")
+    lr_scheduler: LrScheduler = "constant"
+    lr_warmup_steps: int = Field(0, ge=0)
+    max_train_steps: int = Field(500, ge=1)
+    rank: int = Field(4, ge=1, description="LoRA rank.")
+    lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; default: the rank (scale 1).")
+    train_text_encoder: bool = Field(False, description="Also train LoRA on the text encoder(s).")
+    seed: int = 0
+    mixed_precision: Precision = Field("auto", description="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
+    gradient_checkpointing: bool = False
+    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is the paper's choice).")
+    noise_offset: float = Field(0.0, ge=0)
+    use_8bit_adam: bool = Field(False, description="bitsandbytes AdamW8bit (CUDA only).")
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = Field(1.0, gt=0)
+    cache_latents: bool = Field(True, description="Encode training images with the VAE once, not every step.")
+    cache_text_embeddings: bool = Field(True, description="Encode prompts once when the text encoder is frozen.")
+    checkpointing_steps: int = Field(100, ge=1)
+    checkpoints_total_limit: int | None = Field(None, ge=1, description="Keep only the newest N checkpoints.")
+    validation_steps: int = Field(100, ge=0, description="Sample validation images every N steps (0: never).")
+    validation_prompts: list[str] = Field(default_factory=lambda: ["a picture of {token} {class_word}"])
+    validation_seeds: list[int] = Field(default_factory=lambda: [0, 1])
+    validation_inference_steps: int = Field(25, ge=1)
+    prior_preservation: bool = False
+    class_prompt: str | None = Field(None, description="Prompt for class images; default 'a picture of a {class_word}'.")
+    num_class_images: int = Field(100, ge=1)
+    prior_loss_weight: float = Field(1.0, ge=0)
+    class_inference_steps: int = Field(25, ge=1)
+    save_kohya: bool = Field(True, description="Also write a kohya-format LoRA for A1111/ComfyUI.")
+    allow_unsafe_pickle: bool = Field(False, description="Allow loading .ckpt/.bin/.pt pickles (can run code).")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.method == "dreambooth" and self.train_text_encoder:
+            raise ValueError("train_text_encoder is for LoRA methods; dreambooth fine-tunes the UNet only")
+        if self.resolution is not None and self.resolution < 64:
+            raise ValueError(f"resolution {self.resolution} is too small; use at least 64")
+        return self
+
+    def prompt(self, template: str, token: str, class_word: str) -> str:
+        return template.format(token=token, class_word=class_word)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.lora_alpha if self.lora_alpha is not None else self.rank)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CharforgeError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CharforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise CharforgeError(f"{path}: expected a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_train_config(
+    *, config_file: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Preset, then the YAML file, then explicit flags (``None`` means "not given")."""
+    values: dict[str, Any] = {}
+    if preset:
+        if preset not in PRESETS:
+            raise CharforgeError(f"--preset {preset!r} is unknown; choose from: {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    source = "options"
+    if config_file:
+        values.update(read_yaml(config_file))
+        source = str(config_file)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return validate_config(TrainConfig, values, source)
+
+
+def validate_config(model: type[BaseModel], values: dict[str, Any], source: str):
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(sorted(model.model_fields))
+            raise CharforgeError(f"{source}: unknown option {where!r} (known: {known})") from exc
+        raise CharforgeError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from exc
+
+
+def dump_config(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Loading, validating and normalising a character's images."""

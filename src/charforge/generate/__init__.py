@@ -1,0 +1,1 @@
+"""Generation: text-to-image with LoRAs, schedulers, PNG metadata, contact sheets."""

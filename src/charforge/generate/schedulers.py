@@ -1,0 +1,33 @@
+"""Sampler names users know (A1111's), mapped to diffusers schedulers and their options."""
+
+from __future__ import annotations
+
+from ..errors import CharforgeError
+
+# name -> (A1111 label, diffusers class name, extra config)
+SAMPLERS: dict[str, tuple[str, str, dict]] = {
+    "dpm++2m": ("DPM++ 2M", "DPMSolverMultistepScheduler", {}),
+    "dpm++2m-karras": ("DPM++ 2M Karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "euler": ("Euler", "EulerDiscreteScheduler", {}),
+    "euler-a": ("Euler a", "EulerAncestralDiscreteScheduler", {}),
+    "ddim": ("DDIM", "DDIMScheduler", {}),
+    "pndm": ("PLMS", "PNDMScheduler", {}),
+    "unipc": ("UniPC", "UniPCMultistepScheduler", {}),
+    "heun": ("Heun", "HeunDiscreteScheduler", {}),
+    "dpm2": ("DPM2", "KDPM2DiscreteScheduler", {}),
+}
+DEFAULT_SAMPLER = "dpm++2m"
+
+
+def make_scheduler(name: str, base_config):
+    """A fresh scheduler ``name`` built from the base model's scheduler config (betas, prediction type)."""
+    import diffusers
+
+    if name not in SAMPLERS:
+        raise CharforgeError(f"--sampler {name!r} is unknown; choose from: {', '.join(SAMPLERS)}")
+    _label, class_name, extra = SAMPLERS[name]
+    return getattr(diffusers, class_name).from_config(base_config, **extra)
+
+
+def sampler_label(name: str) -> str:
+    return SAMPLERS[name][0]

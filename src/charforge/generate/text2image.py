@@ -1,0 +1,128 @@
+"""Text-to-image with one or several LoRAs, a chosen sampler, and parameters embedded in every PNG."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import atomic
+from ..errors import CharforgeError
+from ..models.loading import BaseModel
+from .metadata import GenerationParams, save_png
+from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
+from .sheet import contact_sheet
+
+THESIS_STEPS = 50
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: Path
+    weight: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.path.parent.parent.name if self.path.name == "final" else self.path.stem
+
+    @classmethod
+    def parse(cls, text: str) -> LoraSpec:
+        """``PATH`` or ``PATH:WEIGHT`` (the weight after the last colon)."""
+        path, weight = text, 1.0
+        if ":" in text:
+            head, tail = text.rsplit(":", 1)
+            try:
+                path, weight = head, float(tail)
+            except ValueError:
+                path = text
+        spec = cls(Path(path), weight)
+        if not spec.path.exists():
+            raise CharforgeError(f"--lora {spec.path}: no such file or folder")
+        if spec.path.is_file() and spec.path.suffix != ".safetensors":
+            raise CharforgeError(f"--lora {spec.path}: only .safetensors LoRA files are loaded")
+        return spec
+
+
+def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> None:
+    """Load every LoRA as its own adapter and mix them with their weights."""
+    if not loras:
+        return
+    names = []
+    for i, spec in enumerate(loras):
+        name = f"lora{i}"
+        try:
+            base.pipe.load_lora_weights(str(spec.path), adapter_name=name)
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
+            raise CharforgeError(f"--lora {spec.path}: cannot be loaded into this {base.family.label} model ({str(exc).splitlines()[0][:200]})") from exc
+        names.append(name)
+    base.pipe.set_adapters(names, adapter_weights=[s.weight for s in loras])
+
+
+def read_prompts_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise CharforgeError(f"--prompts {path}: file not found")
+    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise CharforgeError(f"--prompts {path}: no prompts in it (one per line; # starts a comment)")
+    return prompts
+
+
+def new_output_dir(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, n = root / stamp, 2
+    while folder.exists():
+        folder, n = root / f"{stamp}-{n}", n + 1
+    folder.mkdir(parents=True)
+    return folder
+
+
+def generate_images(
+    base: BaseModel,
+    prompts: list[str],
+    out_dir: Path,
+    *,
+    loras: list[LoraSpec] = (),
+    negative_prompt: str = "",
+    num_images: int = 1,
+    seed: int = 0,
+    seeds: list[int] | None = None,
+    steps: int = THESIS_STEPS,
+    guidance: float = 7.5,
+    width: int | None = None,
+    height: int | None = None,
+    sampler: str = DEFAULT_SAMPLER,
+    show_progress: bool = True,
+) -> list[Path]:
+    """Generate ``num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
+
+    A ``contact-sheet.png`` of the batch is written beside the images.
+    """
+    pipe = base.pipe
+    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    native = int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+    width, height = width or native, height or native
+    multiple = pipe.vae_scale_factor
+    if width % multiple or height % multiple:
+        raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
+    seed_list = seeds or [seed + k for k in range(num_images)]
+    jobs = [(p, s) for p in prompts for s in seed_list]
+    paths, images, labels = [], [], []
+    for i, (prompt, s) in enumerate(tqdm(jobs, desc="generate", unit="img", disable=not show_progress)):
+        with torch.no_grad():
+            image = pipe(prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps, guidance_scale=guidance,
+                         width=width, height=height, generator=torch.Generator().manual_seed(s)).images[0]
+        params = GenerationParams(prompt=prompt, negative_prompt=negative_prompt, steps=steps, sampler=sampler_label(sampler),
+                                  cfg_scale=guidance, seed=s, width=width, height=height, model=base.name,
+                                  loras=[(spec.name, spec.weight) for spec in loras])
+        paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
+        images.append(image)
+        labels.append(f"{s}: {prompt}")
+    sheet = contact_sheet(images, labels, columns=len(seed_list))
+    with atomic.atomic_path(out_dir / "contact-sheet.png") as tmp:
+        sheet.save(tmp, format="PNG")
+    return paths

@@ -1,0 +1,1 @@
+"""Base models: loading from any source, family detection, LoRA injection and formats."""

@@ -1,0 +1,156 @@
+"""Load a base model from a hub id, a local diffusers folder or a single-file checkpoint.
+
+The family is detected, never asked for. Pickle-based files (``.ckpt``, ``.bin``, ``.pt``) can run
+arbitrary code when loaded, so they are refused unless the user passes ``allow_unsafe_pickle``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CharforgeError
+from .family import ModelFamily, detect_family, detect_single_file_family
+
+PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class BaseModel:
+    """A loaded pipeline and what we know about it."""
+
+    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
+    family: ModelFamily
+    source: str  # as the user gave it; stored in configs and PNG metadata
+
+    @property
+    def name(self) -> str:
+        return Path(self.source.rstrip("/")).stem if Path(self.source).exists() else self.source
+
+
+def pipeline_class(family: ModelFamily):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline if family is ModelFamily.SDXL else StableDiffusionPipeline
+
+
+def _sd_kwargs(family: ModelFamily) -> dict[str, Any]:
+    # SD1/SD2 pipelines would otherwise insist on a safety checker we cannot download.
+    return {} if family is ModelFamily.SDXL else {"safety_checker": None, "requires_safety_checker": False}
+
+
+def _folder_family(folder: Path) -> ModelFamily:
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    unet_config_path = folder / "unet" / "config.json"
+    if not unet_config_path.is_file():
+        raise CharforgeError(f"{folder}: diffusers folder has no unet/config.json")
+    unet_config = json.loads(unet_config_path.read_text(encoding="utf-8"))
+    return detect_family(unet_config, has_second_text_encoder="text_encoder_2" in index)
+
+
+def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return set(f.keys())
+        except Exception as exc:  # safetensors raises its own error types for bad headers
+            raise CharforgeError(f"{path}: not a valid .safetensors file ({exc})") from exc
+    state = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
+    return set(state.get("state_dict", state).keys())
+
+
+def load_base_model(
+    source: str,
+    *,
+    allow_unsafe_pickle: bool = False,
+    base_config: str | None = None,
+    torch_dtype: torch.dtype = torch.float32,
+) -> BaseModel:
+    """Load ``source`` (hub id, diffusers folder, or single file) and detect its family."""
+    _quiet_loading()
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise CharforgeError(f"{path}: not a diffusers model folder (no model_index.json)")
+        family = _folder_family(path)
+        try:
+            pipe = pipeline_class(family).from_pretrained(
+                path, dtype=torch_dtype, use_safetensors=not allow_unsafe_pickle, **_sd_kwargs(family)
+            )
+        except (OSError, ValueError, EnvironmentError) as exc:
+            hint = " (it may hold only pickle .bin weights: add --allow-unsafe-pickle if you trust it)" if not allow_unsafe_pickle else ""
+            raise CharforgeError(f"{path}: could not load diffusers folder: {_first_line(exc)}{hint}") from exc
+        return BaseModel(pipe, family, str(source))
+    if path.is_file():
+        return _load_single_file(path, source, allow_unsafe_pickle, base_config, torch_dtype)
+    if path.suffix in PICKLE_SUFFIXES | {".safetensors"} or source.startswith((".", "/", "~")) or path.parent.exists() and "/" not in source:
+        raise CharforgeError(f"{source}: no such file or folder")
+    if not _HUB_ID.match(source):
+        raise CharforgeError(f"{source!r} is neither an existing path nor a hub id like 'org/model'")
+    return _load_from_hub(source, torch_dtype)
+
+
+def _load_single_file(path: Path, source: str, allow_unsafe_pickle: bool, base_config: str | None, dtype) -> BaseModel:
+    if path.suffix in PICKLE_SUFFIXES and not allow_unsafe_pickle:
+        raise CharforgeError(
+            f"{path}: {path.suffix} files are Python pickles that can run code when loaded; "
+            "use a .safetensors file, or pass --allow-unsafe-pickle if you trust its source"
+        )
+    if path.suffix not in PICKLE_SUFFIXES | {".safetensors"}:
+        raise CharforgeError(f"{path}: unsupported model file type {path.suffix!r}; expected .safetensors")
+    try:
+        family = detect_single_file_family(_single_file_keys(path, allow_unsafe_pickle))
+    except ValueError as exc:
+        raise CharforgeError(f"{path}: not a Stable Diffusion checkpoint ({exc})") from exc
+    kwargs: dict[str, Any] = dict(dtype=dtype, **_sd_kwargs(family))
+    if base_config:
+        kwargs["config"] = base_config
+    try:
+        pipe = pipeline_class(family).from_single_file(str(path), **kwargs)
+    except Exception as exc:  # diffusers raises many types here (network, config, shape)
+        raise CharforgeError(
+            f"{path}: could not load {family.label} single-file checkpoint: {_first_line(exc)}. "
+            "Offline, pass --base-config with a local diffusers folder of the same architecture"
+        ) from exc
+    return BaseModel(pipe, family, str(source))
+
+
+def _load_from_hub(repo_id: str, dtype) -> BaseModel:
+    from diffusers import DiffusionPipeline
+    from huggingface_hub import hf_hub_download
+
+    try:
+        index_path = hf_hub_download(repo_id, "model_index.json")
+        unet_config_path = hf_hub_download(repo_id, "unet/config.json")
+    except Exception as exc:  # offline, unknown repo, gated repo: all end here
+        raise CharforgeError(
+            f"could not load {repo_id!r} from the Hugging Face hub ({_first_line(exc)}); "
+            "check the id and your connection, or pass a local diffusers folder or .safetensors file"
+        ) from exc
+    index = json.loads(Path(index_path).read_text(encoding="utf-8"))
+    family = detect_family(json.loads(Path(unet_config_path).read_text(encoding="utf-8")),
+                           has_second_text_encoder="text_encoder_2" in index)
+    pipe = DiffusionPipeline.from_pretrained(repo_id, dtype=dtype, use_safetensors=True, **_sd_kwargs(family))
+    return BaseModel(pipe, family, repo_id)
+
+
+def _quiet_loading() -> None:
+    """Per-component loading bars would break our one progress bar; hub download bars stay."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,98 @@
+"""LoRA: inject into a UNet / text encoders with peft, save in diffusers and kohya formats, load back.
+
+Saved files follow the ecosystem: ``pytorch_lora_weights.safetensors`` that
+``DiffusionPipeline.load_lora_weights`` loads as is, and a kohya-style copy
+(``lora_unet_..._lora_down.weight`` + ``.alpha``) that A1111 and ComfyUI load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .family import ModelFamily
+
+UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
+_KOHYA_BASE_VERSION = {ModelFamily.SD1: "sd_v1", ModelFamily.SD2: "sd_v2", ModelFamily.SDXL: "sdxl_base_v1-0"}
+
+
+def lora_config(rank: int, alpha: float, targets: list[str], dropout: float = 0.0):
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, init_lora_weights="gaussian", target_modules=targets)
+
+
+def add_lora(module: torch.nn.Module, rank: int, alpha: float, targets: list[str], dropout: float = 0.0) -> None:
+    """Attach a trainable adapter named ``default``; only its weights require grad afterwards."""
+    module.requires_grad_(False)
+    module.add_adapter(lora_config(rank, alpha, targets, dropout))
+
+
+def peft_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from peft.utils import get_peft_model_state_dict
+
+    return {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+
+
+def save_lora(
+    folder: Path,
+    family: ModelFamily,
+    modules: dict[str, torch.nn.Module],
+    *,
+    rank: int,
+    alpha: float,
+    kohya_name: str | None = None,
+) -> Path:
+    """Write ``modules`` (``unet``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
+
+    Returns the diffusers-format file; with ``kohya_name`` a kohya copy is written beside it.
+    """
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    from .loading import pipeline_class
+
+    layers = {name: convert_state_dict_to_diffusers(peft_state_dict(m)) for name, m in modules.items()}
+    kwargs = {f"{name}_lora_layers": sd for name, sd in layers.items()}
+    metadata = {}
+    for name in modules:
+        targets = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
+        metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, targets).to_dict()
+    pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
+    if kohya_name:
+        save_kohya(folder / f"{kohya_name}.safetensors", family, modules, rank=rank, alpha=alpha)
+    return folder / DIFFUSERS_LORA_FILE
+
+
+def save_kohya(path: Path, family: ModelFamily, modules: dict[str, torch.nn.Module], *, rank: int, alpha: float) -> None:
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import save_file
+
+    prefixed = {f"{name}.{k}": v for name, m in modules.items() for k, v in peft_state_dict(m).items()}
+    kohya = convert_state_dict_to_kohya(prefixed)
+    # diffusers writes alpha = rank; the real alpha is what sets the scale (alpha / rank).
+    kohya = {k: (torch.tensor(float(alpha)) if k.endswith(".alpha") else v) for k, v in kohya.items()}
+    metadata = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(alpha),
+                "ss_base_model_version": _KOHYA_BASE_VERSION[family], "modelspec.architecture": family.label}
+    save_file(kohya, str(path), metadata=metadata)
+
+
+def load_lora_into(folder_or_file: Path, modules: dict[str, torch.nn.Module], family: ModelFamily) -> None:
+    """Load a diffusers-format LoRA into modules that already carry a ``default`` adapter (resume)."""
+    from diffusers.training_utils import _set_state_dict_into_text_encoder
+    from diffusers.utils import convert_unet_state_dict_to_peft
+    from peft.utils import set_peft_model_state_dict
+
+    from .loading import pipeline_class
+
+    state, _alphas = pipeline_class(family).lora_state_dict(str(folder_or_file))
+    for name, module in modules.items():
+        if name == "unet":
+            unet_sd = convert_unet_state_dict_to_peft({k[5:]: v for k, v in state.items() if k.startswith("unet.")})
+            result = set_peft_model_state_dict(module, unet_sd, adapter_name="default")
+            if result is not None and getattr(result, "unexpected_keys", None):
+                raise ValueError(f"unexpected LoRA keys in {folder_or_file}: {result.unexpected_keys[:3]}")
+        else:
+            _set_state_dict_into_text_encoder(state, prefix=f"{name}.", text_encoder=module)

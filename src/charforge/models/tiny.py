@@ -1,0 +1,118 @@
+"""Tiny Stable Diffusion models built from configs: the same diffusers/transformers classes as SD1.x
+and SDXL, random weights, a few hundred KB.
+
+They let the quick start and the tests run the real code paths with no download. Their images are
+noise: they prove that code runs and that training changes weights, not that it draws well (the
+mini world's pretrained model is for that).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .family import ModelFamily
+
+# A byte-level vocabulary without merges: every word is spelled out in characters. Enough for a tiny
+# model, and rare identifiers such as ``sks`` get tokens like in real CLIP.
+_SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
+
+
+def _bytes_to_unicode() -> list[str]:
+    """CLIP's byte-to-unicode table (the same mapping GPT-2 uses), in order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_tiny_tokenizer(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = _bytes_to_unicode()
+    tokens = chars + [c + "</w>" for c in chars] + _SPECIAL
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": _SPECIAL[0], "eos_token": _SPECIAL[1], "unk_token": _SPECIAL[1], "pad_token": _SPECIAL[1]}),
+        encoding="utf-8",
+    )
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "pad_token": _SPECIAL[1],
+                    "bos_token": _SPECIAL[0], "eos_token": _SPECIAL[1], "unk_token": _SPECIAL[1]}),
+        encoding="utf-8",
+    )
+
+
+def _text_config(projection_dim: int = 32):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=32, intermediate_size=37,
+        layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=2, vocab_size=514,
+        hidden_act="gelu", projection_dim=projection_dim, max_position_embeddings=77,
+    )
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), sample_size=64,
+    )
+
+
+def _scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
+    """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tiny_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    common = dict(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    )
+    if family is ModelFamily.SDXL:
+        unet = UNet2DConditionModel(
+            **common, attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+            projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+        )
+        return StableDiffusionXLPipeline(
+            vae=_vae(), text_encoder=CLIPTextModel(_text_config()), text_encoder_2=CLIPTextModelWithProjection(_text_config()),
+            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=_scheduler(),
+        )
+    unet = UNet2DConditionModel(
+        **common, cross_attention_dim=32, attention_head_dim=8 if family is ModelFamily.SD1 else (2, 4),
+        use_linear_projection=family is ModelFamily.SD2,
+    )
+    return StableDiffusionPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(_text_config()), tokenizer=tokenizer, unet=unet,
+        scheduler=_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def save_tiny_model(folder: str | Path, family: ModelFamily = ModelFamily.SD1, seed: int = 0) -> Path:
+    folder = Path(folder)
+    build_tiny_pipeline(family, seed).save_pretrained(folder, safe_serialization=True)
+    return folder

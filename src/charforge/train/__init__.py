@@ -1,0 +1,1 @@
+"""One training loop for every method; checkpoints, resume, prior preservation, logging."""

@@ -1,0 +1,422 @@
+"""The one training loop. Methods plug in through :mod:`charforge.train.methods`; model families
+through :mod:`charforge.models.adapters`.
+
+Every random draw of a step (which images, which timesteps, which noise) comes from a generator
+seeded by (seed, micro-step, process), so a resumed run repeats exactly what an uninterrupted run
+would have done, with no RNG state to save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import atomic
+from ..config import TrainConfig, dump_config
+from ..errors import CharforgeError, TrainingInterrupted
+from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
+from ..models.loading import BaseModel, load_base_model
+from ..workspace import Workspace
+from . import checkpoint as ckpt
+from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels
+from .methods import Trainable, setup_trainable
+from .metrics import LossLog
+from .prior import ensure_class_images
+from .validation import validation_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    final_dir: Path
+    steps: int
+    losses: list[float]
+
+
+# -- 1. settings ----------------------------------------------------------------------------------
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str) -> str:
+    """``auto``: fp16 on CUDA (bf16 where supported), bf16 on CPUs with native bf16, else fp32."""
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_native_bf16() else "no"
+    if requested == "fp16" and not cuda:
+        raise CharforgeError("--mixed-precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
+    return requested
+
+
+def check_resolution(resolution: int, pipe, family_label: str) -> None:
+    multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1)
+    if resolution % multiple:
+        lower = max(multiple, resolution // multiple * multiple)
+        raise CharforgeError(
+            f"--resolution {resolution} is not a multiple of {multiple}, which this {family_label} model needs; "
+            f"try {lower} or {lower + multiple}"
+        )
+
+
+def native_resolution(pipe) -> int:
+    return int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+
+
+# -- 2. the run folder ----------------------------------------------------------------------------
+def prepare_run_dir(workspace: Workspace, name: str | None, *, overwrite: bool, resume: bool, is_main: bool) -> Path:
+    if resume:
+        run_dir = workspace.run_dir(name or "latest")
+        if not ckpt.list_checkpoints(run_dir):
+            raise CharforgeError(f"{run_dir}: no checkpoint to resume from; start it again with --overwrite")
+        return run_dir
+    name = name or workspace.next_run_name()
+    if "/" in name or name in ("", ".", "..", "latest"):
+        raise CharforgeError(f"--run {name!r} is not a valid run name")
+    run_dir = workspace.runs_dir / name
+    if run_dir.exists():
+        if not overwrite:
+            raise CharforgeError(f"run {name!r} already exists in {workspace.runs_dir}; pass --overwrite to replace it or --resume to continue it")
+        if is_main:
+            shutil.rmtree(run_dir)
+    return run_dir
+
+
+# -- 3. per-step randomness -----------------------------------------------------------------------
+def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + micro_step * 64 + rank) % (2**63))
+
+
+def batch_indices(seed: int, micro_step: int, rank: int, world: int, batch: int, n: int) -> torch.Tensor:
+    """Indices of this micro-step's images: epochs are seeded permutations, processes interleave."""
+    out = []
+    for j in range(batch):
+        position = (micro_step * world + rank) * batch + j
+        epoch, offset = divmod(position, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        out.append(int(perm[offset]))
+    return torch.tensor(out)
+
+
+# -- 4. the loop ----------------------------------------------------------------------------------
+class _StopFlag:
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextmanager
+    def installed(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (e.g. the web UI): no handler
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def train(
+    workspace: Workspace,
+    config: TrainConfig,
+    *,
+    run_name: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    show_progress: bool = True,
+    stop_flag: _StopFlag | None = None,
+) -> RunResult:
+    """Train ``config.method`` on the workspace's images; returns where the results are."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    # 1. Check inputs before anything expensive.
+    precision = resolve_precision(config.mixed_precision)
+    if config.use_8bit_adam and not torch.cuda.is_available():
+        raise CharforgeError("--use-8bit-adam needs CUDA and bitsandbytes; drop the flag on CPU")
+    character = workspace.character
+    images = workspace.training_images()
+    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=precision)
+    is_main = accelerator.is_main_process
+    run_dir = prepare_run_dir(workspace, run_name, overwrite=overwrite, resume=resume, is_main=is_main)
+    accelerator.wait_for_everyone()
+    base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
+    resolution = config.resolution or native_resolution(base.pipe)
+    check_resolution(resolution, base.pipe, base.family.label)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(run_dir / "config.yaml", dump_config(config))
+    set_seed(config.seed)
+
+    # 2. Model: what trains, in which precision.
+    pipe = base.pipe
+    adapter = adapter_for(base.family, pipe)
+    trainable = setup_trainable(config, pipe, adapter, base.family)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+    _place_models(pipe, adapter, trainable, accelerator.device, weight_dtype)
+    if config.gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
+        for name in trainable.modules:
+            if name != "unet":
+                trainable.modules[name].gradient_checkpointing_enable()
+
+    # 3. Data: latents and prompt embeddings, cached once.
+    data = _build_data(config, workspace, base, adapter, trainable, images, resolution, is_main and show_progress)
+    accelerator.wait_for_everyone()
+
+    # 4. Optimizer and schedule (scaled by processes: accelerate steps the schedule once per process).
+    optimizer = _make_optimizer(config, trainable)
+    from diffusers.optimization import get_scheduler
+
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler, optimizer=optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=config.max_train_steps * accelerator.num_processes,
+    )
+    names = list(trainable.modules)
+    prepared = accelerator.prepare(*[trainable.modules[n] for n in names], optimizer, lr_scheduler)
+    wrapped = dict(zip(names, prepared[: len(names)], strict=True))
+    optimizer, lr_scheduler = prepared[len(names)], prepared[len(names) + 1]
+
+    start_step = 0
+    if resume:
+        start_step, checkpoint_dir = ckpt.list_checkpoints(run_dir)[-1]
+        trainable.load(checkpoint_dir)
+        ckpt.load_training_state(checkpoint_dir, optimizer, lr_scheduler)
+        log.info("resuming %s from step %d", run_dir.name, start_step)
+    if start_step >= config.max_train_steps:
+        raise CharforgeError(f"{run_dir.name} already reached step {start_step}; raise --max-train-steps to continue it")
+    loss_log = LossLog(run_dir, resume_step=start_step) if is_main else None
+
+    # 5. The loop.
+    stop_flag = stop_flag or _StopFlag()
+    losses: list[float] = []
+    step = start_step
+    started = time.perf_counter()
+    bar = tqdm(total=config.max_train_steps, initial=start_step, desc="train", unit="step",
+               disable=not (is_main and show_progress), dynamic_ncols=True)
+    save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator)
+    for module in wrapped.values():
+        module.train()
+    with stop_flag.installed():
+        while step < config.max_train_steps:
+            step_loss = 0.0
+            for k in range(config.gradient_accumulation_steps):
+                micro = step * config.gradient_accumulation_steps + k
+                with accelerator.accumulate(*wrapped.values()):
+                    loss = _loss(config, data, adapter, wrapped, micro, accelerator, resolution)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        params = [p for n in names for p in trainable.parameters(n)]
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    lr_scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                step_loss += loss.detach().item() / config.gradient_accumulation_steps
+            step += 1
+            losses.append(step_loss)
+            lr = lr_scheduler.get_last_lr()[0]
+            if loss_log:
+                loss_log.add(step, step_loss, lr, time.perf_counter() - started)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            bar.update(1)
+            stop = _any_process(accelerator, stop_flag.requested)
+            if step % config.checkpointing_steps == 0 or step == config.max_train_steps or stop:
+                path = save(step)
+                if loss_log:
+                    loss_log.plot(f"{character.token}: {config.method}, lr {config.learning_rate:g}")
+                if stop:
+                    bar.close()
+                    raise TrainingInterrupted(step, str(path))
+            if is_main and config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps):
+                _validate(pipe, config, character, resolution, run_dir, step, accelerator)
+    bar.close()
+
+    # 6. The result: final weights in the formats other tools load.
+    final_dir = run_dir / "final"
+    if is_main:
+        with atomic.atomic_dir(final_dir, replace=True) as tmp:
+            trainable.save(tmp, kohya_name=character.token if config.save_kohya else None, pipe=pipe)
+        summary = {"base": base.source, "family": base.family.value, "method": config.method, "steps": step,
+                   "resolution": resolution, "token": character.token, "class_word": character.class_word,
+                   "final": "final", "seconds": round(time.perf_counter() - started, 2)}
+        atomic.write_text(run_dir / "run.json", json.dumps(summary, indent=1))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return RunResult(run_dir, final_dir, step, losses)
+
+
+def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, weight_dtype) -> None:
+    """Frozen parts in the compute dtype (less memory and time); trained weights stay fp32."""
+    from diffusers.training_utils import cast_training_params
+
+    pipe.vae.to(device, dtype=torch.float32)  # the VAE only encodes once; fp32 avoids SDXL-VAE overflow
+    for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
+        encoder.to(device, dtype=torch.float32 if name in trainable.modules and not trainable.uses_lora else weight_dtype)
+    unet_dtype = weight_dtype if trainable.uses_lora else torch.float32
+    pipe.unet.to(device, dtype=unet_dtype)
+    if trainable.uses_lora and weight_dtype != torch.float32:
+        cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
+
+
+@dataclass
+class _Data:
+    images: LatentSet | PixelSet
+    prompts: list[str]  # one per image
+    class_images: LatentSet | None
+    class_prompt: str | None
+    embeddings: dict[str, PromptEmbeds] | None  # cached when text encoders are frozen
+    scaling: float
+    shift: float
+    noise_scheduler: object
+
+
+def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, resolution, show) -> _Data:
+    from diffusers import DDPMScheduler
+
+    character = workspace.character
+    fill = lambda t: config.prompt(t, character.token, character.class_word)  # noqa: E731
+    instance_prompt = fill(config.instance_prompt)
+    if config.method == "lora":
+        captions = [workspace.caption_for(p) for p in images]
+        missing = [p.name for p, c in zip(images, captions, strict=True) if c is None]
+        if missing:
+            log.warning("no caption for %d image(s) (%s); using the instance prompt for them", len(missing), ", ".join(missing[:3]))
+        prompts = [c or instance_prompt for c in captions]
+    else:
+        prompts = [instance_prompt] * len(images)
+    vae = base.pipe.vae
+    pixels = load_pixels(images, resolution)
+    image_set = encode_latents(vae, pixels) if config.cache_latents else PixelSet(pixels, vae)
+    class_set, class_prompt = None, None
+    if config.prior_preservation:
+        class_prompt = fill(config.class_prompt or "a picture of a {class_word}")
+        paths = ensure_class_images(
+            base.pipe, workspace.class_images_dir, base_source=base.source, prompt=class_prompt, count=config.num_class_images,
+            resolution=resolution, steps=config.class_inference_steps, seed=config.seed, show_progress=show,
+        )
+        class_set = encode_latents(vae, load_pixels(paths, resolution))
+    embeddings = None
+    if config.cache_text_embeddings and not trainable.trains_text_encoder:
+        embeddings = encode_prompts(adapter, prompts + ([class_prompt] if class_prompt else []))
+    vae_config = vae.config
+    return _Data(
+        images=image_set, prompts=prompts, class_images=class_set, class_prompt=class_prompt, embeddings=embeddings,
+        scaling=float(vae_config.scaling_factor), shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
+        noise_scheduler=DDPMScheduler.from_config(base.pipe.scheduler.config),
+    )
+
+
+def _make_optimizer(config: TrainConfig, trainable: Trainable) -> torch.optim.Optimizer:
+    groups = [{"params": trainable.parameters("unet"), "lr": config.learning_rate}]
+    for name in trainable.modules:
+        if name != "unet":
+            groups.append({"params": trainable.parameters(name), "lr": config.text_encoder_lr or config.learning_rate})
+    kwargs = dict(betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
+    if config.use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise CharforgeError("--use-8bit-adam needs bitsandbytes: pip install bitsandbytes") from exc
+        return bnb.optim.AdamW8bit(groups, **kwargs)
+    return torch.optim.AdamW(groups, **kwargs)
+
+
+def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, micro: int, accelerator, resolution) -> torch.Tensor:
+    """Denoising loss of one micro-batch (instance images, then class images under prior preservation)."""
+    from diffusers.training_utils import compute_snr
+
+    rank, world, bs = accelerator.process_index, accelerator.num_processes, config.train_batch_size
+    gen = step_generator(config.seed, micro, rank)
+    index = batch_indices(config.seed, micro, rank, world, bs, len(data.prompts))
+    latents = data.images.sample(index, gen, data.scaling, data.shift)
+    prompts = [data.prompts[int(i)] for i in index]
+    if data.class_images is not None:
+        class_index = batch_indices(config.seed + 1, micro, rank, world, bs, len(data.class_images.mean))
+        latents = torch.cat([latents, data.class_images.sample(class_index, gen, data.scaling, data.shift)])
+        prompts += [data.class_prompt] * bs
+    scheduler = data.noise_scheduler
+    noise = torch.randn(latents.shape, generator=gen)
+    if config.noise_offset:
+        # Offset noise (Guttenberg 2023) lets the model learn very dark / bright images.
+        noise += config.noise_offset * torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=gen)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    if data.embeddings is not None:
+        embeds = PromptEmbeds.cat([data.embeddings[p] for p in prompts])
+    else:
+        encoders = [wrapped.get(n, e) for n, e in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True)]
+        embeds = adapter.encode(adapter.tokenize(prompts), encoders)
+    device = accelerator.device
+    unet = wrapped["unet"]
+    dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype
+    embeds = embeds.to(device, dtype)
+    pred = unet(noisy.to(device, dtype), timesteps.to(device), embeds.hidden,
+                added_cond_kwargs=adapter.added_cond(embeds, resolution)).sample.float()
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    per_sample = F.mse_loss(pred, target.to(device), reduction="none").mean(dim=(1, 2, 3))
+    if config.snr_gamma:
+        # Min-SNR weighting (Hang et al. 2023, arXiv:2303.09556).
+        snr = compute_snr(scheduler, timesteps)
+        weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
+        per_sample = per_sample * weight.to(device)
+    if data.class_images is None:
+        return per_sample.mean()
+    return per_sample[:bs].mean() + config.prior_loss_weight * per_sample[bs:].mean()
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+
+
+def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, lr_scheduler, accelerator):
+    def save(step: int) -> Path:
+        path = run_dir / "checkpoints" / ckpt.step_dir_name(step)
+        if accelerator.is_main_process:
+            path = ckpt.save_checkpoint(
+                run_dir, step, write_weights=trainable.save, optimizer=optimizer, lr_scheduler=lr_scheduler,
+                extra={"seed": config.seed, "method": config.method}, keep=config.checkpoints_total_limit,
+            )
+        accelerator.wait_for_everyone()
+        return path
+
+    return save
+
+
+def _validate(pipe, config: TrainConfig, character, resolution: int, run_dir: Path, step: int, accelerator) -> None:
+    prompts = [config.prompt(p, character.token, character.class_word) for p in config.validation_prompts]
+    unet = pipe.unet
+    unet.eval()
+    with accelerator.autocast():
+        validation_grid(pipe, prompts, config.validation_seeds, resolution=resolution,
+                        steps=config.validation_inference_steps, path=run_dir / "samples" / f"{ckpt.step_dir_name(step)}.png")
+    unet.train()

@@ -1,0 +1,77 @@
+"""Training methods differ in which parameters train and how results are saved, not in the loop.
+
+* ``dreambooth-lora``: LoRA on the UNet attention (and optionally text encoders); every image is
+  described by the instance prompt with the identifier.
+* ``lora``: the same adapters, but each image is described by its own caption (style training).
+* ``dreambooth``: the whole UNet trains; the result is a full diffusers model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig
+from ..models.adapters import FamilyAdapter
+from ..models.family import ModelFamily
+from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
+
+
+@dataclass
+class Trainable:
+    """The modules that train under a method and how to save / restore them."""
+
+    method: str
+    family: ModelFamily
+    modules: dict[str, torch.nn.Module]  # name in the pipeline -> module (unwrapped)
+    rank: int = 0
+    alpha: float = 0.0
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.method != "dreambooth"
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        return any(name != "unet" for name in self.modules)
+
+    def parameters(self, name: str) -> list[torch.nn.Parameter]:
+        return [p for p in self.modules[name].parameters() if p.requires_grad]
+
+    def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None) -> None:
+        """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
+        if self.uses_lora:
+            save_lora(folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, kohya_name=kohya_name)
+        elif pipe is not None:
+            pipe.save_pretrained(folder, safe_serialization=True)
+        else:
+            self.modules["unet"].save_pretrained(folder / "unet", safe_serialization=True)
+
+    def load(self, folder: Path) -> None:
+        if self.uses_lora:
+            load_lora_into(folder, self.modules, self.family)
+        else:
+            from diffusers import UNet2DConditionModel
+
+            trained = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
+            self.modules["unet"].load_state_dict(trained.state_dict())
+
+
+def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: ModelFamily) -> Trainable:
+    """Freeze the base model and mark what ``config.method`` trains (seeded: LoRA init is random)."""
+    pipe.vae.requires_grad_(False)
+    for encoder in adapter.text_encoders:
+        encoder.requires_grad_(False)
+    torch.manual_seed(config.seed)
+    if config.method == "dreambooth":
+        pipe.unet.requires_grad_(True)
+        return Trainable(config.method, family, {"unet": pipe.unet})
+    add_lora(pipe.unet, config.rank, config.alpha, UNET_TARGETS)
+    modules: dict[str, torch.nn.Module] = {"unet": pipe.unet}
+    if config.train_text_encoder:
+        for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
+            add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS)
+            modules[name] = encoder
+    return Trainable(config.method, family, modules, rank=config.rank, alpha=config.alpha)

@@ -1,0 +1,61 @@
+"""The loss log of a run: ``loss.csv`` (appended as training goes) and ``loss.png``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .. import atomic
+
+FIELDS = ("step", "loss", "lr", "seconds")
+
+
+class LossLog:
+    def __init__(self, run_dir: Path, *, resume_step: int = 0) -> None:
+        self.csv_path = run_dir / "loss.csv"
+        self.png_path = run_dir / "loss.png"
+        self.rows: list[dict[str, float]] = []
+        if resume_step and self.csv_path.exists():
+            with self.csv_path.open(encoding="utf-8") as f:
+                # Rows after the checkpoint were trained again after the resume: drop them.
+                self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step]
+        self._rewrite()
+
+    def add(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        row = {"step": step, "loss": loss, "lr": lr, "seconds": seconds}
+        self.rows.append(row)
+        with self.csv_path.open("a", encoding="utf-8", newline="") as f:
+            csv.DictWriter(f, FIELDS).writerow(row)
+
+    def _rewrite(self) -> None:
+        with atomic.atomic_path(self.csv_path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def plot(self, title: str = "training loss") -> Path | None:
+        if not self.rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        steps = np.array([r["step"] for r in self.rows])
+        losses = np.array([r["loss"] for r in self.rows])
+        fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+        ax.plot(steps, losses, lw=0.8, alpha=0.4, label="loss")
+        window = max(1, len(losses) // 20)
+        if window > 1:
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1 :], smooth, lw=1.6, label=f"moving average ({window})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        with atomic.atomic_path(self.png_path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        return self.png_path

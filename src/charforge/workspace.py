@@ -1,0 +1,132 @@
+"""A character's folder and the files in it (layout in DESIGN.md, "A character workspace")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import atomic
+from .errors import CharforgeError
+
+CHARACTER_FILE = "character.yaml"
+_TOKEN_RE = re.compile(r"^\S+$")
+
+
+def validate_token(token: str, *, what: str = "token") -> str:
+    """A DreamBooth identifier must be one non-empty word, or the tokenizer splits it unpredictably."""
+    if not token or not token.strip():
+        raise CharforgeError(f"--{what} is empty; give a unique word such as UnicornGirl or sks")
+    if not _TOKEN_RE.match(token):
+        raise CharforgeError(f"--{what} {token!r} contains spaces; use one word such as {token.split()[0]!r}")
+    return token
+
+
+@dataclass(frozen=True)
+class Character:
+    token: str
+    class_word: str
+    notes: str = ""
+
+
+class Workspace:
+    """One character: its images, captions, runs and outputs, all below ``root``."""
+
+    def __init__(self, root: Path, character: Character) -> None:
+        self.root = root
+        self.character = character
+
+    # -- creation and opening -------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, *, token: str, class_word: str, notes: str = "") -> Workspace:
+        root = Path(root)
+        validate_token(token)
+        validate_token(class_word, what="class-word")
+        if (root / CHARACTER_FILE).exists():
+            raise CharforgeError(f"{root / CHARACTER_FILE} already exists; this workspace is initialised")
+        character = Character(token=token, class_word=class_word, notes=notes)
+        root.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(root / CHARACTER_FILE, yaml.safe_dump(character.__dict__, sort_keys=False))
+        ws = cls(root, character)
+        for folder in (ws.images_dir, ws.originals_dir, ws.captions_dir, ws.runs_dir, ws.outputs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        root = Path(root)
+        path = root / CHARACTER_FILE
+        if not path.is_file():
+            raise CharforgeError(f"{root}: not a charforge workspace (no {CHARACTER_FILE}); run `charforge init {root}`")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            character = Character(token=data["token"], class_word=data["class_word"], notes=data.get("notes", ""))
+        except (yaml.YAMLError, KeyError, TypeError) as exc:
+            raise CharforgeError(f"{path}: malformed ({exc}); it needs `token:` and `class_word:`") from exc
+        validate_token(character.token)
+        return cls(root, character)
+
+    # -- folders --------------------------------------------------------------------------------
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def originals_dir(self) -> Path:
+        return self.root / "originals"
+
+    @property
+    def captions_dir(self) -> Path:
+        return self.root / "captions"
+
+    @property
+    def class_images_dir(self) -> Path:
+        return self.root / "class-images"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    def training_images(self) -> list[Path]:
+        from .data.images import IMAGE_SUFFIXES
+
+        images = sorted(p for p in self.images_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise CharforgeError(f"{self.images_dir}: no training images; run `charforge prepare {self.root} IMAGES...`")
+        return images
+
+    def caption_for(self, image: Path) -> str | None:
+        path = self.captions_dir / f"{image.stem}.txt"
+        return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+    # -- runs -----------------------------------------------------------------------------------
+    def run_names(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def next_run_name(self) -> str:
+        taken = set(self.run_names())
+        n = 1
+        while f"run-{n:03d}" in taken:
+            n += 1
+        return f"run-{n:03d}"
+
+    def run_dir(self, name: str) -> Path:
+        """The folder of an existing run; ``latest`` is the most recently modified one."""
+        names = self.run_names()
+        if name == "latest":
+            if not names:
+                raise CharforgeError(f"{self.runs_dir}: no runs yet; run `charforge train {self.root}` first")
+            return max((self.runs_dir / n for n in names), key=lambda p: p.stat().st_mtime)
+        path = self.runs_dir / name
+        if not path.is_dir():
+            known = ", ".join(names) or "none"
+            raise CharforgeError(f"run {name!r} not found in {self.runs_dir} (runs: {known})")
+        return path
