@@ -1,10 +1,10 @@
 """The public Python API. The CLI and the web UI are thin layers over these functions.
 
-    from charforge import api
-    ws = api.init("unicorn-girl", token="UnicornGirl", class_word="girl")
-    api.prepare(ws, ["drawings/"])
-    run = api.train(ws, base="stabilityai/stable-diffusion-xl-base-1.0", preset="thesis-sdxl")
-    api.generate(ws, ["UnicornGirl eating a sandwich"], num_images=4)
+from charforge import api
+ws = api.init("unicorn-girl", token="UnicornGirl", class_word="girl")
+api.prepare(ws, ["drawings/"])
+run = api.train(ws, base="stabilityai/stable-diffusion-xl-base-1.0", preset="thesis-sdxl")
+api.generate(ws, ["UnicornGirl eating a sandwich"], num_images=4)
 """
 
 from __future__ import annotations
@@ -38,22 +38,32 @@ def open_workspace(path: str | Path | Workspace) -> Workspace:
     return path if isinstance(path, Workspace) else Workspace.open(path)
 
 
-def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], *, resolution: int = 1024,
-            strict: bool = False) -> PrepareReport:
+def prepare(
+    workspace: str | Path | Workspace, inputs: Iterable[str | Path], *, resolution: int = 1024, strict: bool = False
+) -> PrepareReport:
     """Validate and normalise images into the workspace (bad files are reported and skipped)."""
     return prepare_images(open_workspace(workspace), inputs, resolution=resolution, strict=strict)
 
 
-def train(workspace: str | Path | Workspace, *, config: TrainConfig | None = None, config_file: str | Path | None = None,
-          preset: str | None = None, run: str | None = None, overwrite: bool = False, show_progress: bool = True,
-          **options: Any) -> RunResult:
+def train(
+    workspace: str | Path | Workspace,
+    *,
+    config: TrainConfig | None = None,
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    run: str | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    **options: Any,
+) -> RunResult:
     """Train a new run; ``options`` are :class:`TrainConfig` fields (they override file and preset)."""
     config = config or build_train_config(config_file=config_file, preset=preset, overrides=options)
     return _train(open_workspace(workspace), config, run_name=run, overwrite=overwrite, show_progress=show_progress)
 
 
-def resume(workspace: str | Path | Workspace, *, run: str = "latest", max_train_steps: int | None = None,
-           show_progress: bool = True) -> RunResult:
+def resume(
+    workspace: str | Path | Workspace, *, run: str = "latest", max_train_steps: int | None = None, show_progress: bool = True
+) -> RunResult:
     """Continue a run from its newest checkpoint with its stored config (optionally for longer)."""
     ws = open_workspace(workspace)
     run_dir = ws.run_dir(run)
@@ -94,16 +104,26 @@ def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> tuple[
     return config.base, [LoraSpec(weights)], config
 
 
-def generate(workspace: str | Path | Workspace | None, prompts: list[str], *, base: str | None = None, run: str = "latest",
-             checkpoint: int | None = None, loras: list[LoraSpec] | None = None, use_run: bool = True,
-             out_dir: str | Path | None = None, allow_unsafe_pickle: bool = False, base_config: str | None = None,
-             **options: Any) -> GenerationResult:
+def generate(
+    workspace: str | Path | Workspace | None,
+    prompts: list[str],
+    *,
+    base: str | None = None,
+    run: str = "latest",
+    checkpoint: int | None = None,
+    loras: list[LoraSpec] | None = None,
+    use_run: bool = True,
+    out_dir: str | Path | None = None,
+    allow_unsafe_pickle: bool = False,
+    base_config: str | None = None,
+    **options: Any,
+) -> GenerationResult:
     """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False."""
     if not prompts:
         raise CharforgeError("no prompt given")
     ws = open_workspace(workspace) if workspace is not None else None
     all_loras = list(loras or [])
-    if ws is not None and use_run and ws.run_names():
+    if ws is not None and use_run and (ws.run_names() or run != "latest"):
         run_base, run_loras, config = resolve_run_model(ws, run, checkpoint)
         base = base or run_base
         all_loras = run_loras + all_loras

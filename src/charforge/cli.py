@@ -22,8 +22,12 @@ import typer  # noqa: E402
 from .config import PRESETS, TrainConfig  # noqa: E402
 from .errors import CharforgeError, TrainingInterrupted  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Teach an original character to a diffusion model, generate it, and make comics.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Teach an original character to a diffusion model, generate it, and make comics.",
+)
 
 WorkspaceArg = Annotated[Path, typer.Argument(help="The character workspace folder.")]
 
@@ -92,7 +96,7 @@ def _config_options(func):
         flag = "--" + name.replace("_", "-")
         decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
         option = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel="Training options")
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))  # noqa: UP045
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))
     func.__signature__ = sig.replace(parameters=params)
     func.config_fields = [n for n in TrainConfig.model_fields if n != "base"]
     return func
@@ -102,10 +106,14 @@ def _config_options(func):
 @_config_options
 def train(
     workspace: WorkspaceArg,
-    base: Annotated[Optional[str], typer.Option(help="Base model: hub id, diffusers folder or single-file .safetensors.")] = None,  # noqa: UP045
-    config: Annotated[Optional[Path], typer.Option(help="YAML file whose keys equal these flags.")] = None,  # noqa: UP045
-    preset: Annotated[Optional[str], typer.Option(help=f"Named settings: {', '.join(PRESETS)} (lr 1e-4, 1800 steps, 1024 px).")] = None,  # noqa: UP045
-    run: Annotated[Optional[str], typer.Option(help="Run name (default run-NNN); with --resume, the run to continue (default latest).")] = None,  # noqa: UP045
+    base: Annotated[Optional[str], typer.Option(help="Base model: hub id, diffusers folder or single-file .safetensors.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file whose keys equal these flags.")] = None,
+    preset: Annotated[
+        Optional[str], typer.Option(help=f"Named settings: {', '.join(PRESETS)} (lr 1e-4, 1800 steps, 1024 px).")
+    ] = None,
+    run: Annotated[
+        Optional[str], typer.Option(help="Run name (default run-NNN); with --resume, the run to continue (default latest).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue a run from its newest checkpoint.")] = False,
     **options: Any,
@@ -117,7 +125,9 @@ def train(
     if resume:
         extra = sorted(set(given) - {"max_train_steps"})
         if extra:
-            raise CharforgeError(f"--resume continues with the run's stored config; only --max-train-steps may change (got {', '.join(extra)})")
+            raise CharforgeError(
+                f"--resume continues with the run's stored config; only --max-train-steps may change (got {', '.join(extra)})"
+            )
         result = api.resume(workspace, run=run or "latest", max_train_steps=given.get("max_train_steps"))
     else:
         if base:
@@ -135,26 +145,28 @@ def train(
 # -- generate ---------------------------------------------------------------------------------------
 @app.command()
 def generate(
-    workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,  # noqa: UP045
-    prompt: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts.")] = None,  # noqa: UP045
-    prompts: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,  # noqa: UP045
+    workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts.")] = None,
+    prompts: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
     n: Annotated[int, typer.Option("-n", "--num-images", help="Images per prompt.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed; image k uses seed + k.")] = 0,
-    seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,  # noqa: UP045
+    seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,
     steps: Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     negative: Annotated[str, typer.Option("--negative", help="Negative prompt.")] = "",
-    width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,  # noqa: UP045
-    height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,  # noqa: UP045
-    sampler: Annotated[str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")] = "dpm++2m",
+    width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,
+    height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,
+    sampler: Annotated[
+        str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")
+    ] = "dpm++2m",
     run: Annotated[str, typer.Option(help="Which run of the workspace.")] = "latest",
-    checkpoint: Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")] = None,  # noqa: UP045
-    lora: Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")] = None,  # noqa: UP045
+    checkpoint: Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")] = None,
+    lora: Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")] = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Ignore the workspace's runs (base model + --lora only).")] = False,
-    base: Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")] = None,  # noqa: UP045
-    base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,  # noqa: UP045
+    base: Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")] = None,
+    base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,
     allow_unsafe_pickle: Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")] = None,  # noqa: UP045
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")] = None,
 ) -> None:
     """Generate images of the character; every PNG carries its parameters (A1111 style)."""
     from . import api
@@ -171,10 +183,25 @@ def generate(
         except ValueError as exc:
             raise CharforgeError(f"--seeds {seeds!r}: expected comma-separated integers") from exc
     result = api.generate(
-        workspace, all_prompts, base=base, run=run, checkpoint=checkpoint, loras=[LoraSpec.parse(x) for x in lora or []],
-        use_run=not no_run, out_dir=out, allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config,
-        num_images=n, seed=seed, seeds=seed_list, steps=steps, guidance=guidance, negative_prompt=negative,
-        width=width, height=height, sampler=sampler,
+        workspace,
+        all_prompts,
+        base=base,
+        run=run,
+        checkpoint=checkpoint,
+        loras=[LoraSpec.parse(x) for x in lora or []],
+        use_run=not no_run,
+        out_dir=out,
+        allow_unsafe_pickle=allow_unsafe_pickle,
+        base_config=base_config,
+        num_images=n,
+        seed=seed,
+        seeds=seed_list,
+        steps=steps,
+        guidance=guidance,
+        negative_prompt=negative,
+        width=width,
+        height=height,
+        sampler=sampler,
     )
     _echo_done(f"{len(result.images)} image(s) in", result.folder)
     _echo_done("contact sheet", result.contact_sheet)

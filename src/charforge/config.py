@@ -21,8 +21,14 @@ LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "c
 # Presets are complete, named settings that a flag selects; explicit flags still override them.
 PRESETS: dict[str, dict[str, Any]] = {
     # The thesis' best DreamBooth+LoRA setting on SDXL: lr 1e-4, ~1800 steps, 1024 px.
-    "thesis-sdxl": {"method": "dreambooth-lora", "learning_rate": 1e-4, "max_train_steps": 1800, "resolution": 1024,
-                    "checkpointing_steps": 100, "validation_inference_steps": 50},
+    "thesis-sdxl": {
+        "method": "dreambooth-lora",
+        "learning_rate": 1e-4,
+        "max_train_steps": 1800,
+        "resolution": 1024,
+        "checkpointing_steps": 100,
+        "validation_inference_steps": 50,
+    },
 }
 
 
@@ -32,10 +38,17 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     base: str = Field(description="Base model: hub id, local diffusers folder, or single-file .safetensors.")
-    base_config: str | None = Field(None, description="Diffusers folder/hub id with the configs for a single-file base (needed offline).")
-    method: Method = Field("dreambooth-lora", description="dreambooth-lora (default), lora (per-image captions), or dreambooth (full UNet).")
-    instance_prompt: str = Field("a picture of {token} {class_word}", description="Prompt for every training image; {token} and {class_word} are filled in.")
-    resolution: int | None = Field(None, description="Training resolution in pixels; default: the family's native size.")
+    base_config: str | None = Field(
+        None, description="Diffusers folder/hub id with the configs for a single-file base (needed offline)."
+    )
+    method: Method = Field(
+        "dreambooth-lora", description="dreambooth-lora (default), lora (per-image captions), or dreambooth (full UNet)."
+    )
+    instance_prompt: str = Field(
+        "a picture of {token} {class_word}",
+        description="Prompt for every training image; {token} and {class_word} are filled in.",
+    )
+    resolution: int | None = Field(None, ge=8, description="Training resolution in pixels; default: the family's native size.")
     train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
@@ -77,8 +90,6 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.method == "dreambooth" and self.train_text_encoder:
             raise ValueError("train_text_encoder is for LoRA methods; dreambooth fine-tunes the UNet only")
-        if self.resolution is not None and self.resolution < 64:
-            raise ValueError(f"resolution {self.resolution} is too small; use at least 64")
         return self
 
     def prompt(self, template: str, token: str, class_word: str) -> str:
@@ -128,6 +139,8 @@ def validate_config(model: type[BaseModel], values: dict[str, Any], source: str)
         if err["type"] == "extra_forbidden":
             known = ", ".join(sorted(model.model_fields))
             raise CharforgeError(f"{source}: unknown option {where!r} (known: {known})") from exc
+        if not err["loc"]:  # a rule across fields: its message says it all
+            raise CharforgeError(f"{source}: {err['msg'].removeprefix('Value error, ')}") from exc
         raise CharforgeError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from exc
 
 

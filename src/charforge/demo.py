@@ -36,7 +36,10 @@ def draw_demo_character(seed: int, size: int = 256) -> Image.Image:
     d.ellipse([cx - head_r * 1.3, head_y - head_r * 1.3, cx + head_r * 1.3, head_y + head_r * 0.9], fill=(240, 110, 180))
     d.ellipse([cx - head_r, head_y - head_r, cx + head_r, head_y + head_r], fill=(250, 220, 200))
     for ex in (-1, 1):
-        d.ellipse([cx + ex * head_r // 2 - s // 120, head_y - s // 120, cx + ex * head_r // 2 + s // 120, head_y + s // 120], fill="black")
+        d.ellipse(
+            [cx + ex * head_r // 2 - s // 120, head_y - s // 120, cx + ex * head_r // 2 + s // 120, head_y + s // 120],
+            fill="black",
+        )
     colours = [(230, 60, 60), (240, 160, 40), (240, 230, 60), (60, 190, 90), (60, 120, 230)]
     for i, colour in enumerate(colours):
         w = head_r // 3 * (5 - i) // 5 + 2
@@ -55,8 +58,9 @@ class DemoResult:
     last_loss: float
 
 
-def run_demo(folder: str | Path = "charforge-demo", *, steps: int = 60, overwrite: bool = False,
-             show_progress: bool = True) -> DemoResult:
+def run_demo(
+    folder: str | Path = "charforge-demo", *, steps: int = 60, overwrite: bool = False, show_progress: bool = True
+) -> DemoResult:
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         if not overwrite:
@@ -71,11 +75,24 @@ def run_demo(folder: str | Path = "charforge-demo", *, steps: int = 60, overwrit
         draw_demo_character(i).save(drawings / f"unicorn-girl-{i}.png")
     ws = api.init(folder / "unicorn-girl", token="UnicornGirl", class_word="girl")
     api.prepare(ws, [drawings])
-    result = api.train(ws, base=str(model), resolution=64, max_train_steps=steps, checkpointing_steps=max(1, steps // 3),
-                       validation_steps=max(1, steps // 3), validation_inference_steps=4, learning_rate=1e-3,
-                       show_progress=show_progress)
-    gen = api.generate(ws, ["a picture of UnicornGirl girl waving", "a picture of UnicornGirl girl sad"], num_images=2,
-                       steps=8, show_progress=show_progress)
+    result = api.train(
+        ws,
+        base=str(model),
+        resolution=64,
+        max_train_steps=steps,
+        checkpointing_steps=max(1, steps // 3),
+        validation_steps=max(1, steps // 3),
+        validation_inference_steps=4,
+        learning_rate=1e-3,
+        show_progress=show_progress,
+    )
+    gen = api.generate(
+        ws,
+        ["a picture of UnicornGirl girl waving", "a picture of UnicornGirl girl sad"],
+        num_images=2,
+        steps=8,
+        show_progress=show_progress,
+    )
     window = max(1, len(result.losses) // 5)
     first = sum(result.losses[:window]) / window
     last = sum(result.losses[-window:]) / window

@@ -32,8 +32,12 @@ class GenerationParams:
 
     def to_text(self) -> str:
         fields = {
-            "Steps": str(self.steps), "Sampler": self.sampler, "CFG scale": _num(self.cfg_scale), "Seed": str(self.seed),
-            "Size": f"{self.width}x{self.height}", "Model": self.model,
+            "Steps": str(self.steps),
+            "Sampler": self.sampler,
+            "CFG scale": _num(self.cfg_scale),
+            "Seed": str(self.seed),
+            "Size": f"{self.width}x{self.height}",
+            "Model": self.model,
         }
         if self.loras:
             fields["Lora weights"] = ", ".join(f"{name}: {_num(w)}" for name, w in self.loras)
@@ -49,7 +53,7 @@ class GenerationParams:
         negative = ""
         for i, line in enumerate(body):
             if line.startswith("Negative prompt: "):
-                negative = "\n".join([line[len("Negative prompt: "):], *body[i + 1 :]])
+                negative = "\n".join([line[len("Negative prompt: ") :], *body[i + 1 :]])
                 body = body[:i]
                 break
         width, height = (int(v) for v in fields.get("Size", "512x512").split("x"))
@@ -59,9 +63,16 @@ class GenerationParams:
                 name, weight = item.rsplit(": ", 1)
                 loras.append((name, float(weight)))
         return cls(
-            prompt="\n".join(body), negative_prompt=negative, steps=int(fields.get("Steps", 0)),
-            sampler=fields.get("Sampler", ""), cfg_scale=float(fields.get("CFG scale", 0)), seed=int(fields.get("Seed", 0)),
-            width=width, height=height, model=fields.get("Model", ""), loras=loras,
+            prompt="\n".join(body),
+            negative_prompt=negative,
+            steps=int(fields.get("Steps", 0)),
+            sampler=fields.get("Sampler", ""),
+            cfg_scale=float(fields.get("CFG scale", 0)),
+            seed=int(fields.get("Seed", 0)),
+            width=width,
+            height=height,
+            model=fields.get("Model", ""),
+            loras=loras,
         )
 
 

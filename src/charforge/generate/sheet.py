@@ -7,8 +7,9 @@ import math
 from PIL import Image, ImageDraw, ImageFont
 
 
-def contact_sheet(images: list[Image.Image], labels: list[str] | None = None, *, columns: int | None = None,
-                  cell: int = 256, pad: int = 6) -> Image.Image:
+def contact_sheet(
+    images: list[Image.Image], labels: list[str] | None = None, *, columns: int | None = None, cell: int = 256, pad: int = 6
+) -> Image.Image:
     if not images:
         raise ValueError("no images for a contact sheet")
     columns = columns or math.ceil(math.sqrt(len(images)))

@@ -26,7 +26,7 @@ class LoraSpec:
 
     @property
     def name(self) -> str:
-        return self.path.parent.parent.name if self.path.name == "final" else self.path.stem
+        return self.path.parent.name if self.path.name == "final" else self.path.stem
 
     @classmethod
     def parse(cls, text: str) -> LoraSpec:
@@ -56,7 +56,9 @@ def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> None:
         try:
             base.pipe.load_lora_weights(str(spec.path), adapter_name=name)
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
-            raise CharforgeError(f"--lora {spec.path}: cannot be loaded into this {base.family.label} model ({str(exc).splitlines()[0][:200]})") from exc
+            raise CharforgeError(
+                f"--lora {spec.path}: cannot be loaded into this {base.family.label} model ({str(exc).splitlines()[0][:200]})"
+            ) from exc
         names.append(name)
     base.pipe.set_adapters(names, adapter_weights=[s.weight for s in loras])
 
@@ -114,11 +116,27 @@ def generate_images(
     paths, images, labels = [], [], []
     for i, (prompt, s) in enumerate(tqdm(jobs, desc="generate", unit="img", disable=not show_progress)):
         with torch.no_grad():
-            image = pipe(prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps, guidance_scale=guidance,
-                         width=width, height=height, generator=torch.Generator().manual_seed(s)).images[0]
-        params = GenerationParams(prompt=prompt, negative_prompt=negative_prompt, steps=steps, sampler=sampler_label(sampler),
-                                  cfg_scale=guidance, seed=s, width=width, height=height, model=base.name,
-                                  loras=[(spec.name, spec.weight) for spec in loras])
+            image = pipe(
+                prompt,
+                negative_prompt=negative_prompt or None,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                width=width,
+                height=height,
+                generator=torch.Generator().manual_seed(s),
+            ).images[0]
+        params = GenerationParams(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            sampler=sampler_label(sampler),
+            cfg_scale=guidance,
+            seed=s,
+            width=width,
+            height=height,
+            model=base.name,
+            loras=[(spec.name, spec.weight) for spec in loras],
+        )
         paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
         images.append(image)
         labels.append(f"{s}: {prompt}")

@@ -85,13 +85,18 @@ def load_base_model(
             pipe = pipeline_class(family).from_pretrained(
                 path, dtype=torch_dtype, use_safetensors=not allow_unsafe_pickle, **_sd_kwargs(family)
             )
-        except (OSError, ValueError, EnvironmentError) as exc:
-            hint = " (it may hold only pickle .bin weights: add --allow-unsafe-pickle if you trust it)" if not allow_unsafe_pickle else ""
+        except (OSError, ValueError) as exc:
+            hint = (
+                " (it may hold only pickle .bin weights: add --allow-unsafe-pickle if you trust it)"
+                if not allow_unsafe_pickle
+                else ""
+            )
             raise CharforgeError(f"{path}: could not load diffusers folder: {_first_line(exc)}{hint}") from exc
         return BaseModel(pipe, family, str(source))
     if path.is_file():
         return _load_single_file(path, source, allow_unsafe_pickle, base_config, torch_dtype)
-    if path.suffix in PICKLE_SUFFIXES | {".safetensors"} or source.startswith((".", "/", "~")) or path.parent.exists() and "/" not in source:
+    looks_like_file = path.suffix in PICKLE_SUFFIXES | {".safetensors"} or source.startswith((".", "/", "~"))
+    if looks_like_file or (not _HUB_ID.match(source) and "/" in source):
         raise CharforgeError(f"{source}: no such file or folder")
     if not _HUB_ID.match(source):
         raise CharforgeError(f"{source!r} is neither an existing path nor a hub id like 'org/model'")
@@ -136,8 +141,9 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
             "check the id and your connection, or pass a local diffusers folder or .safetensors file"
         ) from exc
     index = json.loads(Path(index_path).read_text(encoding="utf-8"))
-    family = detect_family(json.loads(Path(unet_config_path).read_text(encoding="utf-8")),
-                           has_second_text_encoder="text_encoder_2" in index)
+    family = detect_family(
+        json.loads(Path(unet_config_path).read_text(encoding="utf-8")), has_second_text_encoder="text_encoder_2" in index
+    )
     pipe = DiffusionPipeline.from_pretrained(repo_id, dtype=dtype, use_safetensors=True, **_sd_kwargs(family))
     return BaseModel(pipe, family, repo_id)
 

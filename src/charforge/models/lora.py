@@ -31,10 +31,19 @@ def add_lora(module: torch.nn.Module, rank: int, alpha: float, targets: list[str
     module.add_adapter(lora_config(rank, alpha, targets, dropout))
 
 
-def peft_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def peft_state_dict(module: torch.nn.Module, name: str = "unet") -> dict[str, torch.Tensor]:
+    """The adapter's weights, with text-encoder keys in the standard ``text_model.`` layout.
+
+    transformers 5 flattened ``CLIPTextModel`` (no ``text_model`` submodule), but every LoRA consumer
+    (A1111, ComfyUI, diffusers on transformers 4) expects ``text_model.encoder...`` names, and
+    diffusers on transformers 5 loads those too; so we always write them.
+    """
     from peft.utils import get_peft_model_state_dict
 
-    return {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    if name != "unet":
+        state = {(k if k.startswith("text_model.") else f"text_model.{k}"): v for k, v in state.items()}
+    return state
 
 
 def save_lora(
@@ -54,7 +63,7 @@ def save_lora(
 
     from .loading import pipeline_class
 
-    layers = {name: convert_state_dict_to_diffusers(peft_state_dict(m)) for name, m in modules.items()}
+    layers = {name: convert_state_dict_to_diffusers(peft_state_dict(m, name)) for name, m in modules.items()}
     kwargs = {f"{name}_lora_layers": sd for name, sd in layers.items()}
     metadata = {}
     for name in modules:
@@ -70,29 +79,44 @@ def save_kohya(path: Path, family: ModelFamily, modules: dict[str, torch.nn.Modu
     from diffusers.utils import convert_state_dict_to_kohya
     from safetensors.torch import save_file
 
-    prefixed = {f"{name}.{k}": v for name, m in modules.items() for k, v in peft_state_dict(m).items()}
+    prefixed = {f"{name}.{k}": v for name, m in modules.items() for k, v in peft_state_dict(m, name).items()}
     kohya = convert_state_dict_to_kohya(prefixed)
     # diffusers writes alpha = rank; the real alpha is what sets the scale (alpha / rank).
     kohya = {k: (torch.tensor(float(alpha)) if k.endswith(".alpha") else v) for k, v in kohya.items()}
-    metadata = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(alpha),
-                "ss_base_model_version": _KOHYA_BASE_VERSION[family], "modelspec.architecture": family.label}
+    metadata = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(alpha),
+        "ss_base_model_version": _KOHYA_BASE_VERSION[family],
+        "modelspec.architecture": family.label,
+    }
     save_file(kohya, str(path), metadata=metadata)
 
 
 def load_lora_into(folder_or_file: Path, modules: dict[str, torch.nn.Module], family: ModelFamily) -> None:
-    """Load a diffusers-format LoRA into modules that already carry a ``default`` adapter (resume)."""
-    from diffusers.training_utils import _set_state_dict_into_text_encoder
-    from diffusers.utils import convert_unet_state_dict_to_peft
+    """Load a diffusers-format LoRA into modules that already carry a ``default`` adapter (resume).
+
+    Fails loudly if any saved weight finds no place: a silently half-restored run is worse than none.
+    """
+    from diffusers.utils import convert_state_dict_to_peft, convert_unet_state_dict_to_peft
     from peft.utils import set_peft_model_state_dict
 
     from .loading import pipeline_class
 
     state, _alphas = pipeline_class(family).lora_state_dict(str(folder_or_file))
     for name, module in modules.items():
+        prefix = f"{name}."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if name == "unet":
-            unet_sd = convert_unet_state_dict_to_peft({k[5:]: v for k, v in state.items() if k.startswith("unet.")})
-            result = set_peft_model_state_dict(module, unet_sd, adapter_name="default")
-            if result is not None and getattr(result, "unexpected_keys", None):
-                raise ValueError(f"unexpected LoRA keys in {folder_or_file}: {result.unexpected_keys[:3]}")
+            own = convert_unet_state_dict_to_peft(own)
         else:
-            _set_state_dict_into_text_encoder(state, prefix=f"{name}.", text_encoder=module)
+            own = convert_state_dict_to_peft(own)
+            expects_text_model = any(n.startswith("text_model.") for n, _ in module.named_modules())
+            if not expects_text_model:  # transformers 5 layout: no text_model submodule
+                own = {k.removeprefix("text_model."): v for k, v in own.items()}
+        if not own:
+            raise ValueError(f"{folder_or_file}: no LoRA weights for {name}")
+        result = set_peft_model_state_dict(module, own, adapter_name="default")
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ValueError(f"{folder_or_file}: LoRA weights that fit nowhere in {name}: {unexpected[:3]}")

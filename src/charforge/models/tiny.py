@@ -45,8 +45,16 @@ def write_tiny_tokenizer(folder: Path) -> None:
         encoding="utf-8",
     )
     (folder / "tokenizer_config.json").write_text(
-        json.dumps({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "pad_token": _SPECIAL[1],
-                    "bos_token": _SPECIAL[0], "eos_token": _SPECIAL[1], "unk_token": _SPECIAL[1]}),
+        json.dumps(
+            {
+                "model_max_length": 77,
+                "tokenizer_class": "CLIPTokenizer",
+                "pad_token": _SPECIAL[1],
+                "bos_token": _SPECIAL[0],
+                "eos_token": _SPECIAL[1],
+                "unk_token": _SPECIAL[1],
+            }
+        ),
         encoding="utf-8",
     )
 
@@ -55,9 +63,18 @@ def _text_config(projection_dim: int = 32):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=32, intermediate_size=37,
-        layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=2, vocab_size=514,
-        hidden_act="gelu", projection_dim=projection_dim, max_position_embeddings=77,
+        bos_token_id=512,
+        eos_token_id=513,
+        pad_token_id=513,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-5,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=514,
+        hidden_act="gelu",
+        projection_dim=projection_dim,
+        max_position_embeddings=77,
     )
 
 
@@ -65,17 +82,29 @@ def _vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), sample_size=64,
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=64,
     )
 
 
 def _scheduler():
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
@@ -88,27 +117,50 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         write_tiny_tokenizer(Path(tmp))
         tokenizer = CLIPTokenizer.from_pretrained(tmp)
     common = dict(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         norm_num_groups=8,
     )
     if family is ModelFamily.SDXL:
         unet = UNet2DConditionModel(
-            **common, attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-            addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
-            projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+            **common,
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 1),
+            projection_class_embeddings_input_dim=6 * 8 + 32,
+            cross_attention_dim=64,
         )
         return StableDiffusionXLPipeline(
-            vae=_vae(), text_encoder=CLIPTextModel(_text_config()), text_encoder_2=CLIPTextModelWithProjection(_text_config()),
-            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=_scheduler(),
+            vae=_vae(),
+            text_encoder=CLIPTextModel(_text_config()),
+            text_encoder_2=CLIPTextModelWithProjection(_text_config()),
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=_scheduler(),
         )
     unet = UNet2DConditionModel(
-        **common, cross_attention_dim=32, attention_head_dim=8 if family is ModelFamily.SD1 else (2, 4),
+        **common,
+        cross_attention_dim=32,
+        attention_head_dim=8 if family is ModelFamily.SD1 else (2, 4),
         use_linear_projection=family is ModelFamily.SD2,
     )
     return StableDiffusionPipeline(
-        vae=_vae(), text_encoder=CLIPTextModel(_text_config()), tokenizer=tokenizer, unet=unet,
-        scheduler=_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config()),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 

@@ -40,7 +40,8 @@ class PixelSet:
 
 
 def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
-    return torch.stack([to_tensor(center_crop_resize(load_image(p), resolution)) for p in paths])
+    # min_side=1: these are workspace images already validated by prepare, or class images we generated.
+    return torch.stack([to_tensor(center_crop_resize(load_image(p, min_side=1), resolution)) for p in paths])
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import signal
 import time
@@ -67,7 +68,8 @@ def resolve_precision(requested: str) -> str:
 
 
 def check_resolution(resolution: int, pipe, family_label: str) -> None:
-    multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1)
+    # The UNet halves the latent at each down block; diffusers' pipelines also insist on multiples of 8.
+    multiple = math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1))
     if resolution % multiple:
         lower = max(multiple, resolution // multiple * multiple)
         raise CharforgeError(
@@ -93,7 +95,9 @@ def prepare_run_dir(workspace: Workspace, name: str | None, *, overwrite: bool, 
     run_dir = workspace.runs_dir / name
     if run_dir.exists():
         if not overwrite:
-            raise CharforgeError(f"run {name!r} already exists in {workspace.runs_dir}; pass --overwrite to replace it or --resume to continue it")
+            raise CharforgeError(
+                f"run {name!r} already exists in {workspace.runs_dir}; pass --overwrite to replace it or --resume to continue it"
+            )
         if is_main:
             shutil.rmtree(run_dir)
     return run_dir
@@ -160,7 +164,12 @@ def train(
         raise CharforgeError("--use-8bit-adam needs CUDA and bitsandbytes; drop the flag on CPU")
     character = workspace.character
     images = workspace.training_images()
-    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=precision)
+    # cpu=True without CUDA makes `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo DDP).
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=precision,
+        cpu=not torch.cuda.is_available(),
+    )
     is_main = accelerator.is_main_process
     run_dir = prepare_run_dir(workspace, run_name, overwrite=overwrite, resume=resume, is_main=is_main)
     accelerator.wait_for_everyone()
@@ -193,7 +202,9 @@ def train(
     from diffusers.optimization import get_scheduler
 
     lr_scheduler = get_scheduler(
-        config.lr_scheduler, optimizer=optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=config.max_train_steps * accelerator.num_processes,
     )
     names = list(trainable.modules)
@@ -216,8 +227,14 @@ def train(
     losses: list[float] = []
     step = start_step
     started = time.perf_counter()
-    bar = tqdm(total=config.max_train_steps, initial=start_step, desc="train", unit="step",
-               disable=not (is_main and show_progress), dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_train_steps,
+        initial=start_step,
+        desc="train",
+        unit="step",
+        disable=not (is_main and show_progress),
+        dynamic_ncols=True,
+    )
     save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator)
     for module in wrapped.values():
         module.train()
@@ -260,9 +277,17 @@ def train(
     if is_main:
         with atomic.atomic_dir(final_dir, replace=True) as tmp:
             trainable.save(tmp, kohya_name=character.token if config.save_kohya else None, pipe=pipe)
-        summary = {"base": base.source, "family": base.family.value, "method": config.method, "steps": step,
-                   "resolution": resolution, "token": character.token, "class_word": character.class_word,
-                   "final": "final", "seconds": round(time.perf_counter() - started, 2)}
+        summary = {
+            "base": base.source,
+            "family": base.family.value,
+            "method": config.method,
+            "steps": step,
+            "resolution": resolution,
+            "token": character.token,
+            "class_word": character.class_word,
+            "final": "final",
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         atomic.write_text(run_dir / "run.json", json.dumps(summary, indent=1))
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -304,7 +329,9 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         captions = [workspace.caption_for(p) for p in images]
         missing = [p.name for p, c in zip(images, captions, strict=True) if c is None]
         if missing:
-            log.warning("no caption for %d image(s) (%s); using the instance prompt for them", len(missing), ", ".join(missing[:3]))
+            log.warning(
+                "no caption for %d image(s) (%s); using the instance prompt for them", len(missing), ", ".join(missing[:3])
+            )
         prompts = [c or instance_prompt for c in captions]
     else:
         prompts = [instance_prompt] * len(images)
@@ -315,8 +342,15 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
     if config.prior_preservation:
         class_prompt = fill(config.class_prompt or "a picture of a {class_word}")
         paths = ensure_class_images(
-            base.pipe, workspace.class_images_dir, base_source=base.source, prompt=class_prompt, count=config.num_class_images,
-            resolution=resolution, steps=config.class_inference_steps, seed=config.seed, show_progress=show,
+            base.pipe,
+            workspace.class_images_dir,
+            base_source=base.source,
+            prompt=class_prompt,
+            count=config.num_class_images,
+            resolution=resolution,
+            steps=config.class_inference_steps,
+            seed=config.seed,
+            show_progress=show,
         )
         class_set = encode_latents(vae, load_pixels(paths, resolution))
     embeddings = None
@@ -324,8 +358,13 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         embeddings = encode_prompts(adapter, prompts + ([class_prompt] if class_prompt else []))
     vae_config = vae.config
     return _Data(
-        images=image_set, prompts=prompts, class_images=class_set, class_prompt=class_prompt, embeddings=embeddings,
-        scaling=float(vae_config.scaling_factor), shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
+        images=image_set,
+        prompts=prompts,
+        class_images=class_set,
+        class_prompt=class_prompt,
+        embeddings=embeddings,
+        scaling=float(vae_config.scaling_factor),
+        shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
         noise_scheduler=DDPMScheduler.from_config(base.pipe.scheduler.config),
     )
 
@@ -374,17 +413,16 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     unet = wrapped["unet"]
     dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype
     embeds = embeds.to(device, dtype)
-    pred = unet(noisy.to(device, dtype), timesteps.to(device), embeds.hidden,
-                added_cond_kwargs=adapter.added_cond(embeds, resolution)).sample.float()
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, timesteps)
-    else:
-        target = noise
+    pred = unet(
+        noisy.to(device, dtype), timesteps.to(device), embeds.hidden, added_cond_kwargs=adapter.added_cond(embeds, resolution)
+    ).sample.float()
+    v_prediction = scheduler.config.prediction_type == "v_prediction"
+    target = scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
     per_sample = F.mse_loss(pred, target.to(device), reduction="none").mean(dim=(1, 2, 3))
     if config.snr_gamma:
         # Min-SNR weighting (Hang et al. 2023, arXiv:2303.09556).
         snr = compute_snr(scheduler, timesteps)
-        weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
+        weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1 if v_prediction else snr)
         per_sample = per_sample * weight.to(device)
     if data.class_images is None:
         return per_sample.mean()
@@ -403,8 +441,13 @@ def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, 
         path = run_dir / "checkpoints" / ckpt.step_dir_name(step)
         if accelerator.is_main_process:
             path = ckpt.save_checkpoint(
-                run_dir, step, write_weights=trainable.save, optimizer=optimizer, lr_scheduler=lr_scheduler,
-                extra={"seed": config.seed, "method": config.method}, keep=config.checkpoints_total_limit,
+                run_dir,
+                step,
+                write_weights=trainable.save,
+                optimizer=optimizer,
+                lr_scheduler=lr_scheduler,
+                extra={"seed": config.seed, "method": config.method},
+                keep=config.checkpoints_total_limit,
             )
         accelerator.wait_for_everyone()
         return path
@@ -417,6 +460,12 @@ def _validate(pipe, config: TrainConfig, character, resolution: int, run_dir: Pa
     unet = pipe.unet
     unet.eval()
     with accelerator.autocast():
-        validation_grid(pipe, prompts, config.validation_seeds, resolution=resolution,
-                        steps=config.validation_inference_steps, path=run_dir / "samples" / f"{ckpt.step_dir_name(step)}.png")
+        validation_grid(
+            pipe,
+            prompts,
+            config.validation_seeds,
+            resolution=resolution,
+            steps=config.validation_inference_steps,
+            path=run_dir / "samples" / f"{ckpt.step_dir_name(step)}.png",
+        )
     unet.train()

@@ -18,7 +18,9 @@ class LossLog:
         if resume_step and self.csv_path.exists():
             with self.csv_path.open(encoding="utf-8") as f:
                 # Rows after the checkpoint were trained again after the resume: drop them.
-                self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step]
+                self.rows = [
+                    {k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step
+                ]
         self._rewrite()
 
     def add(self, step: int, loss: float, lr: float, seconds: float) -> None:

@@ -16,8 +16,13 @@ def validation_grid(pipe, prompts: list[str], seeds: list[int], *, resolution: i
     with torch.no_grad():
         for prompt in prompts:
             for seed in seeds:
-                image = pipe(prompt, num_inference_steps=steps, height=resolution, width=resolution,
-                             generator=torch.Generator().manual_seed(seed)).images[0]
+                image = pipe(
+                    prompt,
+                    num_inference_steps=steps,
+                    height=resolution,
+                    width=resolution,
+                    generator=torch.Generator().manual_seed(seed),
+                ).images[0]
                 images.append(image)
                 labels.append(f"seed {seed}: {prompt}")
     sheet = contact_sheet(images, labels, columns=len(seeds))

@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny models built from configs (no network) and a prepared character workspace."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+from charforge import api  # noqa: E402
+from charforge.demo import draw_demo_character  # noqa: E402
+from charforge.models.family import ModelFamily  # noqa: E402
+from charforge.models.tiny import save_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd1", ModelFamily.SD1)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd2", ModelFamily.SD2)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sdxl", ModelFamily.SDXL)
+
+
+@pytest.fixture(scope="session")
+def drawings(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("drawings")
+    for i in range(4):
+        draw_demo_character(i, size=96).save(folder / f"pose-{i}.png")
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path, drawings):
+    ws = api.init(tmp_path / "unicorn-girl", token="UnicornGirl", class_word="girl")
+    api.prepare(ws, [drawings])
+    return ws
+
+
+# Small, fast training settings shared by the tests (tiny model, 32 px, no validation grids).
+FAST = dict(resolution=32, validation_steps=0, checkpointing_steps=1000)
+
+
+def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
+    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
+    from charforge.cli import main
+
+    old = sys.argv
+    sys.argv = ["charforge", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err

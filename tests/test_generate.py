@@ -1,0 +1,92 @@
+"""Generation: LoRAs from runs and files, samplers, PNG metadata that parses back, contact sheets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import FAST, run_cli
+from PIL import Image
+
+from charforge import api
+from charforge.generate.metadata import GenerationParams, read_png_params
+from charforge.generate.schedulers import SAMPLERS
+
+
+def test_params_text_round_trip():
+    params = GenerationParams(
+        prompt="UnicornGirl, waving, happy",
+        negative_prompt="blurry, extra limbs",
+        steps=50,
+        sampler="DPM++ 2M Karras",
+        cfg_scale=7.5,
+        seed=42,
+        width=512,
+        height=768,
+        model="sd15",
+        loras=[("unicorn", 0.8), ("style", 0.5)],
+    )
+    text = params.to_text()
+    assert text.splitlines()[1] == "Negative prompt: blurry, extra limbs"
+    assert "Steps: 50, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x768" in text
+    assert GenerationParams.from_text(text) == params
+
+
+def test_generate_from_run_embeds_parameters_and_sheet(workspace, tiny_sd1, capsys):
+    api.train(workspace, base=str(tiny_sd1), max_train_steps=2, show_progress=False, **FAST)
+    code, out, err = run_cli(
+        "generate",
+        workspace.root,
+        "a picture of UnicornGirl girl sad",
+        "-n",
+        "3",
+        "--steps",
+        "3",
+        "--seed",
+        "7",
+        "--sampler",
+        "euler-a",
+        "--negative",
+        "ugly",
+        capsys=capsys,
+    )
+    assert code == 0, err
+    folder = workspace.outputs_dir / next(p.name for p in workspace.outputs_dir.iterdir())
+    pngs = sorted(p for p in folder.glob("0*.png"))
+    assert len(pngs) == 3 and (folder / "contact-sheet.png").is_file()
+    params = [read_png_params(p) for p in pngs]
+    assert [p.seed for p in params] == [7, 8, 9]
+    assert params[0].prompt == "a picture of UnicornGirl girl sad" and params[0].negative_prompt == "ugly"
+    assert params[0].sampler == "Euler a" and params[0].steps == 3 and params[0].width == 32
+    assert params[0].loras == [("run-001", 1.0)]
+    arrays = [np.asarray(Image.open(p)) for p in pngs]
+    assert not np.array_equal(arrays[0], arrays[1])  # different seeds, different images
+
+
+def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp_path):
+    run = api.train(workspace, base=str(tiny_sd1), max_train_steps=3, learning_rate=1e-2, show_progress=False, **FAST)
+    from charforge.generate.text2image import LoraSpec
+
+    common = dict(num_images=1, steps=3, seed=1)
+    plain = api.generate(None, ["x"], base=str(tiny_sd1), out_dir=tmp_path / "a", **common).images[0]
+    zero = api.generate(
+        None, ["x"], base=str(tiny_sd1), loras=[LoraSpec(run.final_dir, 0.0)], out_dir=tmp_path / "b", **common
+    ).images[0]
+    kohya = run.final_dir / "UnicornGirl.safetensors"
+    two = api.generate(
+        None,
+        ["x"],
+        base=str(tiny_sd1),
+        loras=[LoraSpec(run.final_dir, 0.5), LoraSpec(kohya, 0.5)],
+        out_dir=tmp_path / "c",
+        **common,
+    ).images[0]
+    a, b, c = (np.asarray(Image.open(p), dtype=np.int16) for p in (plain, zero, two))
+    assert np.abs(a - b).max() <= 1
+    assert np.abs(a - c).mean() > 0.5
+    assert read_png_params(two).loras == [("run-001", 0.5), ("UnicornGirl", 0.5)]
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_runs(tiny_sd1, tmp_path, sampler):
+    result = api.generate(None, ["x"], base=str(tiny_sd1), out_dir=tmp_path, steps=6, sampler=sampler)
+    assert read_png_params(result.images[0]).sampler == SAMPLERS[sampler][0]

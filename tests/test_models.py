@@ -1,0 +1,56 @@
+"""Base-model sources load and their family is detected; unsafe and missing sources are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from charforge.errors import CharforgeError
+from charforge.models.family import ModelFamily, detect_single_file_family
+from charforge.models.loading import load_base_model
+
+
+@pytest.mark.parametrize(
+    ("fixture", "family"), [("tiny_sd1", ModelFamily.SD1), ("tiny_sd2", ModelFamily.SD2), ("tiny_sdxl", ModelFamily.SDXL)]
+)
+def test_diffusers_folder_loads_with_family(request, fixture, family):
+    base = load_base_model(str(request.getfixturevalue(fixture)))
+    assert base.family is family
+    assert type(base.pipe).__name__ == ("StableDiffusionXLPipeline" if family is ModelFamily.SDXL else "StableDiffusionPipeline")
+
+
+def test_single_file_family_from_key_names():
+    assert detect_single_file_family({"cond_stage_model.transformer.text_model.embeddings.x"}) is ModelFamily.SD1
+    assert detect_single_file_family({"cond_stage_model.model.transformer.resblocks.0.x"}) is ModelFamily.SD2
+    assert detect_single_file_family({"conditioner.embedders.1.model.x", "conditioner.embedders.0.x"}) is ModelFamily.SDXL
+    with pytest.raises(ValueError):
+        detect_single_file_family({"model.diffusion_model.x"})
+
+
+def test_pickles_refused_without_flag(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {"cond_stage_model.transformer.x": torch.zeros(1)}}, ckpt)
+    with pytest.raises(CharforgeError, match=r"model.ckpt: .ckpt files are Python pickles.*--allow-unsafe-pickle"):
+        load_base_model(str(ckpt))
+
+
+def test_not_a_checkpoint_named(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"foo": torch.zeros(2)}, str(path))
+    with pytest.raises(CharforgeError, match="other.safetensors: not a Stable Diffusion checkpoint"):
+        load_base_model(str(path))
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CharforgeError, match="broken.safetensors: not a valid .safetensors file"):
+        load_base_model(str(bad))
+
+
+def test_missing_path_and_unknown_hub_id(tmp_path, monkeypatch):
+    with pytest.raises(CharforgeError, match="no such file or folder"):
+        load_base_model(str(tmp_path / "nope.safetensors"))
+    with pytest.raises(CharforgeError, match="not a diffusers model folder"):
+        load_base_model(str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CharforgeError, match="could not load 'someone/no-such-model' from the Hugging Face hub"):
+        load_base_model("someone/no-such-model")

@@ -1,0 +1,273 @@
+"""The training loop: it learns, its LoRA loads elsewhere, it resumes exactly, it keeps results safe."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import FAST
+from safetensors.torch import load_file
+
+from charforge import api
+from charforge.errors import CharforgeError
+from charforge.models.loading import load_base_model
+from charforge.train import checkpoint as ckpt
+
+
+def _denoise_error(pipe, latents: torch.Tensor, prompt: str) -> float:
+    """UNet noise-prediction error on fixed noise and timesteps: the quantity training minimises."""
+    gen = torch.Generator().manual_seed(123)
+    timesteps = torch.linspace(50, 950, 8).long()
+    x = latents.repeat(len(timesteps), 1, 1, 1)
+    noise = torch.randn(x.shape, generator=gen)
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler.from_config(pipe.scheduler.config)
+    ids = pipe.tokenizer([prompt], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = pipe.text_encoder(ids)[0].repeat(len(timesteps), 1, 1)
+        pred = pipe.unet(sched.add_noise(x, noise, timesteps), timesteps, hidden).sample
+    return torch.nn.functional.mse_loss(pred, noise).item()
+
+
+def test_dreambooth_lora_lowers_loss_and_loads_into_fresh_pipeline(workspace, tiny_sd1):
+    result = api.train(workspace, base=str(tiny_sd1), max_train_steps=80, learning_rate=5e-3, rank=8, show_progress=False, **FAST)
+    final = result.final_dir
+    assert (final / "pytorch_lora_weights.safetensors").is_file()
+    assert (result.run_dir / "loss.csv").read_text().count("\n") == 81  # header + one row per step
+    assert (result.run_dir / "loss.png").is_file()
+    assert (result.run_dir / "config.yaml").is_file()
+
+    # The loss training minimises is lower with the LoRA than without, on fixed noise/timesteps.
+    from charforge.data.images import center_crop_resize, load_image, to_tensor
+
+    base = load_base_model(str(tiny_sd1))
+    pixels = to_tensor(center_crop_resize(load_image(workspace.training_images()[0]), 32))[None]
+    latents = base.pipe.vae.encode(pixels).latent_dist.mean * base.pipe.vae.config.scaling_factor
+    prompt = "a picture of UnicornGirl girl"
+    before = _denoise_error(base.pipe, latents, prompt)
+
+    # A fresh pipeline loads the LoRA file as is, and it changes the output for a fixed seed.
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd1), safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=4, height=32, width=32, output_type="np")
+    plain = pipe(prompt, generator=torch.Generator().manual_seed(0), **kw).images
+    pipe.load_lora_weights(str(final))
+    after = _denoise_error(pipe, latents, prompt)
+    with_lora = pipe(prompt, generator=torch.Generator().manual_seed(0), **kw).images
+    assert after < before * 0.9, (before, after)
+    assert abs(plain - with_lora).mean() > 1e-3
+
+
+def test_kohya_copy_has_kohya_keys_and_converts_back(workspace, tiny_sd1):
+    result = api.train(
+        workspace,
+        base=str(tiny_sd1),
+        max_train_steps=3,
+        rank=4,
+        lora_alpha=8,
+        train_text_encoder=True,
+        show_progress=False,
+        **FAST,
+    )
+    kohya = load_file(str(result.final_dir / "UnicornGirl.safetensors"))
+    assert any(k.startswith("lora_unet_") and k.endswith(".lora_down.weight") for k in kohya)
+    assert any(k.startswith("lora_te1_") and k.endswith(".lora_up.weight") for k in kohya)
+    alphas = [v for k, v in kohya.items() if k.endswith(".alpha")]
+    assert alphas and all(float(a) == 8.0 for a in alphas)
+    assert all(k.rsplit(".", 2)[0].count(".") == 0 for k in kohya)  # module path joined with "_"
+
+    from diffusers import StableDiffusionPipeline
+
+    ours = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
+    back, alphas = StableDiffusionPipeline.lora_state_dict(str(result.final_dir / "UnicornGirl.safetensors"))
+    assert {_canonical(k): v for k, v in back.items()}.keys() == {_canonical(k) for k in ours}
+    canon_back = {_canonical(k): v for k, v in back.items()}
+    for key, tensor in ours.items():
+        torch.testing.assert_close(canon_back[_canonical(key)], tensor)
+    assert set(alphas.values()) == {8.0}
+
+
+def _canonical(key: str) -> str:
+    """One name per LoRA matrix across diffusers' current and legacy (kohya-converted) layouts."""
+    key = key.replace(".processor.", ".").replace("lora_linear_layer.", "lora.")
+    key = re.sub(r"\.to_(q|k|v|out)_lora\.", lambda m: f".to_{m[1]}.lora.", key).replace(".to_out.lora.", ".to_out.0.lora.")
+    if key.startswith("text_encoder"):
+        key = re.sub(r"\.to_(q|k|v)\.", r".\1_proj.", key).replace(".to_out.0.", ".out_proj.")
+    return key
+
+
+def test_sdxl_lora_with_text_encoders(workspace, tiny_sdxl):
+    result = api.train(workspace, base=str(tiny_sdxl), max_train_steps=3, train_text_encoder=True, show_progress=False, **FAST)
+    state = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
+    assert {k.split(".")[0] for k in state} == {"unet", "text_encoder", "text_encoder_2"}
+    kohya = load_file(str(result.final_dir / "UnicornGirl.safetensors"))
+    assert any(k.startswith("lora_te2_") for k in kohya)
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl))
+    pipe.load_lora_weights(str(result.final_dir))  # must not raise
+
+
+def test_dreambooth_full_saves_a_loadable_model(workspace, tiny_sd1):
+    result = api.train(
+        workspace, base=str(tiny_sd1), method="dreambooth", max_train_steps=2, learning_rate=1e-4, show_progress=False, **FAST
+    )
+    base = load_base_model(str(result.final_dir))
+    original = load_base_model(str(tiny_sd1))
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(base.pipe.unet.parameters(), original.pipe.unet.parameters(), strict=True)
+    )
+    assert changed
+
+
+def _train_cli(ws, base, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "charforge",
+        "train",
+        str(ws),
+        "--base",
+        str(base),
+        "--resolution",
+        "32",
+        "--validation-steps",
+        "0",
+        "--lr-scheduler",
+        "linear",
+        "--learning-rate",
+        "2e-3",
+        "--seed",
+        "3",
+        *extra,
+    ]
+
+
+def test_ctrl_c_checkpoints_and_resume_matches_uninterrupted(workspace, tiny_sd1):
+    steps = "80"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full = subprocess.run(
+        _train_cli(
+            workspace.root,
+            tiny_sd1,
+            "--run",
+            "full",
+            "--max-train-steps",
+            steps,
+            "--gradient-accumulation-steps",
+            "2",
+            "--checkpointing-steps",
+            "1000",
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    proc = subprocess.Popen(
+        _train_cli(
+            workspace.root,
+            tiny_sd1,
+            "--run",
+            "cut",
+            "--max-train-steps",
+            steps,
+            "--gradient-accumulation-steps",
+            "2",
+            "--checkpointing-steps",
+            "1000",
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    loss_csv = workspace.runs_dir / "cut" / "loss.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not loss_csv.exists() or loss_csv.read_text().count("\n") < 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "checkpoint saved" in err and "Traceback" not in err
+    ((stopped_at, _),) = ckpt.list_checkpoints(workspace.runs_dir / "cut")
+    assert 0 < stopped_at < int(steps)
+
+    resumed = subprocess.run(
+        [*_train_cli(workspace.root, tiny_sd1)[:5], "--run", "cut", "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = load_file(str(workspace.runs_dir / "full" / "final" / "pytorch_lora_weights.safetensors"))
+    b = load_file(str(workspace.runs_dir / "cut" / "final" / "pytorch_lora_weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    rows = (workspace.runs_dir / "cut" / "loss.csv").read_text().strip().splitlines()
+    assert len(rows) == int(steps) + 1  # no duplicated steps after the resume
+
+
+def test_prior_preservation_generates_caches_and_reuses(workspace, tiny_sd1):
+    opts = dict(
+        base=str(tiny_sd1),
+        max_train_steps=2,
+        prior_preservation=True,
+        num_class_images=3,
+        class_inference_steps=2,
+        show_progress=False,
+        **FAST,
+    )
+    api.train(workspace, **opts)
+    folders = [p for p in workspace.class_images_dir.iterdir() if p.is_dir()]
+    assert len(folders) == 1
+    images = sorted(folders[0].glob("*.png"))
+    assert len(images) == 3
+    info = json.loads((folders[0] / "info.json").read_text())
+    assert info["prompt"] == "a picture of a girl"
+    stamps = [p.stat().st_mtime_ns for p in images]
+    api.train(workspace, **opts)
+    assert [p.stat().st_mtime_ns for p in sorted(folders[0].glob("*.png"))] == stamps  # reused, not regenerated
+    api.train(workspace, **{**opts, "class_prompt": "a picture of a boy"})
+    assert len([p for p in workspace.class_images_dir.iterdir() if p.is_dir()]) == 2  # new prompt, new cache
+
+
+def test_disk_full_during_checkpoint_keeps_previous(workspace, tiny_sd1, monkeypatch):
+    api.train(
+        workspace,
+        base=str(tiny_sd1),
+        run="r",
+        max_train_steps=2,
+        show_progress=False,
+        resolution=32,
+        validation_steps=0,
+        checkpointing_steps=2,
+    )
+    ((_, first),) = ckpt.list_checkpoints(workspace.runs_dir / "r")
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    with pytest.raises(CharforgeError, match="disk full while writing; the previous version is intact"):
+        api.resume(workspace, run="r", max_train_steps=4, show_progress=False)
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    assert [s for s, _ in ckpt.list_checkpoints(workspace.runs_dir / "r")] == [2]
+    leftovers = [p for p in (workspace.runs_dir / "r" / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
