@@ -1,0 +1,78 @@
+"""Stand-in for the few torchvision transforms the diffusers reference script imports.
+
+PIL/torch equivalents of torchvision.transforms.{Compose, Resize, CenterCrop, RandomCrop, ToTensor,
+Normalize, InterpolationMode}. There is no CPU build of torchvision on our machines; ``_step_timer``
+registers this module as ``torchvision.transforms`` for the reference script only, after transformers
+has decided torchvision is absent (so it never reaches for the rest of torchvision).
+Benchmarks only; charforge never uses it.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class InterpolationMode(enum.Enum):
+    NEAREST = Image.Resampling.NEAREST
+    BILINEAR = Image.Resampling.BILINEAR
+    BICUBIC = Image.Resampling.BICUBIC
+    LANCZOS = Image.Resampling.LANCZOS
+    BOX = Image.Resampling.BOX
+    HAMMING = Image.Resampling.HAMMING
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+
+class Resize:
+    """Shorter side to ``size``, as torchvision does for an int size."""
+
+    def __init__(self, size, interpolation=InterpolationMode.BILINEAR):
+        self.size, self.interpolation = size, interpolation
+
+    def __call__(self, image):
+        w, h = image.size
+        scale = self.size / min(w, h)
+        return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), self.interpolation.value)
+
+
+class CenterCrop:
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, image):
+        w, h = image.size
+        left, top = (w - self.size) // 2, (h - self.size) // 2
+        return image.crop((left, top, left + self.size, top + self.size))
+
+
+class RandomCrop(CenterCrop):
+    def __call__(self, image):
+        w, h = image.size
+        left, top = random.randint(0, w - self.size), random.randint(0, h - self.size)
+        return image.crop((left, top, left + self.size, top + self.size))
+
+
+class ToTensor:
+    def __call__(self, image):
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+class Normalize:
+    def __init__(self, mean, std):
+        self.mean, self.std = mean[0], std[0]
+
+    def __call__(self, x):
+        return (x - self.mean) / self.std

@@ -1,0 +1,242 @@
+"""Seconds per training step and peak RSS: charforge vs the diffusers DreamBooth-LoRA reference script.
+
+    python benchmarks/train_step.py --reference PATH/TO/diffusers/examples/dreambooth/train_dreambooth_lora.py \
+        --sizes tiny,256,512 --steps 5
+
+Both train the same base model (built locally with random weights: a tiny SD1.x model, and the full
+SD1.5 architecture), on the same 5 images, at the same resolution, batch 1, LoRA rank 4, lr 1e-4,
+fp32 unless charforge's ``--mixed-precision auto`` finds native bf16, no prior preservation, no
+validation. The reference script is not ours and is never copied here: pass its path. It imports
+torchvision only for image transforms; ``benchmarks/torchvision_standin.py`` stands in for them (there
+is no CPU build of torchvision).
+
+Per-step time is the median gap between optimizer steps after the first (warm-up) step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+
+
+def build_full_sd15(folder: Path) -> Path:
+    """The SD1.5 architecture (UNet 860M, VAE 84M, CLIP-L text encoder) with random weights."""
+    if (folder / "model_index.json").exists():
+        return folder
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from charforge.models.tiny import write_tiny_tokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+        )
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tiny_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_models(sizes: list[str]) -> dict[str, tuple[Path, int]]:
+    from charforge.models.family import ModelFamily
+    from charforge.models.tiny import save_tiny_model
+
+    CACHE.mkdir(exist_ok=True)
+    models = {}
+    for size in sizes:
+        if size == "tiny":
+            folder = CACHE / "tiny-sd1"
+            if not (folder / "model_index.json").exists():
+                save_tiny_model(folder, ModelFamily.SD1)
+            models[size] = (folder, 64)
+        else:
+            models[size] = (build_full_sd15(CACHE / "sd15-random"), int(size))
+    return models
+
+
+def make_images(folder: Path) -> Path:
+    from charforge.demo import draw_demo_character
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(5):
+        draw_demo_character(i, size=512).save(folder / f"{i}.png")
+    return folder
+
+
+def measure(cmd: list[str], env: dict[str, str], timeout: int) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    done = subprocess.run(
+        [sys.executable, str(HERE / "_step_timer.py"), out, *cmd], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[1]} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(Path(out).read_text())
+    gaps = [b - a for a, b in zip(result["stamps"][1:], result["stamps"][2:])]
+    return {
+        "s_per_step": statistics.median(gaps) if gaps else float("nan"),
+        "peak_rss_gib": result["peak_rss_gib"],
+        "steps": len(result["stamps"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, help="path to diffusers' examples/dreambooth/train_dreambooth_lora.py")
+    parser.add_argument("--sizes", default="tiny,256,512", help="comma list of: tiny, 256, 512 (full SD1.5 architecture)")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--timeout", type=int, default=1800)
+    args = parser.parse_args()
+    sizes = args.sizes.split(",")
+    models = build_models(sizes)
+    work = Path(tempfile.mkdtemp(prefix="charforge-bench-"))
+    images = make_images(work / "images")
+    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
+
+    rows = []
+    for size in sizes:
+        model, resolution = models[size]
+        results = {}
+        if args.reference:
+            results["reference"] = measure(
+                [
+                    "script",
+                    str(args.reference),
+                    "--pretrained_model_name_or_path",
+                    str(model),
+                    "--instance_data_dir",
+                    str(images),
+                    "--instance_prompt",
+                    "a picture of sks girl",
+                    "--output_dir",
+                    str(work / f"ref-{size}"),
+                    "--resolution",
+                    str(resolution),
+                    "--train_batch_size",
+                    "1",
+                    "--rank",
+                    "4",
+                    "--learning_rate",
+                    "1e-4",
+                    "--lr_warmup_steps",
+                    "0",
+                    "--max_train_steps",
+                    str(args.steps),
+                    "--checkpointing_steps",
+                    "100000",
+                    "--seed",
+                    "0",
+                    "--report_to",
+                    "all",
+                    "--mixed_precision",
+                    "no",
+                    "--center_crop",
+                ],
+                env,
+                args.timeout,
+            )
+        ws = work / f"ws-{size}"
+        from charforge import api
+
+        api.init(ws, token="sks", class_word="girl")
+        api.prepare(ws, [images])
+        results["charforge"] = measure(
+            [
+                "module",
+                "charforge",
+                "train",
+                str(ws),
+                "--base",
+                str(model),
+                "--resolution",
+                str(resolution),
+                "--train-batch-size",
+                "1",
+                "--rank",
+                "4",
+                "--learning-rate",
+                "1e-4",
+                "--max-train-steps",
+                str(args.steps),
+                "--checkpointing-steps",
+                "100000",
+                "--validation-steps",
+                "0",
+                "--seed",
+                "0",
+                "--no-save-kohya",
+            ],
+            env,
+            args.timeout,
+        )
+        rows.append((size, resolution, results))
+
+    print(f"\n{'model':<8} {'res':>4}  {'impl':<10} {'s/step':>8} {'peak RSS GiB':>13} {'speed-up':>9}")
+    for size, resolution, results in rows:
+        ref = results.get("reference")
+        for impl, r in results.items():
+            ratio = f"{ref['s_per_step'] / r['s_per_step']:.2f}x" if ref and impl == "charforge" else ""
+            print(f"{size:<8} {resolution:>4}  {impl:<10} {r['s_per_step']:>8.3f} {r['peak_rss_gib']:>13.2f} {ratio:>9}")
+
+
+if __name__ == "__main__":
+    main()
