@@ -131,7 +131,7 @@ def measure(cmd: list[str], env: dict[str, str], timeout: int) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{cmd[1]} failed:\n{done.stderr[-3000:]}")
     result = json.loads(Path(out).read_text())
-    gaps = [b - a for a, b in zip(result["stamps"][1:], result["stamps"][2:])]
+    gaps = [b - a for a, b in zip(result["stamps"][1:], result["stamps"][2:], strict=False)]
     return {
         "s_per_step": statistics.median(gaps) if gaps else float("nan"),
         "peak_rss_gib": result["peak_rss_gib"],
