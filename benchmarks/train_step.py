@@ -33,10 +33,10 @@ def build_full_sd15(folder: Path) -> Path:
     if (folder / "model_index.json").exists():
         return folder
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from charforge.models.tiny import write_tiny_tokenizer
+    from charforge.models.tiny import sd_scheduler, write_tiny_tokenizer
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -74,14 +74,7 @@ def build_full_sd15(folder: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         write_tiny_tokenizer(Path(tmp))
         tokenizer = CLIPTokenizer.from_pretrained(tmp)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd_scheduler()
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text,

@@ -157,39 +157,14 @@ def _train_cli(ws, base, *extra):
 def test_ctrl_c_checkpoints_and_resume_matches_uninterrupted(workspace, tiny_sd1):
     steps = "80"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    same = ["--max-train-steps", steps, "--gradient-accumulation-steps", "2", "--checkpointing-steps", "1000"]
     full = subprocess.run(
-        _train_cli(
-            workspace.root,
-            tiny_sd1,
-            "--run",
-            "full",
-            "--max-train-steps",
-            steps,
-            "--gradient-accumulation-steps",
-            "2",
-            "--checkpointing-steps",
-            "1000",
-        ),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        _train_cli(workspace.root, tiny_sd1, "--run", "full", *same), env=env, capture_output=True, text=True, timeout=600
     )
     assert full.returncode == 0, full.stderr[-2000:]
 
     proc = subprocess.Popen(
-        _train_cli(
-            workspace.root,
-            tiny_sd1,
-            "--run",
-            "cut",
-            "--max-train-steps",
-            steps,
-            "--gradient-accumulation-steps",
-            "2",
-            "--checkpointing-steps",
-            "1000",
-        ),
+        _train_cli(workspace.root, tiny_sd1, "--run", "cut", *same),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

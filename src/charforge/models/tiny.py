@@ -93,7 +93,8 @@ def _vae():
     )
 
 
-def _scheduler():
+def sd_scheduler():
+    """The noise schedule of SD1.x/SDXL (scaled-linear betas 0.00085-0.012 over 1000 steps)."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
@@ -144,7 +145,7 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
             tokenizer=tokenizer,
             tokenizer_2=tokenizer,
             unet=unet,
-            scheduler=_scheduler(),
+            scheduler=sd_scheduler(),
         )
     unet = UNet2DConditionModel(
         **common,
@@ -157,7 +158,7 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         text_encoder=CLIPTextModel(_text_config()),
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=_scheduler(),
+        scheduler=sd_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
