@@ -89,10 +89,10 @@ def _config_options(func):
         if name == "base":
             continue
         kind = _option_type(field.annotation)
-        help_text = (field.description or "").replace("{", "{{").replace("}", "}}")
+        help_text = field.description or ""
         default = field.get_default(call_default_factory=True)
         if default is not None and kind is not bool:
-            help_text += f" [default: {default}]"
+            help_text += f" (default: {default})"  # not [..]: rich would read it as markup
         flag = "--" + name.replace("_", "-")
         decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
         option = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel="Training options")
