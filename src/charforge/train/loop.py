@@ -298,11 +298,17 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
     """Frozen parts in the compute dtype (less memory and time); trained weights stay fp32."""
     from diffusers.training_utils import cast_training_params
 
-    pipe.vae.to(device, dtype=torch.float32)  # the VAE only encodes once; fp32 avoids SDXL-VAE overflow
+    def place(module: torch.nn.Module, dtype: torch.dtype) -> None:
+        # Casting only when needed: diffusers warns on every dtype cast, even a no-op one.
+        if module.dtype == dtype:
+            module.to(device)
+        else:
+            module.to(device, dtype=dtype)
+
+    place(pipe.vae, torch.float32)  # the VAE only encodes once; fp32 avoids SDXL-VAE overflow
     for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-        encoder.to(device, dtype=torch.float32 if name in trainable.modules and not trainable.uses_lora else weight_dtype)
-    unet_dtype = weight_dtype if trainable.uses_lora else torch.float32
-    pipe.unet.to(device, dtype=unet_dtype)
+        place(encoder, torch.float32 if name in trainable.modules and not trainable.uses_lora else weight_dtype)
+    place(pipe.unet, weight_dtype if trainable.uses_lora else torch.float32)
     if trainable.uses_lora and weight_dtype != torch.float32:
         cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
 
