@@ -192,8 +192,10 @@ def test_ctrl_c_checkpoints_and_resume_matches_uninterrupted(workspace, tiny_sd1
     a = load_file(str(workspace.runs_dir / "full" / "final" / "pytorch_lora_weights.safetensors"))
     b = load_file(str(workspace.runs_dir / "cut" / "final" / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys()
+    # Float tolerance only: CPU kernels may round differently between processes (~1e-6), while a wrong
+    # resume (lost optimizer state, replayed data or noise) moves weights by about lr = 2e-3 per step.
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     rows = (workspace.runs_dir / "cut" / "loss.csv").read_text().strip().splitlines()
     assert len(rows) == int(steps) + 1  # no duplicated steps after the resume
 
