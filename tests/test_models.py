@@ -54,3 +54,25 @@ def test_missing_path_and_unknown_hub_id(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CharforgeError, match="could not load 'someone/no-such-model' from the Hugging Face hub"):
         load_base_model("someone/no-such-model")
+
+
+def test_single_file_round_trip_loads_with_local_config(tiny_sd1, tmp_path):
+    from charforge.models.single_file import save_single_file
+
+    base = load_base_model(str(tiny_sd1))
+    path = save_single_file(base.pipe, base.family, tmp_path / "model.safetensors", dtype=torch.float32)
+    loaded = load_base_model(str(path), base_config=str(tiny_sd1))
+    assert loaded.family is ModelFamily.SD1
+    for name in ("unet", "vae", "text_encoder"):
+        ours, theirs = getattr(base.pipe, name).state_dict(), getattr(loaded.pipe, name).state_dict()
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key], msg=f"{name}.{key}")
+
+
+def test_single_file_export_refuses_other_families(tiny_sdxl, tmp_path):
+    from charforge.models.single_file import save_single_file
+
+    base = load_base_model(str(tiny_sdxl))
+    with pytest.raises(CharforgeError, match="SD1.x models for now, not SDXL"):
+        save_single_file(base.pipe, base.family, tmp_path / "x.safetensors")

@@ -121,9 +121,19 @@ def test_sdxl_lora_with_text_encoders(workspace, tiny_sdxl):
 
 def test_dreambooth_full_saves_a_loadable_model(workspace, tiny_sd1):
     result = api.train(
-        workspace, base=str(tiny_sd1), method="dreambooth", max_train_steps=2, learning_rate=1e-4, show_progress=False, **FAST
+        workspace,
+        base=str(tiny_sd1),
+        method="dreambooth",
+        max_train_steps=2,
+        learning_rate=1e-4,
+        save_single_file=True,
+        show_progress=False,
+        **FAST,
     )
     base = load_base_model(str(result.final_dir))
+    single = load_base_model(str(result.final_dir / "UnicornGirl.safetensors"), base_config=str(tiny_sd1))
+    for a, b in zip(base.pipe.unet.parameters(), single.pipe.unet.parameters(), strict=True):
+        torch.testing.assert_close(a, b.float(), rtol=0, atol=2e-3)  # the single file is fp16
     original = load_base_model(str(tiny_sd1))
     changed = any(
         not torch.equal(a, b) for a, b in zip(base.pipe.unet.parameters(), original.pipe.unet.parameters(), strict=True)

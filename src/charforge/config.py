@@ -84,10 +84,15 @@ class TrainConfig(BaseModel):
     prior_loss_weight: float = Field(1.0, ge=0)
     class_inference_steps: int = Field(25, ge=1)
     save_kohya: bool = Field(True, description="Also write a kohya-format LoRA for A1111/ComfyUI.")
+    save_single_file: bool = Field(
+        False, description="dreambooth: also write the model as one A1111/ComfyUI .safetensors (SD1.x)."
+    )
     allow_unsafe_pickle: bool = Field(False, description="Allow loading .ckpt/.bin/.pt pickles (can run code).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.save_single_file and self.method != "dreambooth":
+            raise ValueError("save_single_file is for --method dreambooth; LoRA methods already write a kohya file")
         if self.method == "dreambooth" and self.train_text_encoder:
             raise ValueError("train_text_encoder is for LoRA methods; dreambooth fine-tunes the UNet only")
         return self

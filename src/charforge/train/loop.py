@@ -276,7 +276,12 @@ def train(
     final_dir = run_dir / "final"
     if is_main:
         with atomic.atomic_dir(final_dir, replace=True) as tmp:
-            trainable.save(tmp, kohya_name=character.token if config.save_kohya else None, pipe=pipe)
+            trainable.save(
+                tmp,
+                kohya_name=character.token if config.save_kohya else None,
+                pipe=pipe,
+                single_file_name=character.token if config.save_single_file else None,
+            )
         summary = {
             "base": base.source,
             "family": base.family.value,

@@ -17,6 +17,7 @@ from ..config import TrainConfig
 from ..models.adapters import FamilyAdapter
 from ..models.family import ModelFamily
 from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
+from ..models.single_file import save_single_file
 
 
 @dataclass
@@ -40,12 +41,14 @@ class Trainable:
     def parameters(self, name: str) -> list[torch.nn.Parameter]:
         return [p for p in self.modules[name].parameters() if p.requires_grad]
 
-    def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None) -> None:
+    def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None, single_file_name: str | None = None) -> None:
         """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
         if self.uses_lora:
             save_lora(folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, kohya_name=kohya_name)
         elif pipe is not None:
             pipe.save_pretrained(folder, safe_serialization=True)
+            if single_file_name:
+                save_single_file(pipe, self.family, folder / f"{single_file_name}.safetensors")
         else:
             self.modules["unet"].save_pretrained(folder / "unet", safe_serialization=True)
 
