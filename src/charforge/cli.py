@@ -212,7 +212,7 @@ def generate(
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to put the demo workspace.")] = Path("charforge-demo"),
     steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
-    overwrite: Annotated[bool, typer.Option(help="Replace an earlier demo in FOLDER.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if it is not an earlier demo.")] = False,
 ) -> None:
     """The whole path on the embedded default: a TINY MODEL BUILT ON THE SPOT (random weights, no download)."""
     from .demo import run_demo

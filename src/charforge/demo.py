@@ -62,15 +62,20 @@ def run_demo(
     folder: str | Path = "charforge-demo", *, steps: int = 60, overwrite: bool = False, show_progress: bool = True
 ) -> DemoResult:
     folder = Path(folder)
+    marker = folder / ".charforge-demo"
     if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise CharforgeError(f"{folder} already exists; pass --overwrite to run the demo again there")
+        # A folder the demo made itself is replaced, so the quick start can be run again; anything else
+        # is the user's and needs --overwrite.
+        if not (marker.exists() or overwrite):
+            raise CharforgeError(f"{folder} exists and is not a charforge demo; pass --overwrite or choose another folder")
         import shutil
 
         shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `charforge demo`; replaced when the demo runs again\n", encoding="utf-8")
     model = save_tiny_model(folder / "tiny-sd1-model", ModelFamily.SD1)
     drawings = folder / "drawings"
-    drawings.mkdir(parents=True)
+    drawings.mkdir()
     for i in range(6):
         draw_demo_character(i).save(drawings / f"unicorn-girl-{i}.png")
     ws = api.init(folder / "unicorn-girl", token="UnicornGirl", class_word="girl")
