@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .config import TrainConfig, build_train_config
-from .data.prepare import PrepareReport, prepare_images
+from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .errors import CharforgeError
 from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
 from .models.loading import load_base_model
@@ -38,11 +38,12 @@ def open_workspace(path: str | Path | Workspace) -> Workspace:
     return path if isinstance(path, Workspace) else Workspace.open(path)
 
 
-def prepare(
-    workspace: str | Path | Workspace, inputs: Iterable[str | Path], *, resolution: int = 1024, strict: bool = False
-) -> PrepareReport:
-    """Validate and normalise images into the workspace (bad files are reported and skipped)."""
-    return prepare_images(open_workspace(workspace), inputs, resolution=resolution, strict=strict)
+def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], **options: Any) -> PrepareReport:
+    """Validate and normalise images into the workspace; ``options`` are :class:`PrepareOptions` fields.
+
+    Bad files are skipped and doubtful ones flagged, each with a reason, in the returned report.
+    """
+    return prepare_images(open_workspace(workspace), inputs, PrepareOptions(**options))
 
 
 def train(

@@ -29,6 +29,10 @@ app = typer.Typer(
     help="Teach an original character to a diffusion model, generate it, and make comics.",
 )
 
+FLIP_HELP = (
+    "Also add mirrored copies. Off by default: a character with a side-specific detail (a horn on the left, "
+    "a badge) would learn both sides."
+)
 WorkspaceArg = Annotated[Path, typer.Argument(help="The character workspace folder.")]
 
 
@@ -54,17 +58,59 @@ def init(
 @app.command()
 def prepare(
     workspace: WorkspaceArg,
-    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
-    resolution: Annotated[int, typer.Option(help="Longest side kept (never upscaled); training resizes later.")] = 1024,
-    strict: Annotated[bool, typer.Option(help="Stop at the first bad file instead of skipping it.")] = False,
+    images: Annotated[list[str], typer.Argument(help="Image files, folders and/or globs (PNG, JPEG, WebP, GIF, BMP, TIFF).")],
+    resolution: Annotated[int, typer.Option(help="Output size in pixels (square), or the bucket area with --buckets.")] = 1024,
+    background: Annotated[str, typer.Option(help="Colour transparency is flattened onto: white, black or #rrggbb.")] = "white",
+    crop: Annotated[
+        str, typer.Option(help="subject: frame the character on a plain background without cutting it; center: centre crop.")
+    ] = "subject",
+    buckets: Annotated[
+        bool, typer.Option(help="Keep each drawing's aspect ratio: crop to the nearest aspect-ratio bucket, not a square.")
+    ] = False,
+    flip: Annotated[bool, typer.Option(help=FLIP_HELP)] = False,
+    color_jitter: Annotated[
+        float, typer.Option(help="Also add a copy with saturation/brightness jittered by up to this fraction (0 = off).")
+    ] = 0.0,
+    strict: Annotated[bool, typer.Option(help="Stop at the first unusable file instead of skipping it.")] = False,
 ) -> None:
-    """Copy images in: validate, EXIF-rotate, flatten transparency onto white, RGB, square crop."""
+    """Copy images in: validate, EXIF-rotate, sRGB, transparency onto a background, frame the character, resize."""
+    from rich.console import Console
+    from rich.table import Table
+
     from . import api
 
-    report = api.prepare(workspace, images, resolution=resolution, strict=strict)
-    for problem in report.skipped:
-        typer.echo(f"warning: skipped {problem.path}: {problem.reason}", err=True)
+    report = api.prepare(
+        workspace,
+        images,
+        resolution=resolution,
+        background=_parse_colour(background),
+        crop=crop,
+        buckets=buckets,
+        flip=flip,
+        color_jitter=color_jitter,
+        strict=strict,
+    )
+    table = Table(title="prepare")
+    for column in ("file", "status", "size", "subject", "notes"):
+        table.add_column(column)
+    colours = {"ok": "green", "flagged": "yellow", "skipped": "red"}
+    for f in report.files:
+        size = f"{f.size[0]}x{f.size[1]}" if f.size else ""
+        share = f"{f.subject_share:.0%}" if f.subject_share is not None else ""
+        table.add_row(Path(f.source).name, f"[{colours[f.status]}]{f.status}[/]", size, share, "; ".join(f.reasons))
+    Console(stderr=True).print(table)
+    for f in report.skipped:
+        typer.echo(f"warning: skipped {f.source}: {', '.join(f.reasons)}", err=True)
     _echo_done(f"{len(report.written)} image(s) prepared in", Path(workspace) / "images")
+
+
+def _parse_colour(text: str) -> tuple[int, int, int]:
+    from PIL import ImageColor
+
+    try:
+        return ImageColor.getrgb(text)[:3]
+    except ValueError as exc:
+        raise CharforgeError(f"--background {text!r} is not a colour (use a name such as white or #rrggbb)") from exc
 
 
 # -- train ------------------------------------------------------------------------------------------

@@ -48,8 +48,29 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, *, min_side: int = MIN_SIDE) -> Image.Image:
-    """Open, validate, EXIF-rotate and convert one file to RGB."""
+def to_srgb(image: Image.Image) -> Image.Image:
+    """Convert an embedded ICC profile (Adobe RGB, Display P3, CMYK press profiles...) to sRGB.
+
+    Training images and generated ones are read as sRGB; colours from another space would shift.
+    """
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    from io import BytesIO
+
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(BytesIO(icc))
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # a broken profile: keep the pixels as they are rather than refuse the drawing
+    return converted or image
+
+
+def load_image(path: str | Path, *, min_side: int = MIN_SIDE, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Open, validate, EXIF-rotate, convert to sRGB and to RGB (transparency onto ``background``)."""
     path = Path(path)
     try:
         with Image.open(path) as probe:
@@ -64,7 +85,7 @@ def load_image(path: str | Path, *, min_side: int = MIN_SIDE) -> Image.Image:
         raise ImageProblem(path, f"corrupt or truncated image ({exc})") from exc
     if min(image.size) < min_side:
         raise ImageProblem(path, f"too small ({image.width}x{image.height}); needs at least {min_side} px per side")
-    return to_rgb(image)
+    return to_rgb(to_srgb(image), background)
 
 
 def center_crop_resize(image: Image.Image, size: int) -> Image.Image:

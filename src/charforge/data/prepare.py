@@ -1,34 +1,88 @@
-"""Copy a user's images into a workspace, normalised enough to train on.
+"""Copy a user's images into a workspace, normalised to train on, with a reason for every problem.
 
-Originals are copied untouched to ``originals/``; normalised square PNGs go to ``images/``. Bad files
-are reported one per line with their reason and skipped (or stop the run with ``strict``).
+Originals are copied untouched to ``originals/``; normalised PNGs go to ``images/``: sRGB, transparency
+on a chosen background, EXIF orientation applied, the character framed without being cut off (square
+or the nearest aspect-ratio bucket), resized to the resolution. Files that cannot be used are skipped
+with their reason; usable but doubtful ones (blurred, almost blank, duplicates, upscaled) are flagged.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from PIL import Image, ImageEnhance, ImageOps
 
 from .. import atomic
 from ..errors import CharforgeError
 from ..workspace import Workspace
-from .images import ImageProblem, center_crop_resize, load_image
+from .buckets import make_buckets, nearest_bucket
+from .images import ImageProblem, load_image
+from .quality import BLANK_SHARE, BLUR_THRESHOLD, dhash, find_duplicates, sharpness
+from .subject import find_subject, frame_subject
+
+REPORT_FILE = "prepare-report.json"
+
+
+@dataclass
+class FileReport:
+    source: str
+    status: str = "ok"  # "ok", "flagged" (kept, look at it) or "skipped" (not used)
+    reasons: list[str] = field(default_factory=list)
+    output: str | None = None
+    size: tuple[int, int] | None = None  # original pixels
+    subject_share: float | None = None
+
+    def flag(self, reason: str) -> None:
+        self.reasons.append(reason)
+        if self.status == "ok":
+            self.status = "flagged"
 
 
 @dataclass
 class PrepareReport:
-    written: list[Path] = field(default_factory=list)
-    skipped: list[ImageProblem] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[Path]:
+        return [Path(f.output) for f in self.files if f.output]
+
+    @property
+    def skipped(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "skipped"]
+
+    @property
+    def flagged(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "flagged"]
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    resolution: int = 1024
+    background: tuple[int, int, int] = (255, 255, 255)
+    crop: str = "subject"  # "subject": frame the character; "center": plain centre crop
+    buckets: bool = False
+    flip: bool = False
+    color_jitter: float = 0.0
+    strict: bool = False
+    seed: int = 0
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to their non-hidden files (sorted)."""
+    """Files as given, folders expanded to their non-hidden files, globs expanded (all sorted)."""
     files: list[Path] = []
     for raw in inputs:
         path = Path(raw)
-        if path.is_dir():
+        if any(ch in str(raw) for ch in "*?[") and not path.exists():
+            matches = sorted(Path(p) for p in glob.glob(str(raw), recursive=True) if Path(p).is_file())
+            if not matches:
+                raise CharforgeError(f"{raw}: the pattern matches no file")
+            files.extend(matches)
+        elif path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             if not found:
                 raise CharforgeError(f"{path}: folder is empty; put the character's drawings in it")
@@ -42,32 +96,86 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def prepare_images(
-    workspace: Workspace, inputs: Iterable[str | Path], *, resolution: int = 1024, strict: bool = False
-) -> PrepareReport:
-    """Validate and normalise ``inputs`` into ``workspace``; never upscales (training resizes later)."""
+def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: PrepareOptions | None = None) -> PrepareReport:
+    """Validate and normalise ``inputs`` into ``workspace``; writes ``prepare-report.json`` beside them."""
+    options = options or PrepareOptions()
+    if options.crop not in ("subject", "center"):
+        raise CharforgeError(f"--crop {options.crop!r} is unknown; use subject or center")
+    if options.resolution < 64 or options.resolution % 8:
+        raise CharforgeError(f"--resolution {options.resolution} must be a multiple of 8 and at least 64")
     report = PrepareReport()
+    hashes: dict[str, int] = {}
+    buckets = make_buckets(options.resolution) if options.buckets else None
     for path in expand_inputs(inputs):
+        entry = FileReport(source=str(path))
+        report.files.append(entry)
         try:
-            image = load_image(path)
+            image = load_image(path, background=options.background)
         except ImageProblem as problem:
-            if strict:
+            if options.strict:
                 raise CharforgeError(str(problem)) from problem
-            report.skipped.append(problem)
+            entry.status, entry.reasons = "skipped", [problem.reason]
             continue
-        side = min(resolution, min(image.size))
-        image = center_crop_resize(image, side)
+        entry.size = image.size
+        framed = _frame(image, entry, options, buckets)
         target = _unique(workspace.images_dir, path.stem, ".png")
         with atomic.atomic_path(target) as tmp:
-            image.save(tmp, format="PNG")
-        original = _unique(workspace.originals_dir, path.stem, path.suffix)
-        with atomic.atomic_path(original) as tmp:
+            framed.save(tmp, format="PNG")
+        with atomic.atomic_path(_unique(workspace.originals_dir, path.stem, path.suffix)) as tmp:
             shutil.copyfile(path, tmp)
-        report.written.append(target)
+        entry.output = str(target)
+        hashes[str(target)] = dhash(framed)
+        for suffix, extra in _augmentations(framed, options):
+            with atomic.atomic_path(_unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")) as tmp:
+                extra.save(tmp, format="PNG")
+    _flag_duplicates(report, hashes)
     if not report.written:
-        reasons = "; ".join(str(p) for p in report.skipped[:3])
+        reasons = "; ".join(f"{Path(f.source).name}: {', '.join(f.reasons)}" for f in report.skipped[:3])
         raise CharforgeError(f"no usable images among the inputs ({reasons})")
+    atomic.write_text(workspace.root / REPORT_FILE, json.dumps([asdict(f) for f in report.files], indent=1))
     return report
+
+
+def _frame(image: Image.Image, entry: FileReport, options: PrepareOptions, buckets) -> Image.Image:
+    subject = find_subject(image)
+    entry.subject_share = round(subject.area_share, 4)
+    if subject.area_share < BLANK_SHARE:
+        entry.flag("almost blank: no subject found against the background")
+    if sharpness(image) < BLUR_THRESHOLD:
+        entry.flag("blurred: edges are soft; a sharper drawing trains better")
+    if options.crop == "center":
+        subject = type(subject)(subject.bbox, subject.background, False, subject.area_share)
+    if buckets:
+        x0, y0, x1, y1 = subject.bbox
+        aspect = (x1 - x0) / max(1, y1 - y0) if subject.flat_background else image.width / image.height
+        size = nearest_bucket(aspect, buckets)
+    else:
+        size = (options.resolution, options.resolution)
+    framed = frame_subject(image, subject, aspect=size[0] / size[1])
+    if framed.width < size[0] or framed.height < size[1]:
+        entry.flag(f"upscaled from {framed.width}x{framed.height} to {size[0]}x{size[1]}; a larger drawing keeps more detail")
+    return framed.resize(size, Image.Resampling.LANCZOS)
+
+
+def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple[str, Image.Image]]:
+    extras = []
+    if options.flip:
+        extras.append(("flip", ImageOps.mirror(image)))
+    if options.color_jitter:
+        import random
+
+        rng = random.Random(options.seed)
+        jittered = ImageEnhance.Color(image).enhance(1 + rng.uniform(-1, 1) * options.color_jitter)
+        jittered = ImageEnhance.Brightness(jittered).enhance(1 + rng.uniform(-1, 1) * options.color_jitter / 2)
+        extras.append(("jitter", jittered))
+    return extras
+
+
+def _flag_duplicates(report: PrepareReport, hashes: dict[str, int]) -> None:
+    by_output = {f.output: f for f in report.files if f.output}
+    for first, later, distance in find_duplicates(hashes):
+        kind = "duplicate" if distance == 0 else f"near-duplicate ({distance}/64 hash bits differ)"
+        by_output[later].flag(f"{kind} of {Path(by_output[first].source).name}")
 
 
 def _unique(folder: Path, stem: str, suffix: str) -> Path:
