@@ -46,27 +46,39 @@ def find_subject(image: Image.Image, tolerance: int = 24, flat_share: float = 0.
     return Subject((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), background, True, float(mask.mean()))
 
 
-def frame_subject(image: Image.Image, subject: Subject, aspect: float = 1.0, margin: float = 0.06) -> Image.Image:
-    """Crop to ``aspect`` (width / height) around the subject, padding with the background if needed.
+def frame_subject(image: Image.Image, subject: Subject, aspect: float = 1.0, margin: float = 0.04) -> Image.Image:
+    """Crop to ``aspect`` (width / height) without cutting the subject off, padding only if it must.
 
-    With a flat background the whole subject stays in frame; otherwise the largest centred crop of
-    that aspect is taken (there is no subject to protect).
+    The window is the largest of that aspect that fits the picture (no zooming in: the drawing keeps its
+    framing and resolution), slid so that it contains the subject plus a small margin. A subject wider
+    or taller than that window gets a larger window, padded with the background colour. Without a flat
+    background there is no subject to protect, so the window is centred.
     """
     w, h = image.size
+    win_w = min(w, h * aspect)
+    win_h = win_w / aspect
     if not subject.flat_background or subject.empty:
-        crop_w = min(w, round(h * aspect))
-        crop_h = min(h, round(crop_w / aspect))
-        left, top = (w - crop_w) // 2, (h - crop_h) // 2
-        return image.crop((left, top, left + crop_w, top + crop_h))
+        left, top = (w - win_w) / 2, (h - win_h) / 2
+        return image.crop((round(left), round(top), round(left + win_w), round(top + win_h)))
     x0, y0, x1, y1 = subject.bbox
-    sw, sh = (x1 - x0) * (1 + 2 * margin), (y1 - y0) * (1 + 2 * margin)
-    crop_w = max(sw, sh * aspect)
-    crop_h = crop_w / aspect
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    x0, y0, x1, y1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+    if x1 - x0 > win_w or y1 - y0 > win_h:  # the subject does not fit: grow the window, pad outside
+        win_w = max(x1 - x0, (y1 - y0) * aspect)
+        win_h = win_w / aspect
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = round(cx - crop_w / 2), round(cy - crop_h / 2)
-    size = (round(crop_w), round(crop_h))
-    canvas = Image.new("RGB", size, subject.background)
-    canvas.paste(
-        image.crop((max(left, 0), max(top, 0), min(left + size[0], w), min(top + size[1], h))), (max(-left, 0), max(-top, 0))
-    )
+    left = _slide(cx - win_w / 2, win_w, w, x0, x1)
+    top = _slide(cy - win_h / 2, win_h, h, y0, y1)
+    box = (round(left), round(top), round(left + win_w), round(top + win_h))
+    if box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h:
+        return image.crop(box)
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), subject.background)
+    canvas.paste(image.crop((max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h))), (max(-box[0], 0), max(-box[1], 0)))
     return canvas
+
+
+def _slide(start: float, length: float, limit: int, low: float, high: float) -> float:
+    """Keep a window [start, start+length) inside [0, limit) when it fits, and always around [low, high)."""
+    if length <= limit:
+        start = min(max(start, 0.0), limit - length)
+    return min(max(start, high - length), low)
