@@ -258,3 +258,20 @@ def test_disk_full_during_checkpoint_keeps_previous(workspace, tiny_sd1, monkeyp
     assert [s for s, _ in ckpt.list_checkpoints(workspace.runs_dir / "r")] == [2]
     leftovers = [p for p in (workspace.runs_dir / "r" / "checkpoints").iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_bucketed_images_train_on_sdxl_with_their_own_sizes(tmp_path, tiny_sdxl):
+    from PIL import Image
+
+    ws = api.init(tmp_path / "ws", token="sks", class_word="girl")
+    for i, size in enumerate([(300, 600), (600, 300), (400, 400)]):
+        image = Image.new("RGB", size, "white")
+        image.paste((40 * i, 100, 200), (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
+        image.save(tmp_path / f"{i}.png")
+    api.prepare(ws, [tmp_path / f"{i}.png" for i in range(3)], resolution=256, buckets=True)
+    sizes = {Image.open(p).size for p in ws.training_images()}
+    assert len(sizes) == 3  # tall, wide and square buckets
+    with pytest.raises(CharforgeError, match="--gradient-accumulation-steps 2"):
+        api.train(ws, base=str(tiny_sdxl), max_train_steps=2, train_batch_size=2, show_progress=False, **FAST)
+    result = api.train(ws, base=str(tiny_sdxl), max_train_steps=4, show_progress=False, overwrite=True, run="b", **FAST)
+    assert len(result.losses) == 4 and all(loss == loss for loss in result.losses)  # no NaN

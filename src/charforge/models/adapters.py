@@ -59,7 +59,7 @@ class FamilyAdapter:
         encoder = (encoders or self.text_encoders)[0]
         return PromptEmbeds(encoder(ids[0].to(_device(encoder)))[0])
 
-    def added_cond(self, embeds: PromptEmbeds, resolution: int) -> dict[str, torch.Tensor] | None:
+    def added_cond(self, embeds: PromptEmbeds, size: tuple[int, int]) -> dict[str, torch.Tensor] | None:
         return None
 
 
@@ -74,9 +74,10 @@ class SDXLAdapter(FamilyAdapter):
             hidden.append(out.hidden_states[-2])  # penultimate layer, as SDXL was trained
         return PromptEmbeds(torch.cat(hidden, dim=-1), pooled)
 
-    def added_cond(self, embeds: PromptEmbeds, resolution: int) -> dict[str, torch.Tensor]:
-        # (original size, crop top-left, target size): our images are square centre crops.
-        time_ids = torch.tensor([resolution, resolution, 0, 0, resolution, resolution], dtype=embeds.pooled.dtype)
+    def added_cond(self, embeds: PromptEmbeds, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        # (original H, W; crop top, left; target H, W): prepare framed the image, so no crop offset remains.
+        h, w = size
+        time_ids = torch.tensor([h, w, 0, 0, h, w], dtype=embeds.pooled.dtype)
         return {"text_embeds": embeds.pooled, "time_ids": time_ids.repeat(embeds.pooled.shape[0], 1).to(embeds.pooled.device)}
 
 

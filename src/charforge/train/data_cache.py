@@ -11,47 +11,76 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageOps
 
-from ..data.images import center_crop_resize, load_image, to_tensor
+from ..data.buckets import make_buckets, nearest_bucket
+from ..data.images import load_image, to_tensor
 from ..models.adapters import FamilyAdapter, PromptEmbeds
 
 
 @dataclass
 class LatentSet:
-    mean: torch.Tensor  # (N, 4, h, w)
-    std: torch.Tensor  # (N, 4, h, w)
+    mean: list[torch.Tensor]  # one (4, h, w) per image; sizes differ between aspect buckets
+    std: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.mean)
 
     def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: float, shift: float = 0.0) -> torch.Tensor:
-        noise = torch.randn(self.mean[index].shape, generator=generator)
-        return (self.mean[index] + self.std[index] * noise - shift) * scaling
+        mean = torch.stack([self.mean[int(i)] for i in index])
+        std = torch.stack([self.std[int(i)] for i in index])
+        noise = torch.randn(mean.shape, generator=generator)
+        return (mean + std * noise - shift) * scaling
 
 
 class PixelSet:
     """Uncached mode: images as pixels, VAE-encoded at every step (as the reference script does)."""
 
-    def __init__(self, pixels: torch.Tensor, vae) -> None:
+    def __init__(self, pixels: list[torch.Tensor], vae) -> None:
         self.pixels, self.vae = pixels, vae
 
+    def __len__(self) -> int:
+        return len(self.pixels)
+
     def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: float, shift: float = 0.0) -> torch.Tensor:
+        batch = torch.stack([self.pixels[int(i)] for i in index])
         with torch.no_grad():
-            dist = self.vae.encode(self.pixels[index].to(self.vae.device, self.vae.dtype)).latent_dist
+            dist = self.vae.encode(batch.to(self.vae.device, self.vae.dtype)).latent_dist
         noise = torch.randn(dist.mean.shape, generator=generator)
         return ((dist.mean.float() + dist.std.float() * noise) - shift) * scaling
 
 
-def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
-    # min_side=1: these are workspace images already validated by prepare, or class images we generated.
-    return torch.stack([to_tensor(center_crop_resize(load_image(p, min_side=1), resolution)) for p in paths])
+def training_size(image_size: tuple[int, int], resolution: int, step: int = 64) -> tuple[int, int]:
+    """Square images train at ``resolution``; others (prepared with --buckets) at their nearest bucket,
+    with sides in multiples of ``step`` (what the model family needs)."""
+    w, h = image_size
+    if w == h:
+        return resolution, resolution
+    return nearest_bucket(w / h, make_buckets(resolution, step=step))
+
+
+def load_pixels(paths: list[Path], resolution: int, step: int = 64) -> list[torch.Tensor]:
+    """(3, H, W) tensors in [-1, 1]. min_side=1: workspace images were validated by prepare, or we made them."""
+    out = []
+    for path in paths:
+        image = load_image(path, min_side=1)
+        size = training_size(image.size, resolution, step)
+        out.append(to_tensor(ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)))
+    return out
+
+
+def same_size(pixels: list[torch.Tensor]) -> bool:
+    return len({tuple(p.shape) for p in pixels}) == 1
 
 
 @torch.no_grad()
-def encode_latents(vae, pixels: torch.Tensor, batch: int = 4) -> LatentSet:
+def encode_latents(vae, pixels: list[torch.Tensor]) -> LatentSet:
     means, stds = [], []
-    for start in range(0, len(pixels), batch):
-        dist = vae.encode(pixels[start : start + batch].to(vae.device, vae.dtype)).latent_dist
-        means.append(dist.mean.float().cpu())
-        stds.append(dist.std.float().cpu())
-    return LatentSet(torch.cat(means), torch.cat(stds))
+    for image in pixels:
+        dist = vae.encode(image[None].to(vae.device, vae.dtype)).latent_dist
+        means.append(dist.mean[0].float().cpu())
+        stds.append(dist.std[0].float().cpu())
+    return LatentSet(means, stds)
 
 
 @torch.no_grad()

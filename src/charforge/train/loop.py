@@ -29,7 +29,7 @@ from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
 from ..models.loading import BaseModel, load_base_model
 from ..workspace import Workspace
 from . import checkpoint as ckpt
-from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels
+from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, same_size
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
 from .prior import ensure_class_images
@@ -67,9 +67,14 @@ def resolve_precision(requested: str) -> str:
     return requested
 
 
+def resolution_multiple(pipe) -> int:
+    """Side lengths must be multiples of this: the UNet halves the latent at each down block, and
+    diffusers' pipelines insist on multiples of 8."""
+    return math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1))
+
+
 def check_resolution(resolution: int, pipe, family_label: str) -> None:
-    # The UNet halves the latent at each down block; diffusers' pipelines also insist on multiples of 8.
-    multiple = math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1))
+    multiple = resolution_multiple(pipe)
     if resolution % multiple:
         lower = max(multiple, resolution // multiple * multiple)
         raise CharforgeError(
@@ -244,7 +249,7 @@ def train(
             for k in range(config.gradient_accumulation_steps):
                 micro = step * config.gradient_accumulation_steps + k
                 with accelerator.accumulate(*wrapped.values()):
-                    loss = _loss(config, data, adapter, wrapped, micro, accelerator, resolution)
+                    loss = _loss(config, data, adapter, wrapped, micro, accelerator)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         params = [p for n in names for p in trainable.parameters(n)]
@@ -327,6 +332,7 @@ class _Data:
     embeddings: dict[str, PromptEmbeds] | None  # cached when text encoders are frozen
     scaling: float
     shift: float
+    vae_scale: int
     noise_scheduler: object
 
 
@@ -347,7 +353,12 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
     else:
         prompts = [instance_prompt] * len(images)
     vae = base.pipe.vae
-    pixels = load_pixels(images, resolution)
+    pixels = load_pixels(images, resolution, step=resolution_multiple(base.pipe))
+    if config.train_batch_size > 1 and not same_size(pixels):
+        raise CharforgeError(
+            "the images have several aspect-ratio buckets; use --train-batch-size 1 with "
+            f"--gradient-accumulation-steps {config.train_batch_size} for the same effective batch"
+        )
     image_set = encode_latents(vae, pixels) if config.cache_latents else PixelSet(pixels, vae)
     class_set, class_prompt = None, None
     if config.prior_preservation:
@@ -363,7 +374,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
             seed=config.seed,
             show_progress=show,
         )
-        class_set = encode_latents(vae, load_pixels(paths, resolution))
+        class_set = encode_latents(vae, load_pixels(paths, resolution, step=resolution_multiple(base.pipe)))
     embeddings = None
     if config.cache_text_embeddings and not trainable.trains_text_encoder:
         embeddings = encode_prompts(adapter, prompts + ([class_prompt] if class_prompt else []))
@@ -376,6 +387,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         embeddings=embeddings,
         scaling=float(vae_config.scaling_factor),
         shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
+        vae_scale=base.pipe.vae_scale_factor,
         noise_scheduler=DDPMScheduler.from_config(base.pipe.scheduler.config),
     )
 
@@ -395,7 +407,7 @@ def _make_optimizer(config: TrainConfig, trainable: Trainable) -> torch.optim.Op
     return torch.optim.AdamW(groups, **kwargs)
 
 
-def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, micro: int, accelerator, resolution) -> torch.Tensor:
+def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, micro: int, accelerator) -> torch.Tensor:
     """Denoising loss of one micro-batch (instance images, then class images under prior preservation)."""
     from diffusers.training_utils import compute_snr
 
@@ -405,7 +417,7 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     latents = data.images.sample(index, gen, data.scaling, data.shift)
     prompts = [data.prompts[int(i)] for i in index]
     if data.class_images is not None:
-        class_index = batch_indices(config.seed + 1, micro, rank, world, bs, len(data.class_images.mean))
+        class_index = batch_indices(config.seed + 1, micro, rank, world, bs, len(data.class_images))
         latents = torch.cat([latents, data.class_images.sample(class_index, gen, data.scaling, data.shift)])
         prompts += [data.class_prompt] * bs
     scheduler = data.noise_scheduler
@@ -424,8 +436,9 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     unet = wrapped["unet"]
     dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype
     embeds = embeds.to(device, dtype)
+    pixel_size = (latents.shape[-2] * data.vae_scale, latents.shape[-1] * data.vae_scale)  # (H, W)
     pred = unet(
-        noisy.to(device, dtype), timesteps.to(device), embeds.hidden, added_cond_kwargs=adapter.added_cond(embeds, resolution)
+        noisy.to(device, dtype), timesteps.to(device), embeds.hidden, added_cond_kwargs=adapter.added_cond(embeds, pixel_size)
     ).sample.float()
     v_prediction = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
