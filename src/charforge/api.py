@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 from .config import TrainConfig, build_train_config
+from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
+from .data.stats import StatsReport, describe
 from .errors import CharforgeError
 from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
 from .models.loading import load_base_model
@@ -26,7 +28,18 @@ from .train.loop import RunResult
 from .train.loop import train as _train
 from .workspace import Workspace
 
-__all__ = ["init", "open_workspace", "prepare", "train", "resume", "generate", "GenerationResult", "TrainConfig"]
+__all__ = [
+    "init",
+    "open_workspace",
+    "prepare",
+    "caption",
+    "stats",
+    "train",
+    "resume",
+    "generate",
+    "GenerationResult",
+    "TrainConfig",
+]
 
 
 def init(path: str | Path, *, token: str, class_word: str, notes: str = "") -> Workspace:
@@ -44,6 +57,29 @@ def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], **o
     Bad files are skipped and doubtful ones flagged, each with a reason, in the returned report.
     """
     return prepare_images(open_workspace(workspace), inputs, PrepareOptions(**options))
+
+
+def caption(
+    workspace: str | Path | Workspace,
+    *,
+    captioner: str = "template",
+    model: str | None = None,
+    template: str | None = None,
+    token_mode: str = "prefix",
+    style: str | None = None,
+    overwrite: bool = False,
+) -> CaptionReport:
+    """Caption every training image (hand-edited captions are kept unless ``overwrite``)."""
+    ws = open_workspace(workspace)
+    captioner_fn = make_captioner(captioner, ws, model=model, template=template)
+    return caption_workspace(ws, captioner_fn, token_mode=token_mode, style=style, overwrite=overwrite)
+
+
+def stats(workspace: str | Path | Workspace, *, colours: int = 6) -> StatsReport:
+    """Describe the images: overview, dominant colours, HSV; writes ``stats/`` with palette.json and stats.html."""
+    if not 1 <= colours <= 16:
+        raise CharforgeError(f"--colours {colours}: choose between 1 and 16")
+    return describe(open_workspace(workspace), colours=colours)
 
 
 def train(

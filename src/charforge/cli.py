@@ -113,6 +113,50 @@ def _parse_colour(text: str) -> tuple[int, int, int]:
         raise CharforgeError(f"--background {text!r} is not a colour (use a name such as white or #rrggbb)") from exc
 
 
+@app.command()
+def caption(
+    workspace: WorkspaceArg,
+    captioner: Annotated[
+        str, typer.Option(help="template (no model; DreamBooth default), blip, blip2 or florence2.")
+    ] = "template",
+    model: Annotated[
+        Optional[str], typer.Option(help="Hub id or local folder of a compatible model (default per captioner).")
+    ] = None,
+    template: Annotated[Optional[str], typer.Option(help="For --captioner template: text with {token} and {class_word}.")] = None,
+    token_mode: Annotated[
+        str, typer.Option(help="prefix: 'TOKEN class, caption'; replace: put TOKEN before the subject noun.")
+    ] = "prefix",
+    style: Annotated[Optional[str], typer.Option(help="Appended to every caption, e.g. 'drawn by KSH drawing style'.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Also replace captions that were edited by hand.")] = False,
+) -> None:
+    """Write one caption .txt per image (editable), and images/metadata.jsonl for other trainers."""
+    from . import api
+
+    report = api.caption(
+        workspace, captioner=captioner, model=model, template=template, token_mode=token_mode, style=style, overwrite=overwrite
+    )
+    for name, text in report.written.items():
+        typer.echo(f"{name}: {text}")
+    for name in report.kept:
+        typer.echo(f"kept {name}: its caption was edited by hand (--overwrite replaces it)", err=True)
+    _echo_done("captions", Path(workspace) / "captions")
+    _echo_done("metadata", report.metadata)
+
+
+@app.command()
+def stats(
+    workspace: WorkspaceArg,
+    colours: Annotated[int, typer.Option(help="Dominant colours per image (the whole set gets two more).")] = 6,
+) -> None:
+    """Describe the images: sizes, backgrounds, dominant colours, HSV histograms, hue wheel; a stats.html page."""
+    from . import api
+
+    report = api.stats(workspace, colours=colours)
+    typer.echo("palette: " + ", ".join(f"{s.hex} {s.share:.0%}" for s in report.overall))
+    _echo_done("palette", report.palette_json)
+    _echo_done("report", report.html)
+
+
 # -- train ------------------------------------------------------------------------------------------
 def _option_type(annotation: Any) -> Any:
     """Typer cannot take Literal / X | None; give it the plain type, pydantic validates the value."""
