@@ -47,10 +47,12 @@ def test_dreambooth_lora_lowers_loss_and_loads_into_fresh_pipeline(workspace, ti
     assert (result.run_dir / "config.yaml").is_file()
 
     # The loss training minimises is lower with the LoRA than without, on fixed noise/timesteps.
-    from charforge.data.images import center_crop_resize, load_image, to_tensor
+    from PIL import ImageOps
+
+    from charforge.data.images import load_image, to_tensor
 
     base = load_base_model(str(tiny_sd1))
-    pixels = to_tensor(center_crop_resize(load_image(workspace.training_images()[0]), 32))[None]
+    pixels = to_tensor(ImageOps.fit(load_image(workspace.training_images()[0]), (32, 32)))[None]
     latents = base.pipe.vae.encode(pixels).latent_dist.mean * base.pipe.vae.config.scaling_factor
     prompt = "a picture of UnicornGirl girl"
     before = _denoise_error(base.pipe, latents, prompt)

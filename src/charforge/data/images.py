@@ -88,11 +88,6 @@ def load_image(path: str | Path, *, min_side: int = MIN_SIDE, background: tuple[
     return to_rgb(to_srgb(image), background)
 
 
-def center_crop_resize(image: Image.Image, size: int) -> Image.Image:
-    """Square centre crop, then a high-quality resize to ``size`` x ``size``."""
-    return ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
-
-
 def to_tensor(image: Image.Image):  # -> torch.Tensor, shape (3, H, W) in [-1, 1]
     import torch
 

@@ -20,9 +20,6 @@ class PromptEmbeds:
     hidden: torch.Tensor  # (B, 77, D): cross-attention context
     pooled: torch.Tensor | None = None  # (B, P): SDXL only
 
-    def repeat(self, n: int) -> PromptEmbeds:
-        return PromptEmbeds(self.hidden.repeat(n, 1, 1), None if self.pooled is None else self.pooled.repeat(n, 1))
-
     def to(self, device, dtype=None) -> PromptEmbeds:
         return PromptEmbeds(self.hidden.to(device, dtype), None if self.pooled is None else self.pooled.to(device, dtype))
 
