@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import TrainConfig, build_train_config
 from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
@@ -104,10 +102,7 @@ def resume(
     """Continue a run from its newest checkpoint with its stored config (optionally for longer)."""
     ws = open_workspace(workspace)
     run_dir = ws.run_dir(run)
-    values = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    if max_train_steps is not None:
-        values["max_train_steps"] = max_train_steps
-    config = build_train_config(overrides=values)
+    config = build_train_config(config_file=run_dir / "config.yaml", overrides={"max_train_steps": max_train_steps})
     return _train(ws, config, run_name=run_dir.name, resume=True, show_progress=show_progress)
 
 

@@ -121,7 +121,8 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         target = _unique(workspace.images_dir, path.stem, ".png")
         with atomic.atomic_path(target) as tmp:
             framed.save(tmp, format="PNG")
-        with atomic.atomic_path(_unique(workspace.originals_dir, path.stem, path.suffix)) as tmp:
+        # the original is named after its normalised image, so stats can pair them even when input stems clash
+        with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
             shutil.copyfile(path, tmp)
         entry.output = str(target)
         hashes[str(target)] = dhash(framed)
