@@ -316,6 +316,36 @@ def demo(
     _echo_done("contact sheet", result.contact_sheet)
 
 
+# -- the mini world ----------------------------------------------------------------------------------
+world_app = typer.Typer(no_args_is_help=True, help="The mini world: cartoon characters, a small pretrained model, a judge.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("build")
+def world_build(
+    stage: Annotated[str, typer.Option(help="What to build: all, model, judge.")] = "all",
+    out: Annotated[Optional[Path], typer.Option(help="Model folder to write (default: the one shipped in the package).")] = None,
+    work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),
+    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder training steps (default 6000).")] = None,
+) -> None:
+    """Train the mini world's base model and judge from scratch (about an hour on 2 CPU cores; resumable)."""
+    from . import world
+    from .world.build import BuildConfig, build_base_model
+
+    logging.getLogger("charforge.world").setLevel(logging.INFO)
+    if stage not in ("all", "model", "judge"):
+        raise CharforgeError(f"unknown stage {stage!r}; valid: all, model, judge")
+    if stage in ("all", "judge"):
+        from .world.judge import build_judge
+
+        path = build_judge(world.JUDGE_FILE if out is None else out / "judge.safetensors", work / "judge")
+        _echo_done("judge", path)
+    if stage in ("all", "model"):
+        config = BuildConfig() if model_steps is None else BuildConfig(unet_steps=model_steps)
+        path = build_base_model(world.MODEL_DIR if out is None else out / "model", work, config)
+        _echo_done("model", path)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:

@@ -1,0 +1,329 @@
+"""``charforge world build``: trains the mini world's base model from scratch, reproducibly.
+
+Stages, each resumable and each writing into ``work/`` beside the output:
+1. render the training set (characters that are not held out, partial captions drawn per step);
+2. train the VAE (64 px images to 4x16x16 latents) and measure the latent scale;
+3. encode the set to latent distributions once;
+4. train the UNet and the text encoder together (epsilon prediction, SD's noise schedule, 10% empty
+   captions for classifier-free guidance, EMA weights), checkpointing every few hundred steps;
+5. save a diffusers ``StableDiffusionPipeline`` folder with safetensors weights.
+The classes are SD1.x's (CLIPTextModel, CLIPTokenizer, AutoencoderKL, UNet2DConditionModel, a
+diffusers scheduler), so every charforge code path treats it as a Stable Diffusion 1.x model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .. import atomic
+from .attributes import Character, Scene, partial_caption, random_scene, training_character
+from .render import render
+from .tokenizer import write_world_tokenizer
+
+log = logging.getLogger(__name__)
+RESOLUTION = 64
+
+
+@dataclass
+class BuildConfig:
+    images: int = 30000
+    seed: int = 0
+    vae_steps: int = 1000
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    unet_steps: int = 6000
+    unet_batch: int = 32
+    unet_lr: float = 4e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    empty_caption: float = 0.1
+    checkpoint_every: int = 250
+
+
+# -- architecture ----------------------------------------------------------------------------------
+def make_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=RESOLUTION,
+    )
+
+
+def make_text_encoder(vocab_size: int, bos: int, eos: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .tokenizer import MAX_LENGTH
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        projection_dim=128,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    return CLIPTextModel(config)
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=RESOLUTION // 4,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 64, 128),
+        layers_per_block=1,
+        cross_attention_dim=128,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+
+
+def make_scheduler():
+    from ..models.tiny import sd_scheduler
+
+    return sd_scheduler()
+
+
+# -- stage 1: the training set -------------------------------------------------------------------
+def render_training_set(count: int, seed: int) -> tuple[np.ndarray, list[tuple[Character, Scene]]]:
+    rng = random.Random(seed)
+    pixels = np.empty((count, RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+    records = []
+    for i in range(count):
+        character, scene = training_character(rng), random_scene(rng)
+        pixels[i] = np.asarray(render(character, scene, RESOLUTION, seed=rng.randrange(2**31)))
+        records.append((character, scene))
+    return pixels, records
+
+
+def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _training_set(work: Path, config: BuildConfig) -> tuple[np.ndarray, list[tuple[Character, Scene]]]:
+    pixels_file, records_file = work / "images.npy", work / "records.json"
+    if pixels_file.exists() and records_file.exists():
+        records = [(Character(**c), Scene(**s)) for c, s in json.loads(records_file.read_text())]
+        return np.load(pixels_file), records
+    log.info("rendering %d training images", config.images)
+    pixels, records = render_training_set(config.images, config.seed)
+    with atomic.atomic_path(pixels_file) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, pixels)
+    atomic.write_text(records_file, json.dumps([[c.to_dict(), s.to_dict()] for c, s in records]))
+    return pixels, records
+
+
+# -- stage 2: VAE ----------------------------------------------------------------------------------
+def train_vae(pixels: np.ndarray, config: BuildConfig, progress) -> tuple[object, float]:
+    torch.manual_seed(config.seed)
+    vae = make_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.vae_lr, total_steps=config.vae_steps, pct_start=0.05)
+    gen = np.random.default_rng(config.seed)
+    vae.train()
+    for step in progress(range(config.vae_steps), "VAE"):
+        batch = _to_tensor(pixels[gen.integers(0, len(pixels), config.vae_batch)])
+        posterior = vae.encode(batch).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        kl = posterior.kl().mean() / batch[0].numel()
+        loss = F.l1_loss(recon, batch) + F.mse_loss(recon, batch) + 1e-4 * kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 100 == 0:
+            log.info("vae step %d loss %.4f", step, loss.item())
+    vae.eval()
+    with torch.no_grad():
+        sample = _to_tensor(pixels[:512])
+        std = float(vae.encode(sample).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=1.0 / std)
+    return vae, 1.0 / std
+
+
+@torch.no_grad()
+def encode_set(vae, pixels: np.ndarray, batch: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    means, stds = [], []
+    for i in range(0, len(pixels), batch):
+        dist = vae.encode(_to_tensor(pixels[i : i + batch])).latent_dist
+        means.append(dist.mean)
+        stds.append(dist.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+# -- stage 4: UNet + text encoder -------------------------------------------------------------------
+class _Ema:
+    """Exponential moving average of parameters (the weights that ship)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.Tensor], step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for k, v in params.items():
+            self.shadow[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+
+
+def _named(unet, text_encoder) -> dict[str, torch.Tensor]:
+    params = {f"unet.{k}": v for k, v in unet.named_parameters()}
+    params.update({f"text_encoder.{k}": v for k, v in text_encoder.named_parameters()})
+    return params
+
+
+def train_unet(
+    latents: tuple[torch.Tensor, torch.Tensor],
+    records: list[tuple[Character, Scene]],
+    tokenizer,
+    vae_scale: float,
+    work: Path,
+    config: BuildConfig,
+    progress,
+):
+    from ..train.checkpoint import optimizer_from_safetensors, optimizer_to_safetensors
+
+    torch.manual_seed(config.seed + 1)
+    unet = make_unet()
+    text_encoder = make_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    params = _named(unet, text_encoder)
+    optimizer = torch.optim.AdamW(params.values(), lr=config.unet_lr, weight_decay=1e-2)
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / max(1, config.unet_steps - config.warmup))) * 0.9 + 0.1
+
+    ema = _Ema(params, config.ema_decay)
+    state_dir = work / "unet-state"
+    start = 0
+    if (state_dir / "state.json").exists():
+        state = json.loads((state_dir / "state.json").read_text())
+        weights = load_file(state_dir / "weights.safetensors")
+        for k, v in params.items():
+            v.data.copy_(weights[k])
+        ema.shadow = {k: t.clone() for k, t in load_file(state_dir / "ema.safetensors").items()}
+        optimizer.load_state_dict(optimizer_from_safetensors(load_file(state_dir / "optimizer.safetensors"), state["optimizer"]))
+        start = state["step"]
+        log.info("resuming UNet training at step %d", start)
+    scheduler = make_scheduler()
+    alphas = scheduler.alphas_cumprod
+    mean, std = latents
+    for step in progress(range(start, config.unet_steps), "UNet + text encoder", initial=start, total=config.unet_steps):
+        rng = random.Random(config.seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        index = torch.randint(0, len(records), (config.unet_batch,), generator=gen)
+        x0 = (mean[index] + std[index] * torch.randn(mean[index].shape, generator=gen)) * vae_scale
+        captions = ["" if rng.random() < config.empty_caption else partial_caption(*records[i], rng) for i in index.tolist()]
+        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        hidden = text_encoder(ids)[0]
+        pred = unet(noisy, t, hidden).sample
+        loss = F.mse_loss(pred, noise)
+        for group in optimizer.param_groups:
+            group["lr"] = config.unet_lr * lr_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        optimizer.step()
+        ema.update(params, step)
+        if step % 50 == 0:
+            log.info("unet step %d loss %.4f", step, loss.item())
+        done = step + 1
+        if done % config.checkpoint_every == 0 or done == config.unet_steps:
+            tensors, rest = optimizer_to_safetensors(optimizer.state_dict())
+            with atomic.atomic_dir(state_dir, replace=True) as tmp:
+                save_file({k: v.detach().contiguous() for k, v in params.items()}, tmp / "weights.safetensors")
+                save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors")
+                save_file(tensors, tmp / "optimizer.safetensors")
+                (tmp / "state.json").write_text(json.dumps({"step": done, "optimizer": rest}))
+    with torch.no_grad():
+        for k, v in params.items():
+            v.data.copy_(ema.shadow[k])
+    return unet, text_encoder
+
+
+# -- the whole build ---------------------------------------------------------------------------------
+def _progress(iterable, label: str, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=label, dynamic_ncols=True, mininterval=5, **kwargs)
+
+
+def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, progress=_progress) -> Path:
+    """Train the base model into ``out`` (a diffusers folder); resumable state goes to ``work``."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    config = config or BuildConfig()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    pixels, records = _training_set(work, config)
+    vae_dir = work / "vae"
+    if (vae_dir / "config.json").exists():
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(vae_dir)
+    else:
+        vae, _ = train_vae(pixels, config, progress)
+        with atomic.atomic_dir(vae_dir, replace=True) as tmp:
+            vae.save_pretrained(tmp, safe_serialization=True)
+    vae.eval()
+    latents_file = work / "latents.safetensors"
+    if latents_file.exists():
+        saved = load_file(latents_file)
+        latents = (saved["mean"], saved["std"])
+    else:
+        latents = encode_set(vae, pixels)
+        with atomic.atomic_path(latents_file) as tmp:
+            save_file({"mean": latents[0].contiguous(), "std": latents[1].contiguous()}, tmp)
+    tok_dir = work / "tokenizer"
+    write_world_tokenizer(tok_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    unet, text_encoder = train_unet(latents, records, tokenizer, vae.config.scaling_factor, work, config, progress)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    with atomic.atomic_dir(out, replace=True) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "build.json").write_text(json.dumps({"config": asdict(config), "seconds": round(time.time() - started)}, indent=2))
+    return out
