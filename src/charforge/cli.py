@@ -300,20 +300,14 @@ def generate(
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Where to put the demo workspace.")] = Path("charforge-demo"),
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
-    overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if it is not an earlier demo.")] = False,
+    folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
+        "charforge-demo"
+    ),
+    steps: Annotated[int, typer.Option(help="DreamBooth-LoRA training steps (the thesis' 1800).")] = 1800,
+    overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
-    """The whole path on the embedded default: a TINY MODEL BUILT ON THE SPOT (random weights, no download)."""
-    from .demo import run_demo
-
-    typer.echo("embedded default: a tiny SD1.x-architecture model built on the spot with random weights;")
-    typer.echo("it runs every real code path, but its pictures are noise (the mini world's model will replace it).")
-    result = run_demo(folder, steps=steps, overwrite=overwrite)
-    typer.echo(f"loss: {result.first_loss:.4f} (first steps) -> {result.last_loss:.4f} (last steps)")
-    _echo_done("workspace", result.workspace)
-    _echo_done("run (LoRA in final/, loss.png, samples/)", result.run_dir)
-    _echo_done("contact sheet", result.contact_sheet)
+    """The quick start's main job on the embedded default (the mini world): same as `charforge world demo`."""
+    world_demo(folder=folder, steps=steps, overwrite=overwrite)
 
 
 # -- the mini world ----------------------------------------------------------------------------------
@@ -326,7 +320,7 @@ def world_build(
     stage: Annotated[str, typer.Option(help="What to build: all, model, judge.")] = "all",
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write (default: the one shipped in the package).")] = None,
     work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),
-    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder training steps (default 6000).")] = None,
+    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder training steps (default 4000).")] = None,
 ) -> None:
     """Train the mini world's base model and judge from scratch (about an hour on 2 CPU cores; resumable)."""
     from . import world
@@ -344,6 +338,46 @@ def world_build(
         config = BuildConfig() if model_steps is None else BuildConfig(unet_steps=model_steps)
         path = build_base_model(world.MODEL_DIR if out is None else out / "model", work, config)
         _echo_done("model", path)
+
+
+@world_app.command("demo")
+def world_demo(
+    folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
+        "charforge-world-demo"
+    ),
+    character: Annotated[str, typer.Option(help="Held-out character to teach.")] = "unicorn-girl",
+    steps: Annotated[int, typer.Option(help="DreamBooth-LoRA training steps (the thesis' 1800).")] = 1800,
+    learning_rate: Annotated[float, typer.Option(help="Learning rate (the thesis' 1e-4).")] = 1e-4,
+    seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
+    overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
+) -> None:
+    """The thesis experiment in miniature: teach a held-out character from six renders, score it, write a report."""
+    from .world.experiment import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig(character=character, steps=steps, learning_rate=learning_rate, seeds=tuple(range(seeds)))
+    result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
+    for name, s in result.scores["scores"].items():
+        identity = "" if s["identity"] is None else f"identity {s['identity']:.2f}  "
+        typer.echo(
+            f"{name:32s} {identity}prompt fidelity {s['prompt_fidelity']:.2f}  pose {s['per_attribute'].get('pose', 0):.2f}"
+        )
+    _echo_done("report", result.report)
+
+
+@world_app.command("render")
+def world_render(
+    out: Annotated[Path, typer.Argument(help="Folder for the pictures.")],
+    character: Annotated[Optional[str], typer.Option(help="A held-out character: its six reference views.")] = None,
+    spec: Annotated[
+        Optional[Path], typer.Option(help="YAML: character: {attribute: value}, scenes: [{pose, expression, background}].")
+    ] = None,
+    size: Annotated[int, typer.Option(help="Picture size in pixels.")] = 256,
+) -> None:
+    """Draw mini-world pictures: a held-out character's references, or any character from a spec file."""
+    from .world.spec import render_to_folder
+
+    for path in render_to_folder(out, character=character, spec=spec, size=size):
+        typer.echo(path)
 
 
 def main() -> None:

@@ -39,12 +39,12 @@ RESOLUTION = 64
 class BuildConfig:
     images: int = 30000
     seed: int = 0
-    vae_steps: int = 1000
+    vae_steps: int = 700
     vae_batch: int = 16
     vae_lr: float = 1e-3
-    unet_steps: int = 6000
+    unet_steps: int = 4000
     unet_batch: int = 32
-    unet_lr: float = 4e-4
+    unet_lr: float = 5e-4
     warmup: int = 200
     ema_decay: float = 0.999
     empty_caption: float = 0.1
@@ -134,9 +134,8 @@ def _training_set(work: Path, config: BuildConfig) -> tuple[np.ndarray, list[tup
         return np.load(pixels_file), records
     log.info("rendering %d training images", config.images)
     pixels, records = render_training_set(config.images, config.seed)
-    with atomic.atomic_path(pixels_file) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, pixels)
+    with atomic.atomic_path(pixels_file) as tmp, open(tmp, "wb") as f:
+        np.save(f, pixels)
     atomic.write_text(records_file, json.dumps([[c.to_dict(), s.to_dict()] for c, s in records]))
     return pixels, records
 
@@ -243,7 +242,9 @@ def train_unet(
         index = torch.randint(0, len(records), (config.unet_batch,), generator=gen)
         x0 = (mean[index] + std[index] * torch.randn(mean[index].shape, generator=gen)) * vae_scale
         captions = ["" if rng.random() < config.empty_caption else partial_caption(*records[i], rng) for i in index.tolist()]
-        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=gen)
         a = alphas[t].view(-1, 1, 1, 1)

@@ -105,7 +105,7 @@ def accuracy(net: JudgeNet, x: torch.Tensor, labels: dict[str, torch.Tensor]) ->
     return result
 
 
-def train_judge(steps: int = 2500, batch: int = 48, pool: int = 20000, seed: int = 0, progress=None) -> tuple[JudgeNet, dict]:
+def train_judge(steps: int = 2000, batch: int = 48, pool: int = 20000, seed: int = 0, progress=None) -> tuple[JudgeNet, dict]:
     """Train on a pool of augmented renders (re-augmented each pass); test on fresh clean and augmented renders."""
     torch.manual_seed(seed)
     net = JudgeNet()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from .attributes import BACKGROUNDS, HAIR_COLOURS, OUTFIT_COLOURS, SKIN_TONES, RGB, Character, Scene
+from .attributes import BACKGROUNDS, HAIR_COLOURS, OUTFIT_COLOURS, RGB, SKIN_TONES, Character, Scene
 
 OUTLINE: RGB = (36, 30, 40)
 SHOE: RGB = (60, 44, 44)
@@ -53,7 +53,9 @@ class _Pen:
         return [*self.xy(x0, y0), *self.xy(x1, y1)]
 
     def ellipse(self, cx: float, cy: float, rx: float, ry: float, fill: RGB | None, outline: bool = True) -> None:
-        self.draw.ellipse(self.box(cx - rx, cy - ry, cx + rx, cy + ry), fill=fill, outline=OUTLINE if outline else None, width=self.w(0.008))
+        self.draw.ellipse(
+            self.box(cx - rx, cy - ry, cx + rx, cy + ry), fill=fill, outline=OUTLINE if outline else None, width=self.w(0.008)
+        )
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, fill: RGB, radius: float = 0.02, outline: bool = True) -> None:
         self.draw.rounded_rectangle(
@@ -61,7 +63,9 @@ class _Pen:
         )
 
     def polygon(self, points: list[tuple[float, float]], fill: RGB, outline: bool = True) -> None:
-        self.draw.polygon([self.xy(x, y) for x, y in points], fill=fill, outline=OUTLINE if outline else None, width=self.w(0.008))
+        self.draw.polygon(
+            [self.xy(x, y) for x, y in points], fill=fill, outline=OUTLINE if outline else None, width=self.w(0.008)
+        )
 
     def line(self, points: list[tuple[float, float]], fill: RGB, width: float) -> None:
         self.draw.line([self.xy(x, y) for x, y in points], fill=fill, width=self.w(width), joint="curve")
@@ -144,7 +148,13 @@ def _body(pose: str) -> _Body:
         return _Body((0.5, 0.3), (0.43, 0.46, 0.57, 0.71), [[(0.5, 0.5), (0.53, 0.67)]], legs, "side")
     if pose == "looking back":
         legs = [[(0.47, 0.69), (0.46, 0.88)], [(0.53, 0.69), (0.54, 0.88)]]
-        return _Body((0.5, 0.3), (0.41, 0.46, 0.59, 0.71), [[(0.415, 0.5), (0.37, 0.67)], [(0.585, 0.5), (0.63, 0.67)]], legs, "looking-back")
+        return _Body(
+            (0.5, 0.3),
+            (0.41, 0.46, 0.59, 0.71),
+            [[(0.415, 0.5), (0.37, 0.67)], [(0.585, 0.5), (0.63, 0.67)]],
+            legs,
+            "looking-back",
+        )
     if pose == "back view":
         return _Body((0.5, 0.3), (0.38, 0.46, 0.62, 0.71), arms_down, straight_legs, "back")
     raise ValueError(pose)
@@ -239,12 +249,16 @@ def _accessory(pen: _Pen, character: Character, hx: float, hy: float, facing: st
             w0, w1 = base * (1 - f0), base * (1 - f1)
             pen.polygon([(cx - w0, y0), (cx + w0, y0), (cx + w1, y1), (cx - w1, y1)], colour, outline=False)
         pen.draw.polygon(
-            [pen.xy(cx - base, top + 0.015), pen.xy(cx + base, top + 0.015), pen.xy(cx, top - h)], outline=OUTLINE, width=pen.w(0.008)
+            [pen.xy(cx - base, top + 0.015), pen.xy(cx + base, top + 0.015), pen.xy(cx, top - h)],
+            outline=OUTLINE,
+            width=pen.w(0.008),
         )
     elif acc == "cat ears":
         for side in (-1, 1):
             ex = hx + side * r * 0.62
-            pen.polygon([(ex - r * 0.32, top + r * 0.3), (ex + r * 0.32, top + r * 0.3), (ex + side * r * 0.1, top - r * 0.45)], hair)
+            pen.polygon(
+                [(ex - r * 0.32, top + r * 0.3), (ex + r * 0.32, top + r * 0.3), (ex + side * r * 0.1, top - r * 0.45)], hair
+            )
             pen.polygon(
                 [(ex - r * 0.16, top + r * 0.22), (ex + r * 0.16, top + r * 0.22), (ex + side * r * 0.07, top - r * 0.2)],
                 (250, 170, 190),
@@ -262,7 +276,15 @@ def _accessory(pen: _Pen, character: Character, hx: float, hy: float, facing: st
     elif acc == "crown":
         y0, y1 = top - r * 0.45, top + r * 0.15
         w = r * 0.62
-        points = [(cx - w, y1), (cx - w, y0), (cx - w / 2, y0 + r * 0.3), (cx, y0 - r * 0.05), (cx + w / 2, y0 + r * 0.3), (cx + w, y0), (cx + w, y1)]
+        points = [
+            (cx - w, y1),
+            (cx - w, y0),
+            (cx - w / 2, y0 + r * 0.3),
+            (cx, y0 - r * 0.05),
+            (cx + w / 2, y0 + r * 0.3),
+            (cx + w, y0),
+            (cx + w, y1),
+        ]
         pen.polygon(points, GOLD)
         pen.ellipse(cx, y1 - r * 0.2, r * 0.09, r * 0.09, (220, 40, 60), outline=False)
 
@@ -325,7 +347,9 @@ def _head(pen: _Pen, character: Character, scene: Scene, hx: float, hy: float, f
     pen.chord(hx, hy - r * 0.02, r * 1.07, r * 1.06, 192, 348, hair)
     if character.hair_style != "short":
         for side in (-1, 1):
-            pen.rect(hx + side * r * 1.02 - r * 0.2, hy - r * 0.4, hx + side * r * 1.02 + r * 0.2, hy + r * 0.55, hair, radius=0.02)
+            pen.rect(
+                hx + side * r * 1.02 - r * 0.2, hy - r * 0.4, hx + side * r * 1.02 + r * 0.2, hy + r * 0.55, hair, radius=0.02
+            )
     else:
         for side in (-1, 1):
             pen.ellipse(hx + side * r * 0.9, hy - r * 0.2, r * 0.2, r * 0.35, hair)

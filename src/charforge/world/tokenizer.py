@@ -15,7 +15,23 @@ from ..models.tiny import _bytes_to_unicode
 from .attributes import ALL_VALUES
 
 RARE_TOKENS = ("sks", "ohwx", "zwx", "qxy")
-GRAMMAR_WORDS = ("a", "an", "the", "cartoon", "of", "girl", "with", "and", "hair", "skin", "in", "clothes", "background", "picture", "photo")
+GRAMMAR_WORDS = (
+    "a",
+    "an",
+    "the",
+    "cartoon",
+    "of",
+    "girl",
+    "with",
+    "and",
+    "hair",
+    "skin",
+    "in",
+    "clothes",
+    "background",
+    "picture",
+    "photo",
+)
 MAX_LENGTH = 64
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 

@@ -1,0 +1,293 @@
+"""The thesis experiment in miniature, scored: teach a held-out character from six renders with
+DreamBooth-LoRA, then ask for it in poses and expressions it was never shown in.
+
+Everything goes through the same library calls as the CLI (``init``, ``prepare``, ``train``,
+``generate``) with the shipped base model; the judge then scores the pictures. The report compares
+the trained model with the base model on the same prompts and seeds, follows identity over the
+checkpoints (an automated counterpart of the thesis' quality ratio) and checks that prior
+preservation kept the class prompt varied.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from .. import api, atomic
+from ..errors import CharforgeError
+from . import MODEL_DIR, REBUILD_HINT
+from .attributes import (
+    REFERENCE_SCENES,
+    Character,
+    Scene,
+    caption,
+    held_out,
+    random_scene,
+    scene_prompt,
+    training_character,
+)
+from .judge import Judge
+from .render import contact, render
+from .score import WorldScores, score
+
+# Poses and expressions that none of the six references shows (they are standing / portrait /
+# side / back views, smiling or with eyes closed).
+TEST_SCENES: tuple[Scene, ...] = (
+    Scene("arms up", "sad"),
+    Scene("waving", "surprised"),
+    Scene("sitting", "angry"),
+    Scene("jumping", "surprised"),
+    Scene("arms up", "angry"),
+    Scene("sitting", "sad"),
+)
+THESIS_QUALITY_RATIO = 0.35  # the thesis' best share of flawless images (by eye, SDXL, 1800 steps)
+
+
+@dataclass
+class ExperimentConfig:
+    character: str = "unicorn-girl"
+    token: str = "sks"
+    class_word: str = "girl"
+    steps: int = 1800
+    learning_rate: float = 1e-4
+    rank: int = 8
+    train_text_encoder: bool = True
+    prior_preservation: bool = True
+    num_class_images: int = 50
+    checkpoint_every: int = 300
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    inference_steps: int = 50
+    fresh_prompts: int = 100
+
+
+@dataclass
+class ExperimentResult:
+    folder: Path
+    report: Path
+    scores: dict = field(default_factory=dict)
+
+
+def check_model(model: Path) -> None:
+    if not (model / "model_index.json").is_file() or not (model / "unet" / "diffusion_pytorch_model.safetensors").is_file():
+        raise CharforgeError(f"{model}: the mini world's base model is missing or incomplete; {REBUILD_HINT}")
+
+
+def reference_images(character: Character, size: int = 64) -> list[Image.Image]:
+    """The six reference renders in the thesis' spread of views."""
+    return [render(character, scene, size, seed=100 + i) for i, scene in enumerate(REFERENCE_SCENES)]
+
+
+def _generate(
+    ws, prompts: list[str], seeds: tuple[int, ...], steps: int, *, use_run: bool, checkpoint: int | None = None
+) -> list[Image.Image]:
+    result = api.generate(
+        ws,
+        prompts,
+        base=str(MODEL_DIR) if not use_run else None,
+        use_run=use_run,
+        checkpoint=checkpoint,
+        seeds=list(seeds),
+        steps=steps,
+        show_progress=False,
+    )
+    images = [Image.open(p).convert("RGB") for p in result.images]
+    return images
+
+
+def _asked(scene: Scene, character: Character | None) -> dict[str, str]:
+    asked = {"pose": scene.pose, "expression": scene.expression, "background": scene.background}
+    if character is not None:
+        asked.update(character.to_dict())
+    return asked
+
+
+def run_experiment(
+    folder: Path, config: ExperimentConfig | None = None, *, overwrite: bool = False, log: Callable[[str], None] = print
+) -> ExperimentResult:
+    config = config or ExperimentConfig()
+    check_model(MODEL_DIR)
+    judge = Judge.load()
+    character = held_out(config.character)
+    marker = folder / ".charforge-demo"
+    if folder.exists() and any(folder.iterdir()):
+        if not (marker.exists() or overwrite):
+            raise CharforgeError(f"{folder} exists and is not a charforge demo; pass --overwrite or choose another folder")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `charforge world demo`; replaced when it runs again\n", encoding="utf-8")
+
+    # 1. six references of a character the base model never saw, prepared like a user's drawings
+    drawings = folder / "drawings"
+    drawings.mkdir()
+    references = reference_images(character)
+    for i, (image, scene) in enumerate(zip(reference_images(character, 256), REFERENCE_SCENES, strict=True)):
+        image.save(drawings / f"{config.character}-{i}-{scene.pose.replace(' ', '-')}.png")
+    ws = api.init(
+        folder / config.character,
+        token=config.token,
+        class_word=config.class_word,
+        notes=f"mini world: {caption(character, REFERENCE_SCENES[0])}",
+    )
+    api.prepare(ws, [drawings], resolution=64, crop="center")
+    log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")
+
+    # 2. DreamBooth-LoRA through the same call as `charforge train`
+    instance = "a cartoon of {token} {class_word}"
+    api.train(
+        ws,
+        base=str(MODEL_DIR),
+        method="dreambooth-lora",
+        instance_prompt=instance,
+        resolution=64,
+        max_train_steps=config.steps,
+        learning_rate=config.learning_rate,
+        rank=config.rank,
+        train_text_encoder=config.train_text_encoder,
+        prior_preservation=config.prior_preservation,
+        class_prompt="a cartoon of a {class_word}",
+        num_class_images=config.num_class_images,
+        checkpointing_steps=config.checkpoint_every,
+        validation_steps=config.checkpoint_every,
+        validation_prompts=[scene_prompt(instance, TEST_SCENES[0])],
+        validation_inference_steps=25,
+        seed=0,
+        show_progress=True,
+    )
+    run_dir = ws.run_dir("latest")
+    log(f"trained {config.steps} steps: {run_dir}")
+
+    # 3. scores
+    prefix = f"a cartoon of {config.token} {config.class_word}"
+    test_prompts = [scene_prompt(prefix, s) for s in TEST_SCENES]
+    asked_pose = [_asked(s, None) for s in TEST_SCENES for _ in config.seeds]
+    asked_full = [_asked(s, character) for s in TEST_SCENES for _ in config.seeds]
+    steps = config.inference_steps
+    out: dict[str, WorldScores] = {}
+    grids: dict[str, list[Image.Image]] = {}
+
+    def scored(name: str, images: list[Image.Image], asked: list[dict[str, str]], with_identity: bool = True) -> None:
+        out[name] = score(images, asked, character=character if with_identity else None, references=references, judge=judge)
+        grids[name] = images
+
+    scored("trained", _generate(ws, test_prompts, config.seeds, steps, use_run=True), asked_pose)
+    scored("base, same prompts", _generate(ws, test_prompts, config.seeds, steps, use_run=False), asked_pose)
+    full = [
+        scene_prompt(f"a cartoon of {caption(character, s).removeprefix('a cartoon of ').split(', ')[0]}", s) for s in TEST_SCENES
+    ]
+    scored("base, full description", _generate(ws, full, config.seeds, steps, use_run=False), asked_full)
+    class_prompts = [scene_prompt(f"a cartoon of a {config.class_word}", s) for s in TEST_SCENES]
+    scored("trained, class prompts (prior)", _generate(ws, class_prompts, config.seeds, steps, use_run=True), asked_pose)
+    log("scored trained vs base")
+
+    # base-model prompt fidelity on fresh full prompts (seen attributes, new combinations)
+    if config.fresh_prompts:
+        import random
+
+        rng = random.Random(12345)
+        fresh = [(training_character(rng), random_scene(rng)) for _ in range(config.fresh_prompts)]
+        fresh_images = _generate(ws, [caption(c, s) for c, s in fresh], (0,), steps, use_run=False)
+        out[f"base, {config.fresh_prompts} fresh prompts"] = score(fresh_images, [_asked(s, c) for c, s in fresh], judge=judge)
+        grids[f"base, {config.fresh_prompts} fresh prompts"] = fresh_images[:24]
+
+    # identity over checkpoints (automated counterpart of the thesis' quality ratio per checkpoint)
+    from ..train.checkpoint import list_checkpoints
+
+    curve = [{"step": 0, **_curve_point(out["base, same prompts"])}]
+    for step, _ in list_checkpoints(run_dir):
+        images = _generate(ws, test_prompts, config.seeds, steps, use_run=True, checkpoint=step)
+        curve.append({"step": step, **_curve_point(score(images, asked_pose, character=character, judge=judge))})
+    log("scored every checkpoint")
+
+    result = {
+        "character": config.character,
+        "description": caption(character, REFERENCE_SCENES[0]),
+        "config": {k: v for k, v in config.__dict__.items()},
+        "judge_accuracy": judge.report,
+        "scores": {name: s.to_dict() for name, s in out.items()},
+        "checkpoints": curve,
+        "thesis_quality_ratio": THESIS_QUALITY_RATIO,
+        "test_prompts": test_prompts,
+    }
+    atomic.write_text(folder / "scores.json", json.dumps(result, indent=2))
+    report = _write_report(folder, run_dir, references, grids, result, config)
+    return ExperimentResult(folder, report, result)
+
+
+def _curve_point(s: WorldScores) -> dict[str, float]:
+    return {
+        "identity": round(s.identity or 0.0, 4),
+        "pose": round(s.per_attribute.get("pose", 0.0), 4),
+        "expression": round(s.per_attribute.get("expression", 0.0), 4),
+    }
+
+
+def _write_report(folder: Path, run_dir: Path, references, grids, result: dict, config: ExperimentConfig) -> Path:
+    assets = folder / "report"
+    assets.mkdir(exist_ok=True)
+    contact([r.resize((128, 128), Image.Resampling.NEAREST) for r in references], 6).save(assets / "references.png")
+    for i, images in enumerate(grids.values()):
+        contact([im.resize((128, 128), Image.Resampling.NEAREST) for im in images], len(config.seeds) if i < 4 else 8).save(
+            assets / f"grid-{i}.png"
+        )
+    if (run_dir / "loss.png").exists():
+        shutil.copy(run_dir / "loss.png", assets / "loss.png")
+    _plot_curve(result["checkpoints"], assets / "checkpoints.png")
+
+    def cell(value: float | None, digits: int = 3) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{s['count']}</td><td>{cell(s['prompt_fidelity'])}</td><td>{cell(s['identity'])}</td>"
+        f"<td>{cell(s['per_attribute'].get('pose'))}</td><td>{cell(s['per_attribute'].get('expression'))}</td>"
+        f"<td>{cell(s['palette_distance'], 2)}</td></tr>"
+        for name, s in result["scores"].items()
+    )
+    sections = "".join(f"<h3>{html.escape(name)}</h3><img src='report/grid-{i}.png'>" for i, name in enumerate(grids))
+    prompts = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in result["test_prompts"])
+    page = f"""<!doctype html><meta charset="utf-8"><title>charforge mini world: {html.escape(result["character"])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+img{{image-rendering:pixelated;max-width:100%}}</style>
+<h1>Mini world experiment: {html.escape(result["character"])}</h1>
+<p>Held-out character: <i>{html.escape(result["description"])}</i>. Six references (never in the base model's data):</p>
+<img src="report/references.png">
+<p>DreamBooth-LoRA, {config.steps} steps, lr {config.learning_rate}, rank {config.rank}, text encoder LoRA
+{config.train_text_encoder}, prior preservation {config.prior_preservation}. Test prompts ({len(config.seeds)} seeds each),
+poses and expressions not in the references:</p><ul>{prompts}</ul>
+<h2>Scores (judge)</h2>
+<table><tr><th>images</th><th>n</th><th>prompt fidelity</th><th>identity</th><th>pose</th><th>expression</th>
+<th>palette ΔE00</th></tr>{rows}</table>
+<p>Identity = share of images where the judge finds every identity attribute (hair colour and style, outfit colour and
+type, accessory, skin). The thesis' best manual quality ratio was {THESIS_QUALITY_RATIO}.</p>
+<h2>Over checkpoints</h2><img src="report/checkpoints.png">
+<h2>Loss</h2><img src="report/loss.png">
+<h2>Images</h2>{sections}
+"""
+    report = folder / "report.html"
+    atomic.write_text(report, page)
+    return report
+
+
+def _plot_curve(curve: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    steps = [p["step"] for p in curve]
+    for key in ("identity", "pose", "expression"):
+        ax.plot(steps, [p[key] for p in curve], marker="o", label=key)
+    ax.axhline(THESIS_QUALITY_RATIO, color="grey", linestyle=":", label="thesis quality ratio (by eye)")
+    ax.set_xlabel("training step")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

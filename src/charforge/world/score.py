@@ -1,0 +1,121 @@
+"""Scores for mini-world pictures, read by the judge.
+
+- *prompt fidelity*: the share of asked attributes the judge finds (an expression is not asked of a
+  pose that hides the face);
+- *identity*: the share of pictures in which every identity attribute of the target character
+  (hair colour and style, outfit colour and type, accessory, skin) is found;
+- *palette distance*: CIEDE2000 between the pictures' dominant colours and the reference images'
+  (each colour to its nearest counterpart, weighted by share, averaged both ways; background
+  excluded where it is flat). Needs no model, so it works for any character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .attributes import CHARACTER_VALUES, FACELESS_POSES, Character
+from .judge import Judge, Reading
+
+IDENTITY_ATTRIBUTES = tuple(CHARACTER_VALUES)
+
+
+def asked_attributes(asked: dict[str, str]) -> dict[str, str]:
+    """What can be checked of a request: no expression when the asked pose hides the face."""
+    if asked.get("pose") in FACELESS_POSES:
+        return {k: v for k, v in asked.items() if k != "expression"}
+    return dict(asked)
+
+
+def attribute_hits(readings: Sequence[Reading], asked: Sequence[dict[str, str]]) -> dict[str, list[bool]]:
+    hits: dict[str, list[bool]] = {}
+    for reading, request in zip(readings, asked, strict=True):
+        for name, value in asked_attributes(request).items():
+            hits.setdefault(name, []).append(reading.values[name] == value)
+    return hits
+
+
+def prompt_fidelity(readings: Sequence[Reading], asked: Sequence[dict[str, str]]) -> float:
+    found = [hit for values in attribute_hits(readings, asked).values() for hit in values]
+    return float(np.mean(found)) if found else float("nan")
+
+
+def is_character(reading: Reading, character: Character) -> bool:
+    return all(reading.values[name] == getattr(character, name) for name in IDENTITY_ATTRIBUTES)
+
+
+def identity_rate(readings: Sequence[Reading], character: Character) -> float:
+    return float(np.mean([is_character(r, character) for r in readings])) if readings else float("nan")
+
+
+def _palette(image: Image.Image, k: int = 6):
+    from ..data.stats import dominant_colours, subject_pixels
+
+    pixels, _, _ = subject_pixels(image)
+    return dominant_colours(pixels, k=k)
+
+
+def _one_way(a, b) -> float:
+    from skimage.color import deltaE_ciede2000
+
+    lab_b = np.array([s.lab for s in b])
+    total = sum(s.share for s in a)
+    return float(sum(s.share * deltaE_ciede2000(np.array(s.lab)[None], lab_b).min() for s in a) / total)
+
+
+def palette_distance(images: Sequence[Image.Image], references: Sequence[Image.Image], k: int = 6) -> float:
+    """Mean CIEDE2000 between each image's palette and the references' pooled palette (lower is closer)."""
+    from ..data.stats import Swatch
+
+    pooled: list[Swatch] = [s for ref in references for s in _palette(ref, k)]
+    for s in pooled:
+        s.share /= len(references)
+    distances = []
+    for image in images:
+        own = _palette(image, k)
+        distances.append((_one_way(own, pooled) + _one_way(pooled, own)) / 2)
+    return float(np.mean(distances))
+
+
+@dataclass
+class WorldScores:
+    count: int
+    prompt_fidelity: float
+    per_attribute: dict[str, float]
+    identity: float | None = None
+    palette_distance: float | None = None
+    readings: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "count": self.count,
+            "prompt_fidelity": round(self.prompt_fidelity, 4),
+            "per_attribute": {k: round(v, 4) for k, v in self.per_attribute.items()},
+            "identity": None if self.identity is None else round(self.identity, 4),
+            "palette_distance": None if self.palette_distance is None else round(self.palette_distance, 3),
+        }
+
+
+def score(
+    images: Sequence[Image.Image],
+    asked: Sequence[dict[str, str]],
+    *,
+    character: Character | None = None,
+    references: Sequence[Image.Image] | None = None,
+    judge: Judge | None = None,
+) -> WorldScores:
+    """Every score for ``images``, each made from the request ``asked[i]`` (attribute -> value)."""
+    judge = judge or Judge.load()
+    readings = judge.read(list(images))
+    hits = attribute_hits(readings, asked)
+    return WorldScores(
+        count=len(images),
+        prompt_fidelity=prompt_fidelity(readings, asked),
+        per_attribute={name: float(np.mean(v)) for name, v in hits.items()},
+        identity=None if character is None else identity_rate(readings, character),
+        palette_distance=None if not references else palette_distance(images, references),
+        readings=[r.values for r in readings],
+    )
