@@ -13,9 +13,16 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 from charforge import api  # noqa: E402
-from charforge.demo import draw_demo_character  # noqa: E402
 from charforge.models.family import ModelFamily  # noqa: E402
 from charforge.models.tiny import save_tiny_model  # noqa: E402
+
+
+def draw_character(i: int, size: int):
+    """The mini world's unicorn girl in her i-th reference view (white background)."""
+    from charforge.world.attributes import HELD_OUT, REFERENCE_SCENES
+    from charforge.world.render import render
+
+    return render(HELD_OUT["unicorn-girl"], REFERENCE_SCENES[i % len(REFERENCE_SCENES)], size, seed=i)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +44,7 @@ def tiny_sdxl(tmp_path_factory) -> Path:
 def drawings(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("drawings")
     for i in range(4):
-        draw_demo_character(i, size=96).save(folder / f"pose-{i}.png")
+        draw_character(i, size=96).save(folder / f"pose-{i}.png")
     return folder
 
 

@@ -8,11 +8,11 @@ from io import BytesIO
 
 import numpy as np
 import pytest
+from conftest import draw_character
 from PIL import Image, ImageCms, ImageDraw, ImageFilter
 
 from charforge import api
 from charforge.data.buckets import make_buckets, nearest_bucket
-from charforge.demo import draw_demo_character
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_embedded_colour_profile_is_applied_without_damage(tmp_path):
     """
     from charforge.data.images import load_image
 
-    image = draw_demo_character(0, 128)
+    image = draw_character(0, 128)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     buffer = BytesIO()
     image.save(buffer, format="PNG", icc_profile=icc)

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from charforge.errors import CharforgeError
 from charforge.world import JUDGE_FILE, MODEL_DIR
@@ -26,8 +27,6 @@ from charforge.world.attributes import (
     training_character,
 )
 from charforge.world.render import render
-
-from conftest import run_cli
 
 
 def test_render_is_deterministic_and_seeded():
@@ -60,7 +59,8 @@ def test_captions_follow_the_grammar():
     c = HELD_OUT["unicorn-girl"]
     text = caption(c, Scene("arms up", "smiling", "white"))
     assert text == (
-        "a cartoon of a girl with short pink hair and light skin in a blue onesie with a unicorn horn, arms up, smiling, white background"
+        "a cartoon of a girl with short pink hair and light skin in a blue onesie with a unicorn horn, "
+        "arms up, smiling, white background"
     )
     assert "smiling" not in caption(c, Scene("back view", "smiling"))  # the face is not seen
     rng = random.Random(1)
@@ -95,7 +95,9 @@ def test_tokenizer_keeps_grammar_words_and_rare_identifiers_whole():
     tokenizer = CLIPTokenizer.from_pretrained(MODEL_DIR / "tokenizer")
     for word in [*vocabulary_words(), *RARE_TOKENS]:
         assert len(tokenizer.tokenize(word)) == 1, word
-    longest = caption(Character("purple", "pigtails", "yellow", "jacket and trousers", "unicorn horn", "light"), Scene("looking back"))
+    longest = caption(
+        Character("purple", "pigtails", "yellow", "jacket and trousers", "unicorn horn", "light"), Scene("looking back")
+    )
     assert len(tokenizer(longest).input_ids) < tokenizer.model_max_length
 
 
@@ -186,4 +188,3 @@ def test_build_runs_end_to_end_at_toy_size(tmp_path):
     out = build_base_model(tmp_path / "model", tmp_path / "work", config, progress=lambda it, label, **kw: it)
     assert load_base_model(str(out)).pipe.tokenizer.model_max_length == 64
     assert (tmp_path / "work" / "unet-state" / "state.json").exists()
-
