@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -291,7 +290,6 @@ def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, p
     config = config or BuildConfig()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     pixels, records = _training_set(work, config)
     vae_dir = work / "vae"
     if (vae_dir / "config.json").exists():
