@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .. import atomic
+from ..plots import pyplot, save_figure
 from ..workspace import Workspace
 from .images import load_image
 from .subject import find_subject, subject_mask
@@ -193,23 +194,8 @@ def _original_info(path: Path) -> tuple[str, tuple[int, int]]:
         return path.suffix.lstrip(".").upper(), (0, 0)
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    _figure().close(fig)
-
-
 def _plot_palettes(path: Path, overall: list[Swatch], images: list[ImageStats]) -> None:
-    plt = _figure()
+    plt = pyplot()
     rows = [("all images", overall)] + [(s.name, s.palette) for s in images]
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.7 * len(rows) + 0.4), squeeze=False)
     for ax, (label, swatches) in zip(axes[:, 0], rows, strict=True):
@@ -233,13 +219,13 @@ def _plot_palettes(path: Path, overall: list[Swatch], images: list[ImageStats]) 
         ax.set_xticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("dominant colours (background excluded)")
-    _save(fig, path)
+    save_figure(fig, path, tight=True)
 
 
 def _plot_hsv(path: Path, hist: dict[str, list[float]]) -> None:
     import colorsys
 
-    plt = _figure()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
     hues = np.linspace(0, 1, len(hist["hue"]), endpoint=False)
     axes[0].bar(hues, hist["hue"], width=1 / len(hues), align="edge", color=[colorsys.hsv_to_rgb(h, 0.9, 0.9) for h in hues])
@@ -249,13 +235,13 @@ def _plot_hsv(path: Path, hist: dict[str, list[float]]) -> None:
     for ax, title in zip(axes, ("hue (saturation-weighted)", "saturation", "value"), strict=True):
         ax.set_title(title, fontsize=9)
         ax.set_xlim(0, 1)
-    _save(fig, path)
+    save_figure(fig, path, tight=True)
 
 
 def _plot_hue_wheel(path: Path, hue: list[float]) -> None:
     import colorsys
 
-    plt = _figure()
+    plt = pyplot()
     fig = plt.figure(figsize=(4, 4))
     ax = fig.add_subplot(projection="polar")
     angles = np.linspace(0, 2 * np.pi, len(hue), endpoint=False)
@@ -268,7 +254,7 @@ def _plot_hue_wheel(path: Path, hue: list[float]) -> None:
     )
     ax.set_yticklabels([])
     ax.set_title("hue wheel")
-    _save(fig, path)
+    save_figure(fig, path, tight=True)
 
 
 def _html(workspace: Workspace, images: list[ImageStats], overall: list[Swatch]) -> str:

@@ -34,29 +34,27 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in cs]
 
 
-def write_tiny_tokenizer(folder: Path) -> None:
+def write_clip_tokenizer(folder: Path, tokens: list[str], merges: list[tuple[str, str]] = (), max_length: int = 77) -> None:
+    """CLIPTokenizer files (vocab.json, merges.txt, configs) for ``tokens``; the special tokens come last."""
     folder.mkdir(parents=True, exist_ok=True)
+    bos, eos = _SPECIAL
+    vocab = {t: i for i, t in enumerate([*tokens, bos, eos])}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    specials = {"bos_token": bos, "eos_token": eos, "unk_token": eos, "pad_token": eos}
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials), encoding="utf-8")
+    config = {"model_max_length": max_length, "tokenizer_class": "CLIPTokenizer", **specials}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def byte_tokens() -> list[str]:
+    """CLIP's 256 byte symbols, alone and word-final: every string can be spelled with them."""
     chars = _bytes_to_unicode()
-    tokens = chars + [c + "</w>" for c in chars] + _SPECIAL
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    (folder / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": _SPECIAL[0], "eos_token": _SPECIAL[1], "unk_token": _SPECIAL[1], "pad_token": _SPECIAL[1]}),
-        encoding="utf-8",
-    )
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "model_max_length": 77,
-                "tokenizer_class": "CLIPTokenizer",
-                "pad_token": _SPECIAL[1],
-                "bos_token": _SPECIAL[0],
-                "eos_token": _SPECIAL[1],
-                "unk_token": _SPECIAL[1],
-            }
-        ),
-        encoding="utf-8",
-    )
+    return chars + [c + "</w>" for c in chars]
+
+
+def write_tiny_tokenizer(folder: Path) -> None:
+    write_clip_tokenizer(folder, byte_tokens())
 
 
 def _text_config(projection_dim: int = 32):

@@ -38,11 +38,11 @@ class LossLog:
     def plot(self, title: str = "training loss") -> Path | None:
         if not self.rows:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import numpy as np
+
+        from ..plots import pyplot, save_figure
+
+        plt = pyplot()
 
         steps = np.array([r["step"] for r in self.rows])
         losses = np.array([r["loss"] for r in self.rows])
@@ -57,7 +57,5 @@ class LossLog:
         ax.set_title(title)
         ax.legend()
         fig.tight_layout()
-        with atomic.atomic_path(self.png_path) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        save_figure(fig, self.png_path)
         return self.png_path

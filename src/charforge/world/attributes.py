@@ -8,7 +8,7 @@ lets the scores say "the right character" separately from "the asked pose".
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import CharforgeError
 
@@ -229,7 +229,3 @@ def partial_caption(character: Character, scene: Scene, rng: random.Random, drop
 def scene_prompt(prefix: str, scene: Scene) -> str:
     """A prompt for a taught character: '<prefix>, arms up, sad, white background'."""
     return ", ".join([prefix, *describe_scene(scene)])
-
-
-def with_scene(scene: Scene, **changes: str) -> Scene:
-    return replace(scene, **changes)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .. import atomic
+from ..models.tiny import sd_scheduler
 from .attributes import Character, Scene, partial_caption, random_scene, training_character
 from .render import render
 from .tokenizer import write_world_tokenizer
@@ -103,12 +104,6 @@ def make_unet():
         attention_head_dim=8,
         norm_num_groups=16,
     )
-
-
-def make_scheduler():
-    from ..models.tiny import sd_scheduler
-
-    return sd_scheduler()
 
 
 # -- stage 1: the training set -------------------------------------------------------------------
@@ -233,7 +228,7 @@ def train_unet(
         optimizer.load_state_dict(optimizer_from_safetensors(load_file(state_dir / "optimizer.safetensors"), state["optimizer"]))
         start = state["step"]
         log.info("resuming UNet training at step %d", start)
-    scheduler = make_scheduler()
+    scheduler = sd_scheduler()
     alphas = scheduler.alphas_cumprod
     mean, std = latents
     for step in progress(range(start, config.unet_steps), "UNet + text encoder", initial=start, total=config.unet_steps):
@@ -318,7 +313,7 @@ def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, p
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=make_scheduler(),
+        scheduler=sd_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,

@@ -21,6 +21,7 @@ from PIL import Image
 
 from .. import api, atomic
 from ..errors import CharforgeError
+from ..generate.sheet import contact_sheet
 from . import MODEL_DIR, REBUILD_HINT
 from .attributes import (
     REFERENCE_SCENES,
@@ -33,7 +34,7 @@ from .attributes import (
     training_character,
 )
 from .judge import Judge
-from .render import contact, render
+from .render import render
 from .score import WorldScores, score
 
 # Poses and expressions that none of the six references shows (they are standing / portrait /
@@ -177,9 +178,7 @@ def run_experiment(
 
     scored("trained", _generate(ws, test_prompts, config.seeds, steps, use_run=True), asked_pose)
     scored("base, same prompts", _generate(ws, test_prompts, config.seeds, steps, use_run=False), asked_pose)
-    full = [
-        scene_prompt(f"a cartoon of {caption(character, s).removeprefix('a cartoon of ').split(', ')[0]}", s) for s in TEST_SCENES
-    ]
+    full = [caption(character, s) for s in TEST_SCENES]
     scored("base, full description", _generate(ws, full, config.seeds, steps, use_run=False), asked_full)
     class_prompts = [scene_prompt(f"a cartoon of a {config.class_word}", s) for s in TEST_SCENES]
     scored("trained, class prompts (prior)", _generate(ws, class_prompts, config.seeds, steps, use_run=True), asked_pose)
@@ -230,11 +229,9 @@ def _curve_point(s: WorldScores) -> dict[str, float]:
 def _write_report(folder: Path, run_dir: Path, references, grids, result: dict, config: ExperimentConfig) -> Path:
     assets = folder / "report"
     assets.mkdir(exist_ok=True)
-    contact([r.resize((128, 128), Image.Resampling.NEAREST) for r in references], 6).save(assets / "references.png")
+    contact_sheet(list(references), columns=6, cell=128).save(assets / "references.png")
     for i, images in enumerate(grids.values()):
-        contact([im.resize((128, 128), Image.Resampling.NEAREST) for im in images], len(config.seeds) if i < 4 else 8).save(
-            assets / f"grid-{i}.png"
-        )
+        contact_sheet(images, columns=len(config.seeds) if i < 4 else 8, cell=128).save(assets / f"grid-{i}.png")
     if (run_dir / "loss.png").exists():
         shutil.copy(run_dir / "loss.png", assets / "loss.png")
     _plot_curve(result["checkpoints"], assets / "checkpoints.png")
@@ -274,12 +271,9 @@ type, accessory, skin). The thesis' best manual quality ratio was {THESIS_QUALIT
 
 
 def _plot_curve(curve: list[dict], path: Path) -> None:
-    import matplotlib
+    from ..plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(6, 3.2), dpi=100)
     steps = [p["step"] for p in curve]
     for key in ("identity", "pose", "expression"):
         ax.plot(steps, [p[key] for p in curve], marker="o", label=key)
@@ -288,6 +282,4 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

@@ -8,7 +8,6 @@ two are pixel-identical.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -380,13 +379,3 @@ def render(character: Character, scene: Scene, size: int = 64, seed: int = 0, su
     _head(pen, character, scene, hx, hy, body.facing)
     _accessory(pen, character, hx, hy, body.facing)
     return image.resize((size, size), Image.Resampling.LANCZOS)
-
-
-def contact(images: list[Image.Image], columns: int) -> Image.Image:
-    """Images side by side in rows (for previews and reports)."""
-    w, h = images[0].size
-    rows = math.ceil(len(images) / columns)
-    sheet = Image.new("RGB", (w * columns, h * rows), "white")
-    for i, image in enumerate(images):
-        sheet.paste(image, ((i % columns) * w, (i // columns) * h))
-    return sheet

@@ -7,11 +7,10 @@ that no caption uses, so DreamBooth identifiers behave as they do with real mode
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from ..models.tiny import _bytes_to_unicode
+from ..models.tiny import byte_tokens, write_clip_tokenizer
 from .attributes import ALL_VALUES
 
 RARE_TOKENS = ("sks", "ohwx", "zwx", "qxy")
@@ -33,7 +32,6 @@ GRAMMAR_WORDS = (
     "photo",
 )
 MAX_LENGTH = 64
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
 def vocabulary_words() -> list[str]:
@@ -45,16 +43,6 @@ def vocabulary_words() -> list[str]:
     return words
 
 
-def _write(folder: Path, tokens: list[str], merges: list[tuple[str, str]]) -> None:
-    specials = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}
-    vocab = {t: i for i, t in enumerate([*tokens, BOS, EOS])}
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
-    (folder / "special_tokens_map.json").write_text(json.dumps(specials), encoding="utf-8")
-    config = {"model_max_length": MAX_LENGTH, "tokenizer_class": "CLIPTokenizer", **specials}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-
-
 def write_world_tokenizer(folder: Path) -> None:
     """vocab.json + merges.txt + configs that ``CLIPTokenizer.from_pretrained`` reads.
 
@@ -64,9 +52,7 @@ def write_world_tokenizer(folder: Path) -> None:
     """
     from transformers import CLIPTokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
-    chars = _bytes_to_unicode()
-    tokens = chars + [c + "</w>" for c in chars]
+    tokens = byte_tokens()
     merges: list[tuple[str, str]] = []
     pending = {word: list(word[:-1]) + [word[-1] + "</w>"] for word in vocabulary_words()}
     for _ in range(20):
@@ -78,7 +64,7 @@ def write_world_tokenizer(folder: Path) -> None:
                 current = current + piece
                 if current not in tokens:
                     tokens.append(current)
-        _write(folder, tokens, merges)
+        write_clip_tokenizer(folder, tokens, merges, MAX_LENGTH)
         tokenizer = CLIPTokenizer.from_pretrained(folder)
         pending = {w: p for w in vocabulary_words() if len(p := tokenizer.tokenize(w)) != 1}
         if not pending:
