@@ -36,6 +36,8 @@ __all__ = [
     "resume",
     "generate",
     "GenerationResult",
+    "comic",
+    "write_comic_example",
     "TrainConfig",
 ]
 
@@ -170,3 +172,30 @@ def generate(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return GenerationResult(generate_images(model, prompts, folder, loras=all_loras, **options), folder)
+
+
+def comic(
+    story: str | Path,
+    *,
+    out: str | Path | None = None,
+    panel: int | None = None,
+    seed: int | None = None,
+    painter: Any = None,
+    show_progress: bool = True,
+):
+    """Render a storyboard to pages (PNG + one PDF); see :mod:`charforge.comic`. Returns a ``ComicResult``."""
+    from .comic.render import render_comic
+
+    return render_comic(story, out, painter=painter, panel=panel, seed=seed, show_progress=show_progress)
+
+
+def write_comic_example(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the commented example storyboard (nine panels, two characters, narration and dialogue)."""
+    from . import atomic
+    from .comic import EXAMPLE
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CharforgeError(f"{path} exists; pass --overwrite or choose another file name")
+    atomic.write_text(path, EXAMPLE.read_text(encoding="utf-8"))
+    return path

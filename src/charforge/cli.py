@@ -297,6 +297,30 @@ def generate(
     _echo_done("contact sheet", result.contact_sheet)
 
 
+# -- comic ----------------------------------------------------------------------------------------
+@app.command()
+def comic(
+    story: Annotated[Path, typer.Argument(help="The storyboard YAML (with --example: where to write one).")] = Path("story.yaml"),
+    example: Annotated[bool, typer.Option(help="Write a commented example storyboard (the thesis' page) to STORY.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: beside STORY, named after it).")] = None,
+    panel: Annotated[int | None, typer.Option(help="With --seed: redraw this panel (1 = first) with another seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The new seed for --panel.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="With --example: replace an existing file.")] = False,
+) -> None:
+    """Render a storyboard to lettered comic pages (PNG per page and one PDF); pictures are cached per panel."""
+    from . import api
+
+    if example:
+        _echo_done("example storyboard", api.write_comic_example(story, overwrite=overwrite))
+        typer.echo(f"render it with: charforge comic {story}")
+        return
+    result = api.comic(story, out=out, panel=panel, seed=seed)
+    typer.echo(f"{result.drawn} picture(s) drawn, {result.cached} from the cache; font: {result.font}")
+    for page in result.pages:
+        _echo_done("page", page)
+    _echo_done("pdf", result.pdf)
+
+
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(

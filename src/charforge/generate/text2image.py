@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import atomic
@@ -82,6 +83,43 @@ def new_output_dir(root: Path) -> Path:
     return folder
 
 
+def native_size(pipe) -> tuple[int, int]:
+    """The pixel size the model was trained at, and the multiple every side must be (VAE x UNet downsampling)."""
+    native = int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+    return native, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+
+
+def draw(
+    pipe,
+    prompt: str,
+    *,
+    negative_prompt: str = "",
+    steps: int = THESIS_STEPS,
+    guidance: float = 7.5,
+    width: int,
+    height: int,
+    seed: int,
+    init_image: Image.Image | None = None,
+    strength: float = 0.7,
+) -> Image.Image:
+    """One picture, reproducible from its seed; with ``init_image`` it starts from that drawing (image-to-image)."""
+    kwargs = dict(
+        negative_prompt=negative_prompt or None,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    with torch.no_grad():
+        if init_image is None:
+            return pipe(prompt, width=width, height=height, **kwargs).images[0]
+        from diffusers import AutoPipelineForImage2Image
+
+        img2img = AutoPipelineForImage2Image.from_pipe(pipe)
+        img2img.set_progress_bar_config(disable=True)
+        start = init_image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        return img2img(prompt, image=start, strength=strength, **kwargs).images[0]
+
+
 def generate_images(
     base: BaseModel,
     prompts: list[str],
@@ -106,7 +144,7 @@ def generate_images(
     pipe = base.pipe
     pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    native = int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+    native, _ = native_size(pipe)
     width, height = width or native, height or native
     multiple = pipe.vae_scale_factor
     if width % multiple or height % multiple:
@@ -115,16 +153,9 @@ def generate_images(
     jobs = [(p, s) for p in prompts for s in seed_list]
     paths, images, labels = [], [], []
     for i, (prompt, s) in enumerate(tqdm(jobs, desc="generate", unit="img", disable=not show_progress)):
-        with torch.no_grad():
-            image = pipe(
-                prompt,
-                negative_prompt=negative_prompt or None,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                width=width,
-                height=height,
-                generator=torch.Generator().manual_seed(s),
-            ).images[0]
+        image = draw(
+            pipe, prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance, width=width, height=height, seed=s
+        )
         params = GenerationParams(
             prompt=prompt,
             negative_prompt=negative_prompt,

@@ -1,0 +1,214 @@
+"""Panel pictures: one job per picture, cached by everything that changes its pixels.
+
+The cache key hashes the prompt, seed, sampler settings, size, the base model and the *contents* of
+every LoRA and sketch file, so editing a balloon re-letters the page without regenerating, while
+retraining a LoRA (same path, new weights) regenerates the panels that use it. Each cached picture
+has a sidecar JSON with its parameters (and PNG metadata in the A1111 format), so a page can be
+reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from .. import atomic
+from ..generate.metadata import GenerationParams, save_png
+from ..generate.schedulers import make_scheduler, sampler_label
+
+FILE_HASH_CHUNK = 1 << 20
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(FILE_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def folder_digest(path: Path) -> str:
+    """A LoRA may be a folder (diffusers ``final/``): hash its weight files."""
+    if path.is_file():
+        return file_digest(path)
+    parts = [f"{p.relative_to(path)}:{file_digest(p)}" for p in sorted(path.rglob("*.safetensors"))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PanelJob:
+    """Everything that decides one generated picture."""
+
+    prompt: str
+    negative: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    sampler: str
+    base: str
+    loras: tuple[tuple[str, float, str], ...] = ()  # (path, weight, content digest)
+    sketch: tuple[str, str] | None = None  # (path, content digest)
+    strength: float = 0.7
+
+    def key(self) -> str:
+        data = asdict(self)
+        # paths do not change pixels, contents do
+        data["loras"] = [(w, d) for _, w, d in self.loras]
+        data["sketch"] = self.sketch[1] if self.sketch else None
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(
+            prompt=self.prompt,
+            negative_prompt=self.negative,
+            steps=self.steps,
+            sampler=sampler_label(self.sampler),
+            cfg_scale=self.guidance,
+            seed=self.seed,
+            width=self.width,
+            height=self.height,
+            model=Path(self.base).name or self.base,
+            loras=[(Path(p).parent.name if Path(p).name == "final" else Path(p).stem, w) for p, w, _ in self.loras],
+        )
+
+
+class PanelPainter(Protocol):
+    """Draws pictures for jobs (the diffusers painter below, or a stand-in in tests)."""
+
+    def geometry(self, base: str) -> tuple[int, int]:
+        """(native side in px, the multiple every side must be)."""
+        ...
+
+    def __call__(self, job: PanelJob) -> Image.Image: ...
+
+
+def generation_size(native: int, multiple: int, aspect: float, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The model's native area in the panel's shape, rounded to what the model accepts."""
+    if fixed is not None:
+        w, h = fixed
+    else:
+        w, h = native * aspect**0.5, native / aspect**0.5
+    clamp = lambda v: max(multiple, int(round(v / multiple)) * multiple)  # noqa: E731
+    return clamp(w), clamp(h)
+
+
+class DiffusersPainter:
+    """Loads each base model once and swaps LoRA sets between panels (two characters = two adapters)."""
+
+    def __init__(self, *, allow_unsafe_pickle: bool = False) -> None:
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self._models: dict[str, object] = {}
+        self._loras: dict[str, tuple] = {}
+
+    def _model(self, base: str):
+        from ..models.loading import load_base_model
+
+        if base not in self._models:
+            self._models[base] = load_base_model(base, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            self._loras[base] = ()
+        return self._models[base]
+
+    def geometry(self, base: str) -> tuple[int, int]:
+        folder = Path(base)
+        if (folder / "unet" / "config.json").is_file() and (folder / "vae" / "config.json").is_file():
+            unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+            vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+            scale = 2 ** (len(vae["block_out_channels"]) - 1)
+            native, multiple = int(unet["sample_size"]) * scale, scale * 2 ** (len(unet["block_out_channels"]) - 1)
+        else:
+            from ..generate.text2image import native_size
+
+            native, multiple = native_size(self._model(base).pipe)
+        return native, math.lcm(8, multiple)  # diffusers pipelines also want multiples of 8
+
+    def __call__(self, job: PanelJob) -> Image.Image:
+        from ..generate.text2image import LoraSpec, apply_loras, draw
+
+        model = self._model(job.base)
+        wanted = tuple((p, w) for p, w, _ in job.loras)
+        if self._loras[job.base] != wanted:
+            if self._loras[job.base]:
+                model.pipe.unload_lora_weights()
+            apply_loras(model, [LoraSpec(Path(p), w) for p, w in wanted])
+            self._loras[job.base] = wanted
+        pipe = model.pipe
+        pipe.scheduler = make_scheduler(job.sampler, pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        sketch = Image.open(job.sketch[0]) if job.sketch else None
+        return draw(
+            pipe,
+            job.prompt,
+            negative_prompt=job.negative,
+            steps=job.steps,
+            guidance=job.guidance,
+            width=job.width,
+            height=job.height,
+            seed=job.seed,
+            init_image=sketch,
+            strength=job.strength,
+        )
+
+
+class PanelCache:
+    """``<folder>/<key>.png`` (with PNG parameters) + ``<key>.json``; written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, job: PanelJob) -> Path:
+        return self.folder / f"{job.key()}.png"
+
+    def get(self, job: PanelJob) -> Image.Image | None:
+        path = self.path(job)
+        if not path.is_file():
+            return None
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except OSError:
+            return None  # a damaged cache entry is redrawn
+
+    def put(self, job: PanelJob, image: Image.Image) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = save_png(image, self.path(job), job.params())
+        atomic.write_text(path.with_suffix(".json"), json.dumps({"key": job.key(), **asdict(job)}, indent=2))
+        return path
+
+
+def paint(job: PanelJob, painter: PanelPainter, cache: PanelCache) -> tuple[Image.Image, bool]:
+    """The job's picture from the cache, else drawn and stored; the flag says whether it was drawn."""
+    cached = cache.get(job)
+    if cached is not None:
+        return cached, False
+    image = painter(job).convert("RGB")
+    cache.put(job, image)
+    return image, True
+
+
+def join_regions(images: list[Image.Image], widths: list[float], size: tuple[int, int], feather: float = 0.06) -> Image.Image:
+    """Place region pictures side by side in ``size``, cross-fading over a narrow seam."""
+    total_w, total_h = size
+    shares = [w / sum(widths) for w in widths]
+    out = Image.new("RGB", size, "white")
+    x = 0.0
+    fade = max(1, int(feather * total_w))
+    for i, (image, share) in enumerate(zip(images, shares, strict=True)):
+        left = int(round(x))
+        right = total_w if i == len(images) - 1 else int(round(x + share * total_w))
+        lo = max(0, left - (fade if i else 0))
+        tile = image.resize((right - lo, total_h), Image.Resampling.LANCZOS)
+        mask = Image.new("L", tile.size, 255)
+        if i:
+            ramp = Image.linear_gradient("L").rotate(90, expand=True).resize((left - lo or 1, total_h))
+            mask.paste(ramp, (0, 0))
+        out.paste(tile, (lo, 0), mask)
+        x += share * total_w
+    return out
