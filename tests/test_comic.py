@@ -260,3 +260,41 @@ def test_example_is_not_overwritten(story):
     with pytest.raises(Exception, match="exists; pass --overwrite"):
         api.write_comic_example(story)
     assert EXAMPLE.read_text() == story.read_text()
+
+
+def test_several_pages_speakers_and_rtl(tmp_path):
+    story = tmp_path / "two.yaml"
+    story.write_text(
+        """title: Two pages
+credits: test
+page: {size: [600, 800], direction: rtl}
+characters:
+  a: {prompt: girl a}
+  b: {prompt: girl b}
+pages:
+  - layout: grid-1x2
+    panels:
+      - prompt: "{a} waving"
+        balloons: [{text: "Hello there", speaker: a}]
+      - regions: [{prompt: "{a}"}, {prompt: "{b}", width: 2}]
+        balloons: [{text: "Hi", speaker: b}]
+  - layout: {grid: "AB/CB"}
+    panels:
+      - image: pic.png
+      - prompt: "{b} sitting"
+      - prompt: "{a} jumping"
+"""
+    )
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "pic.png")
+    painter = CountingPainter()
+    result = api.comic(story, painter=painter, show_progress=False)
+    assert len(result.pages) == 2 and painter.calls and len(painter.calls) == 5
+    assert result.pdf.read_bytes().count(b"/Type /Page\n") + result.pdf.read_bytes().count(b"/Type /Page ") == 2
+    first = json.loads(result.sidecars[0].read_text())["panels"]
+    assert first[0]["box"][0] > first[1]["box"][0]  # right to left: panel 1 on the right
+    second = json.loads(result.sidecars[1].read_text())["panels"]
+    assert [p["number"] for p in second] == [3, 4, 5] and "image" in second[0]
+    assert second[0]["box"][0] > second[1]["box"][0]  # rtl: the tall right column B comes before A
+    story.write_text(story.read_text().replace("speaker: b", "speaker: c"))
+    with pytest.raises(StoryError, match=r"two.yaml:13: panel 2: unknown character 'c'"):
+        api.comic(story, painter=painter, show_progress=False)

@@ -207,7 +207,7 @@ def _tail_tip(spec: BalloonSpec, cx: float, cy: float, a: float, b: float, panel
         "left": (cx - a - reach, cy + 0.4 * b),
         "right": (cx + a + reach, cy + 0.4 * b),
         "none": None,
-    }[spec.tail]
+    }[spec.tail or "bottom"]
 
 
 def layout_balloon(

@@ -131,6 +131,7 @@ class Story:
         named = [(spec.characters or [], loc + ("characters",))] + [
             (r.characters or [], loc + ("regions", i, "characters")) for i, r in enumerate(spec.regions or [])
         ]
+        named += [([b.speaker], loc + ("balloons", i, "speaker")) for i, b in enumerate(spec.balloons) if b.speaker]
         for names, where in named:
             for name in names:
                 if name not in self.board.characters:
@@ -352,6 +353,8 @@ def _letter(picture: Image.Image, item: _Panel, story: Story, fonts: FontSource)
         taken.append(caption.box)
     reference = picture.copy()  # placement reads the picture, not the balloons already drawn
     for i, spec in enumerate(item.spec.balloons):
+        if spec.tail is None:
+            spec = spec.model_copy(update={"tail": _speaker_point(item.spec, spec.speaker) or "bottom"})
         where = f"{story.path}:{line_of(story.root, item.loc + ('balloons', i))}: panel {item.number}"
         balloon = layout_balloon(spec, fonts, reference, taken, direction=direction, order=i, where=where, **size_range)
         draw_balloon(picture, balloon, fonts)
@@ -359,6 +362,19 @@ def _letter(picture: Image.Image, item: _Panel, story: Story, fonts: FontSource)
     for i, spec in enumerate(item.spec.sounds):
         colour = _colour(spec.colour, f"{story.path}:{line_of(story.root, item.loc + ('sounds', i))}: sound colour")
         draw_sound(picture, spec, fonts, colour)
+
+
+def _speaker_point(spec: PanelSpec, speaker: str | None) -> tuple[float, float] | None:
+    """In a two-shot, a balloon's tail points at its speaker's half of the panel."""
+    if not speaker or not spec.regions:
+        return None
+    total, x = sum(r.width for r in spec.regions), 0.0
+    for region in spec.regions:
+        names = region.characters if region.characters is not None else REFERENCE.findall(region.prompt)
+        if speaker in names:
+            return (x + region.width / 2) / total, 0.55
+        x += region.width
+    return None
 
 
 def _title_and_credits(

@@ -119,7 +119,9 @@ class BalloonSpec(_Strict):
     text: str = Field(min_length=1)
     speaker: str | None = None
     style: Literal["speech", "thought", "shout", "whisper"] = "speech"
-    tail: tuple[float, float] | Side = Field("bottom", description="a point in the panel (0-1, 0-1) or a side")
+    tail: tuple[float, float] | Side | None = Field(
+        None, description="a point in the panel (0-1, 0-1) or a side; default: towards the speaker's region, else bottom"
+    )
     at: tuple[float, float] | None = Field(None, description="balloon centre in the panel (0-1); default: least busy spot")
 
     @field_validator("tail", "at")
