@@ -21,6 +21,7 @@ from PIL import Image
 from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import make_scheduler, sampler_label
+from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
 
 FILE_HASH_CHUNK = 1 << 20
 
@@ -76,7 +77,7 @@ class PanelJob:
             width=self.width,
             height=self.height,
             model=Path(self.base).name or self.base,
-            loras=[(Path(p).parent.name if Path(p).name == "final" else Path(p).stem, w) for p, w, _ in self.loras],
+            loras=[(LoraSpec(Path(p), w).name, w) for p, w, _ in self.loras],
         )
 
 
@@ -107,6 +108,7 @@ class DiffusersPainter:
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._models: dict[str, object] = {}
         self._loras: dict[str, tuple] = {}
+        self._geometry: dict[str, tuple[int, int]] = {}
 
     def _model(self, base: str):
         from ..models.loading import load_base_model
@@ -117,6 +119,11 @@ class DiffusersPainter:
         return self._models[base]
 
     def geometry(self, base: str) -> tuple[int, int]:
+        if base not in self._geometry:
+            self._geometry[base] = self._read_geometry(base)
+        return self._geometry[base]
+
+    def _read_geometry(self, base: str) -> tuple[int, int]:
         folder = Path(base)
         if (folder / "unet" / "config.json").is_file() and (folder / "vae" / "config.json").is_file():
             unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
@@ -124,14 +131,10 @@ class DiffusersPainter:
             scale = 2 ** (len(vae["block_out_channels"]) - 1)
             native, multiple = int(unet["sample_size"]) * scale, scale * 2 ** (len(unet["block_out_channels"]) - 1)
         else:
-            from ..generate.text2image import native_size
-
             native, multiple = native_size(self._model(base).pipe)
         return native, math.lcm(8, multiple)  # diffusers pipelines also want multiples of 8
 
     def __call__(self, job: PanelJob) -> Image.Image:
-        from ..generate.text2image import LoraSpec, apply_loras, draw
-
         model = self._model(job.base)
         wanted = tuple((p, w) for p, w, _ in job.loras)
         if self._loras[job.base] != wanted:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import CharforgeError
+from ..generate.schedulers import DEFAULT_SAMPLER
 from . import layout as layouts
 from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
@@ -52,6 +53,12 @@ class Story:
     def __init__(self, path: Path, board: Storyboard, root: yaml.Node | None, multi_page: bool) -> None:
         self.path, self.board, self.root, self.multi = path, board, root, multi_page
         self.folder = path.parent
+        self._digests: dict[Path, str] = {}  # a LoRA used by many panels is hashed once per render
+
+    def digest(self, path: Path) -> str:
+        if path not in self._digests:
+            self._digests[path] = folder_digest(path)
+        return self._digests[path]
 
     @classmethod
     def load(cls, path: str | Path) -> Story:
@@ -168,7 +175,7 @@ class Story:
             character = self.board.characters[name]
             if character.lora is not None:
                 path = self.resolve_path(character.lora)
-                out.append((str(path), character.weight, folder_digest(path)))
+                out.append((str(path), character.weight, self.digest(path)))
         return tuple(out)
 
     def seed(self, panel: _Panel) -> int:
@@ -198,7 +205,7 @@ class Story:
         sketch = None
         if spec.sketch is not None:
             path = self.resolve_path(spec.sketch)
-            sketch = (str(path), folder_digest(path))
+            sketch = (str(path), self.digest(path))
         out = []
         for text, names, share, part_seed in parts:
             aspect = rect.width * share / total / max(1, rect.height)
@@ -211,7 +218,7 @@ class Story:
                 guidance=spec.guidance if spec.guidance is not None else model.guidance,
                 width=width,
                 height=height,
-                sampler=model.sampler if model.sampler != "default" else _default_sampler(),
+                sampler=model.sampler if model.sampler != "default" else DEFAULT_SAMPLER,
                 base=base,
                 loras=self.loras(text, names),
                 sketch=sketch,
@@ -221,12 +228,6 @@ class Story:
         return out
 
 
-def _default_sampler() -> str:
-    from ..generate.schedulers import DEFAULT_SAMPLER
-
-    return DEFAULT_SAMPLER
-
-
 def _colour(value: str, where: str) -> tuple[int, int, int]:
     try:
         return ImageColor.getrgb(value)[:3]
@@ -234,7 +235,7 @@ def _colour(value: str, where: str) -> tuple[int, int, int]:
         raise CharforgeError(f"{where}: {value!r} is not a colour (a name such as white, or #rrggbb)") from exc
 
 
-def _fit_line(draw: ImageDraw.ImageDraw, text: str, fonts: FontSource, size: int, width: int):
+def _fit_line(text: str, fonts: FontSource, size: int, width: int):
     while size > 8 and fonts.at(size).getlength(text) > width:
         size -= 1
     return fonts.at(size)
@@ -383,8 +384,8 @@ def _title_and_credits(
     draw = ImageDraw.Draw(page)
     width = page.width - 2 * margin
     if board.title and p == 0:
-        font = _fit_line(draw, board.title, fonts, int(title_h * 0.62), width)
+        font = _fit_line(board.title, fonts, int(title_h * 0.62), width)
         draw.text((page.width / 2, margin + title_h * 0.45), board.title, font=font, fill=INK, anchor="mm")
     if board.credits and p == n_pages - 1:
-        font = _fit_line(draw, board.credits, fonts, int(credits_h * 0.6), width)
+        font = _fit_line(board.credits, fonts, int(credits_h * 0.6), width)
         draw.text((page.width - margin, page.height - margin - credits_h * 0.4), board.credits, font=font, fill=INK, anchor="rm")
