@@ -38,13 +38,17 @@ __all__ = [
     "GenerationResult",
     "comic",
     "write_comic_example",
+    "evaluate",
+    "promote",
+    "rating_summary",
+    "sweep",
     "TrainConfig",
 ]
 
 
-def init(path: str | Path, *, token: str, class_word: str, notes: str = "") -> Workspace:
-    """Create a character workspace."""
-    return Workspace.create(path, token=token, class_word=class_word, notes=notes)
+def init(path: str | Path, *, token: str, class_word: str, notes: str = "", world: str = "") -> Workspace:
+    """Create a character workspace (``world``: the mini-world character it is, so the judge can score it)."""
+    return Workspace.create(path, token=token, class_word=class_word, notes=notes, world=world)
 
 
 def open_workspace(path: str | Path | Workspace) -> Workspace:
@@ -199,3 +203,80 @@ def write_comic_example(path: str | Path, *, overwrite: bool = False) -> Path:
         raise CharforgeError(f"{path} exists; pass --overwrite or choose another file name")
     atomic.write_text(path, EXAMPLE.read_text(encoding="utf-8"))
     return path
+
+
+def evaluate(
+    workspace: str | Path | Workspace,
+    *,
+    run: str = "latest",
+    promote_best: bool = False,
+    show_progress: bool = True,
+    **options: Any,
+):
+    """Draw the evaluation prompt set at every checkpoint, score it, pick the best checkpoint; ``options``
+    are :class:`charforge.evaluate.evaluate.EvalOptions` fields. With ``promote_best`` the best
+    checkpoint becomes the run's ``final/``. Returns an ``EvalResult`` (``metrics``, ``report``)."""
+    from .evaluate.evaluate import EvalOptions, evaluate_run
+
+    ws = open_workspace(workspace)
+    result = evaluate_run(ws, run, EvalOptions(**options), show_progress=show_progress)
+    if promote_best:
+        if not result.best:
+            raise CharforgeError("no trained checkpoint to promote")
+        promote(ws, run=run, step=result.best["step"])
+    return result
+
+
+def promote(workspace: str | Path | Workspace, *, run: str = "latest", step: int) -> Path:
+    """Make checkpoint ``step`` the run's ``final/`` (the previous one is kept as ``final-before-promote/``)."""
+    from .evaluate.evaluate import promote as _promote
+
+    return _promote(open_workspace(workspace), run, step)
+
+
+def rating_summary(workspace: str | Path | Workspace, *, run: str = "latest", rater: str = "") -> dict:
+    """Human quality ratio per checkpoint from the stored ratings, beside the automated one, with their
+    agreement; written into the run's ``metrics.json`` and report."""
+    from .evaluate.evaluate import load_metrics, write_metrics
+    from .evaluate.ratings import RatingStore, human_summary
+
+    ws = open_workspace(workspace)
+    metrics = load_metrics(ws, run)
+    eval_dir = ws.run_dir(run) / "eval"
+    with RatingStore(ws.root / "ratings.sqlite") as store:
+        ratings = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
+    summary = human_summary(metrics, ratings)
+    for point in metrics["points"]:
+        point["human_ratio"] = summary["points"].get(point["point"], {}).get("human_ratio")
+    metrics["human"] = summary
+    write_metrics(ws, run, metrics)
+    return summary
+
+
+def sweep(
+    workspace: str | Path | Workspace,
+    *,
+    learning_rates: list[float],
+    steps: list[int],
+    ranks: list[int] | None = None,
+    name: str = "sweep",
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    eval_options: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    **train_options: Any,
+):
+    """Train and evaluate every (learning rate, steps, rank) combination; resumable. Returns a ``SweepResult``."""
+    from .evaluate.evaluate import EvalOptions
+    from .evaluate.sweep import grid, run_sweep
+
+    return run_sweep(
+        open_workspace(workspace),
+        grid(learning_rates, steps, ranks),
+        name=name,
+        train_options=train_options,
+        config_file=config_file,
+        preset=preset,
+        eval_options=EvalOptions(**(eval_options or {})),
+        show_progress=show_progress,
+    )

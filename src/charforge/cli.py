@@ -322,6 +322,186 @@ def comic(
 
 
 # -- demo -----------------------------------------------------------------------------------------
+# -- evaluate / rate / sweep ------------------------------------------------------------------------
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise CharforgeError(f"{option} {text!r}: give comma-separated numbers such as 1e-4,5e-5") from exc
+
+
+def _ints(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise CharforgeError(f"{option} {text!r}: give comma-separated whole numbers such as 300,600") from exc
+
+
+ClipOption = Annotated[str, typer.Option(help="CLIP model (hub id or folder) for CLIP-I/CLIP-T; 'none' to skip.")]
+DinoOption = Annotated[str, typer.Option(help="DINO/DINOv2 model (hub id or folder) for the DINO score; 'none' to skip.")]
+PromptsOption = Annotated[
+    Optional[Path], typer.Option(help="Prompt set YAML (default: the built-in set; see --example-prompts).")
+]
+
+
+@app.command()
+def evaluate(
+    workspace: Annotated[Optional[Path], typer.Argument(help="The character workspace folder.")] = None,
+    run: Annotated[str, typer.Option(help="Run name (default: the newest).")] = "latest",
+    prompts: PromptsOption = None,
+    checkpoints: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 600,1200 (default: all).")] = None,
+    clip: ClipOption = "default",
+    dino: DinoOption = "default",
+    steps: Annotated[int, typer.Option(help="Inference steps per picture.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    base: Annotated[Optional[str], typer.Option(help="Evaluate on another base model of the same family.")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Copy the best checkpoint to the run's final/.")] = False,
+    example_prompts: Annotated[Optional[Path], typer.Option(help="Write the default prompt set here to edit, and stop.")] = None,
+) -> None:
+    """Score every checkpoint of a run (identity, prompt fidelity, palette, quality ratio) and pick the best."""
+    from . import api
+    from .evaluate.prompts import DEFAULT_PROMPTS
+
+    if example_prompts is not None:
+        from . import atomic
+
+        if example_prompts.exists():
+            raise CharforgeError(f"{example_prompts} exists; choose another file name")
+        atomic.write_text(example_prompts, DEFAULT_PROMPTS.read_text(encoding="utf-8"))
+        _echo_done("prompt set", example_prompts)
+        return
+    if workspace is None:
+        raise CharforgeError("give the workspace: charforge evaluate WORKSPACE --run RUN")
+    result = api.evaluate(
+        workspace,
+        run=run,
+        promote_best=promote,
+        prompts=prompts,
+        checkpoints=_ints(checkpoints, "--checkpoints"),
+        clip=clip,
+        dino=dino,
+        steps=steps,
+        guidance=guidance,
+        base=base,
+    )
+    _print_points(result.metrics)
+    best = result.best
+    typer.echo(
+        f"best: {best['point'] if best else 'none'} ({result.metrics['rule']})" + (" -> promoted to final/" if promote else "")
+    )
+    for note in result.metrics["notes"]:
+        typer.echo(f"note: {note}")
+    _echo_done("report", result.report)
+
+
+def _print_points(metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [
+        k
+        for k in ("quality_ratio", "human_ratio", "identity", "identity_share", "fidelity", "clip_i", "dino", "clip_t", "palette")
+        if any(p.get(k) is not None for p in metrics["points"])
+    ]
+    table = Table("point", "images", *keys)
+    for p in metrics["points"]:
+        table.add_row(p["label"], str(p["images"]), *("" if p.get(k) is None else f"{p[k]:.3f}" for k in keys))
+    Console().print(table)
+
+
+@app.command()
+def rate(
+    workspace: WorkspaceArg,
+    run: Annotated[str, typer.Option(help="Run name (default: the newest).")] = "latest",
+    rater: Annotated[str, typer.Option(help="Your name, if several people rate.")] = "",
+    preview: Annotated[bool, typer.Option(help="Draw the picture in the terminal (24-bit colour).")] = True,
+    summary: Annotated[bool, typer.Option("--summary", help="Only print the human vs automated summary.")] = False,
+) -> None:
+    """Rate an evaluation's pictures by eye (good / flawed + tags); ratings go to ratings.sqlite in the workspace."""
+    from PIL import Image
+
+    from . import api
+    from .evaluate.evaluate import load_metrics
+    from .evaluate.ratings import TAGS, Rating, RatingStore
+    from .evaluate.terminal import half_blocks, side_by_side
+
+    ws = api.open_workspace(workspace)
+    metrics = load_metrics(ws, run)
+    eval_dir = ws.run_dir(run) / "eval"
+    references = [Image.open(p).convert("RGB") for p in ws.training_images()]
+    view = eval_dir / "rate-view.png"
+    with RatingStore(ws.root / "ratings.sqlite") as store:
+        rated = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
+        todo = [] if summary else [r for r in metrics["images"] if r["file"] not in rated]
+        typer.echo(f"{len(todo)} pictures to rate ({len(rated)} rated); the picture and references: {view}")
+        for i, row in enumerate(todo, 1):
+            image = Image.open(eval_dir / row["file"]).convert("RGB")
+            side_by_side(image, references).save(view)
+            if preview:
+                typer.echo(half_blocks(side_by_side(image, references[:3], cell=64), width=96))
+            auto = "" if row.get("ok") is None else f" (automated: {'pass' if row['ok'] else 'fail'})"
+            typer.echo(f"[{i}/{len(todo)}] {row['point']} {row['prompt']} seed {row['seed']}{auto}")
+            answer = typer.prompt("g = good, f = flawed, s = skip, q = quit", default="s").strip().lower()
+            if answer.startswith("q"):
+                break
+            if answer.startswith("s") or not answer:
+                continue
+            if not answer.startswith(("g", "f")):
+                typer.echo("answer g, f, s or q; skipped")
+                continue
+            tags: tuple[str, ...] = ()
+            if answer.startswith("f"):
+                text = typer.prompt(f"tags, comma-separated ({', '.join(TAGS)}; others allowed)", default="", show_default=False)
+                tags = tuple(t.strip() for t in text.split(",") if t.strip())
+            store.put(Rating(metrics["run"], row["file"], answer.startswith("g"), tags, rater), eval_dir)
+    result = api.rating_summary(ws, run=run, rater=rater)
+    _print_points(load_metrics(ws, run))
+    agreement = "n/a" if result["agreement"] is None else f"{result['agreement']:.2f} (kappa {result['kappa']})"
+    typer.echo(f"rated {result['rated']}; agreement with the automated verdicts on {result['compared']}: {agreement}")
+    if result["tags"]:
+        typer.echo("flaws: " + ", ".join(f"{k} {v}" for k, v in result["tags"].items()))
+
+
+@app.command()
+def sweep(
+    workspace: WorkspaceArg,
+    lr: Annotated[str, typer.Option(help="Learning rates, comma-separated (e.g. 1e-4,5e-5,1e-5).")],
+    steps: Annotated[str, typer.Option(help="Training steps, comma-separated (e.g. 1800).")],
+    rank: Annotated[Optional[str], typer.Option(help="LoRA ranks, comma-separated (e.g. 4,16).")] = None,
+    name: Annotated[str, typer.Option(help="Sweep name (run names start with it).")] = "sweep",
+    config: Annotated[Optional[Path], typer.Option(help="Training config YAML shared by every run.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help=f"Training preset: {', '.join(PRESETS)}.")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Base model (overrides config/preset).")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Training method (overrides config/preset).")] = None,
+    prompts: PromptsOption = None,
+    clip: ClipOption = "default",
+    dino: DinoOption = "default",
+    eval_steps: Annotated[int, typer.Option(help="Inference steps per evaluation picture.")] = 50,
+) -> None:
+    """Train and evaluate a grid of learning rates x steps (x ranks), resumably, and compare them."""
+    from . import api
+
+    result = api.sweep(
+        workspace,
+        learning_rates=_floats(lr, "--lr"),
+        steps=_ints(steps, "--steps") or [],
+        ranks=_ints(rank, "--rank"),
+        name=name,
+        config_file=config,
+        preset=preset,
+        base=base,
+        method=method,
+        eval_options={"prompts": prompts, "clip": clip, "dino": dino, "steps": eval_steps},
+    )
+    for row in result.rows:
+        best = row["best"] or {}
+        typer.echo(f"{row['run']}: best step {best.get('step')} quality ratio {best.get('quality_ratio')}")
+    typer.echo(f"winner: {result.winner['run'] if result.winner else 'none'}")
+    _echo_done("report", result.report)
+
+
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
@@ -344,7 +524,7 @@ def world_build(
     stage: Annotated[str, typer.Option(help="What to build: all, model, judge.")] = "all",
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write (default: the one shipped in the package).")] = None,
     work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),
-    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder steps (default 4000).")] = None,
+    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder steps (default 6500, two cycles).")] = None,
 ) -> None:
     """Train the mini world's base model and judge from scratch (about an hour on 2 CPU cores; resumable)."""
     from . import world

@@ -29,6 +29,7 @@ class Character:
     token: str
     class_word: str
     notes: str = ""
+    world: str = ""  # a mini-world held-out character's name: its pictures can be read by the judge
 
 
 class Workspace:
@@ -40,13 +41,13 @@ class Workspace:
 
     # -- creation and opening -------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, *, token: str, class_word: str, notes: str = "") -> Workspace:
+    def create(cls, root: str | Path, *, token: str, class_word: str, notes: str = "", world: str = "") -> Workspace:
         root = Path(root)
         validate_token(token)
         validate_token(class_word, what="class-word")
         if (root / CHARACTER_FILE).exists():
             raise CharforgeError(f"{root / CHARACTER_FILE} already exists; this workspace is initialised")
-        character = Character(token=token, class_word=class_word, notes=notes)
+        character = Character(token=token, class_word=class_word, notes=notes, world=world)
         root.mkdir(parents=True, exist_ok=True)
         atomic.write_text(root / CHARACTER_FILE, yaml.safe_dump(character.__dict__, sort_keys=False))
         ws = cls(root, character)
@@ -62,7 +63,9 @@ class Workspace:
             raise CharforgeError(f"{root}: not a charforge workspace (no {CHARACTER_FILE}); run `charforge init {root}`")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            character = Character(token=data["token"], class_word=data["class_word"], notes=data.get("notes", ""))
+            character = Character(
+                token=data["token"], class_word=data["class_word"], notes=data.get("notes", ""), world=data.get("world", "")
+            )
         except (yaml.YAMLError, KeyError, TypeError) as exc:
             raise CharforgeError(f"{path}: malformed ({exc}); it needs `token:` and `class_word:`") from exc
         validate_token(character.token)

@@ -23,24 +23,6 @@ from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
 
-FILE_HASH_CHUNK = 1 << 20
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(FILE_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def folder_digest(path: Path) -> str:
-    """A LoRA may be a folder (diffusers ``final/``): hash its weight files."""
-    if path.is_file():
-        return file_digest(path)
-    parts = [f"{p.relative_to(path)}:{file_digest(p)}" for p in sorted(path.rglob("*.safetensors"))]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
 
 @dataclass(frozen=True)
 class PanelJob:

@@ -16,12 +16,13 @@ from PIL import Image, ImageColor, ImageDraw, ImageOps
 from tqdm.auto import tqdm
 
 from .. import atomic
+from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
 from . import layout as layouts
 from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
-from .panels import DiffusersPainter, PanelCache, PanelJob, PanelPainter, folder_digest, generation_size, join_regions, paint
+from .panels import DiffusersPainter, PanelCache, PanelJob, PanelPainter, generation_size, join_regions, paint
 from .schema import REFERENCE, PanelSpec, Storyboard, StoryError, line_of, load_storyboard
 
 FRAMING_WORDS = {"close-up": "close-up", "medium": "medium shot", "wide": "wide shot"}

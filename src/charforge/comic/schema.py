@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import CharforgeError
+from ..yamlconfig import line_of, parse_yaml_model
 
 PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "A4": (210, 297),
@@ -221,82 +222,13 @@ class StoryError(CharforgeError):
     """A storyboard problem, reported as ``file:line: what; fix``."""
 
 
-def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
-    """The YAML node a pydantic error location points to (the key itself for unknown keys)."""
-    node = root
-    for i, part in enumerate(loc):
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if match is None:
-                return node
-            node = match[1] if i < len(loc) - 1 else match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            continue  # union branches ("str", "tuple[...]") are not in the file
-    return node
-
-
-def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
-    node = _node_at(root, loc)
-    return node.start_mark.line + 1 if node is not None else 1
-
-
 def _panel_line(root: yaml.Node | None, page: int, panel: int, multi: bool) -> int:
     loc = ("pages", page, "panels", panel) if multi else ("panels", panel)
     return line_of(root, loc)
 
 
 def parse_storyboard(text: str, source: str = "<storyboard>") -> tuple[Storyboard, yaml.Node | None]:
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise StoryError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
-    if not isinstance(data, dict):
-        raise StoryError(f"{source}:1: a storyboard is a mapping (title:, page:, panels: ...)")
-    try:
-        return Storyboard(**data), root
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "tuple"})))
-        line = line_of(root, loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            known = ", ".join(parent.model_fields) if parent else ""
-            raise StoryError(f"{source}:{line}: unknown key {loc[-1]!r}; fix: use one of {known}") from exc
-        if err["type"] == "missing":
-            raise StoryError(f"{source}:{line}: {where} is missing; fix: add it") from exc
-        raise StoryError(f"{source}:{line}: {where or 'storyboard'}: {msg}") from exc
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model a location's parent refers to (for listing the keys it knows)."""
-    model: type[BaseModel] | None = Storyboard
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if part not in model.model_fields:
-            if part in {"LayoutSpec"}:
-                model = LayoutSpec
-            continue
-        annotation = model.model_fields[part].annotation
-        model = _first_model(annotation)
-    return model
-
-
-def _first_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
+    return parse_yaml_model(text, source, Storyboard, what="a storyboard", error=StoryError)
 
 
 def load_storyboard(path: str | Path) -> tuple[Storyboard, yaml.Node | None]:

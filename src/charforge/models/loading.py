@@ -75,7 +75,7 @@ def load_base_model(
     torch_dtype: torch.dtype = torch.float32,
 ) -> BaseModel:
     """Load ``source`` (hub id, diffusers folder, or single file) and detect its family."""
-    _quiet_loading()
+    quiet_loading()
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
@@ -91,7 +91,7 @@ def load_base_model(
                 if not allow_unsafe_pickle
                 else ""
             )
-            raise CharforgeError(f"{path}: could not load diffusers folder: {_first_line(exc)}{hint}") from exc
+            raise CharforgeError(f"{path}: could not load diffusers folder: {first_line(exc)}{hint}") from exc
         return BaseModel(pipe, family, str(source))
     if path.is_file():
         return _load_single_file(path, source, allow_unsafe_pickle, base_config, torch_dtype)
@@ -122,7 +122,7 @@ def _load_single_file(path: Path, source: str, allow_unsafe_pickle: bool, base_c
         pipe = pipeline_class(family).from_single_file(str(path), **kwargs)
     except Exception as exc:  # diffusers raises many types here (network, config, shape)
         raise CharforgeError(
-            f"{path}: could not load {family.label} single-file checkpoint: {_first_line(exc)}. "
+            f"{path}: could not load {family.label} single-file checkpoint: {first_line(exc)}. "
             "Offline, pass --base-config with a local diffusers folder of the same architecture"
         ) from exc
     return BaseModel(pipe, family, str(source))
@@ -137,7 +137,7 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
         unet_config_path = hf_hub_download(repo_id, "unet/config.json")
     except Exception as exc:  # offline, unknown repo, gated repo: all end here
         raise CharforgeError(
-            f"could not load {repo_id!r} from the Hugging Face hub ({_first_line(exc)}); "
+            f"could not load {repo_id!r} from the Hugging Face hub ({first_line(exc)}); "
             "check the id and your connection, or pass a local diffusers folder or .safetensors file"
         ) from exc
     index = json.loads(Path(index_path).read_text(encoding="utf-8"))
@@ -148,7 +148,7 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
     return BaseModel(pipe, family, repo_id)
 
 
-def _quiet_loading() -> None:
+def quiet_loading() -> None:
     """Per-component loading bars would break our one progress bar; hub download bars stay."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -157,6 +157,6 @@ def _quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__

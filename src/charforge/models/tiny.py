@@ -167,3 +167,59 @@ def save_tiny_model(folder: str | Path, family: ModelFamily = ModelFamily.SD1, s
     folder = Path(folder)
     build_tiny_pipeline(family, seed).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# -- image encoders for evaluation (CLIP, DINO) -------------------------------------------------------
+def save_tiny_clip(folder: str | Path, seed: int = 0, *, image_size: int = 32, full_size: bool = False) -> Path:
+    """A CLIPModel + processor from configs with random weights (``full_size``: ViT-B/32's shapes)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer, CLIPVisionConfig
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    if full_size:
+        config = CLIPConfig(
+            text_config=_text_config(512).to_dict()
+            | {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
+            vision_config=CLIPVisionConfig().to_dict(),
+            projection_dim=512,
+        )
+        image_size = 224
+    else:
+        vision = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=image_size,
+            patch_size=8,
+            projection_dim=32,
+        )
+        config = CLIPConfig(text_config=_text_config(32).to_dict(), vision_config=vision.to_dict(), projection_dim=32)
+    CLIPModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    write_tiny_tokenizer(folder / "_tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "_tokenizer")
+    images = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_dino(folder: str | Path, seed: int = 0, *, image_size: int = 32, full_size: bool = False) -> Path:
+    """A DINO-style ViT (``ViTModel``) + image processor with random weights (``full_size``: ViT-S/16's shapes)."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    if full_size:
+        config = ViTConfig(
+            hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, image_size=224, patch_size=16
+        )
+        image_size = 224
+    else:
+        config = ViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=image_size, patch_size=8
+        )
+    ViTModel(config, add_pooling_layer=False).eval().save_pretrained(folder, safe_serialization=True)
+    ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder

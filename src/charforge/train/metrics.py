@@ -48,10 +48,9 @@ class LossLog:
         losses = np.array([r["loss"] for r in self.rows])
         fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
         ax.plot(steps, losses, lw=0.8, alpha=0.4, label="loss")
-        window = max(1, len(losses) // 20)
+        smooth_steps, smooth, window = moving_average(steps, losses)
         if window > 1:
-            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-            ax.plot(steps[window - 1 :], smooth, lw=1.6, label=f"moving average ({window})")
+            ax.plot(smooth_steps, smooth, lw=1.6, label=f"moving average ({window})")
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(title)
@@ -59,3 +58,24 @@ class LossLog:
         fig.tight_layout()
         save_figure(fig, self.png_path)
         return self.png_path
+
+
+def read_loss(run_dir: Path) -> tuple[list[float], list[float]]:
+    """Steps and losses from a run's ``loss.csv`` (empty lists when there is none)."""
+    path = run_dir / "loss.csv"
+    if not path.is_file():
+        return [], []
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [float(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
+
+
+def moving_average(steps, losses, parts: int = 20):
+    """A moving average over ``len/parts`` steps (diffusion losses are noisy: the trend is what matters)."""
+    import numpy as np
+
+    steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
+    window = max(1, len(losses) // parts)
+    if window == 1:
+        return steps, losses, 1
+    return steps[window - 1 :], np.convolve(losses, np.ones(window) / window, mode="valid"), window

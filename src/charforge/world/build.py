@@ -42,8 +42,11 @@ class BuildConfig:
     vae_steps: int = 700
     vae_batch: int = 16
     vae_lr: float = 1e-3
-    unet_steps: int = 4000  # the shipped model: the whole cosine schedule
-    schedule_steps: int = 4000
+    unet_steps: int = 6500  # the shipped model: both cosine cycles
+    # Cosine cycles with warm restarts (SGDR): the first 4000 steps are the original schedule; the second
+    # cycle restarts at ``restart_peak`` of the peak rate and anneals again; more steps sharpen the model.
+    cycles: tuple[int, ...] = (4000, 2500)
+    restart_peak: float = 0.5
     unet_batch: int = 32
     unet_lr: float = 5e-4
     warmup: int = 200
@@ -194,6 +197,20 @@ def _named(unet, text_encoder) -> dict[str, torch.Tensor]:
     return params
 
 
+def lr_factor(step: int, config: BuildConfig) -> float:
+    """Learning-rate multiplier: linear warmup, then cosine cycles with warm restarts, floored at 0.1."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    start, peak = config.warmup, 1.0
+    for index, length in enumerate(config.cycles):
+        end = length if index == 0 else start + length
+        if step < end or index == len(config.cycles) - 1:
+            phase = min(1.0, (step - start) / max(1, end - start))
+            return 0.5 * (1 + math.cos(math.pi * phase)) * 0.9 * peak + 0.1
+        start, peak = end, config.restart_peak
+    raise AssertionError("unreachable")
+
+
 def train_unet(
     latents: tuple[torch.Tensor, torch.Tensor],
     records: list[tuple[Character, Scene]],
@@ -211,10 +228,6 @@ def train_unet(
     params = _named(unet, text_encoder)
     optimizer = torch.optim.AdamW(params.values(), lr=config.unet_lr, weight_decay=1e-2)
 
-    def lr_at(step: int) -> float:
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / max(1, config.schedule_steps - config.warmup))) * 0.9 + 0.1
 
     ema = _Ema(params, config.ema_decay)
     state_dir = work / "unet-state"
@@ -248,7 +261,7 @@ def train_unet(
         pred = unet(noisy, t, hidden).sample
         loss = F.mse_loss(pred, noise)
         for group in optimizer.param_groups:
-            group["lr"] = config.unet_lr * lr_at(step)
+            group["lr"] = config.unet_lr * lr_factor(step, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params.values(), 1.0)

@@ -134,6 +134,7 @@ def run_experiment(
         token=config.token,
         class_word=config.class_word,
         notes=f"mini world: {caption(character, REFERENCE_SCENES[0])}",
+        world=config.character,
     )
     api.prepare(ws, [drawings], resolution=64, crop="center")
     log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")

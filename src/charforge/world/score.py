@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ..evaluate.palette import palette_distance
 from .attributes import CHARACTER_VALUES, FACELESS_POSES, Character
 from .judge import Judge, Reading
 
@@ -49,35 +50,6 @@ def is_character(reading: Reading, character: Character) -> bool:
 
 def identity_rate(readings: Sequence[Reading], character: Character) -> float:
     return float(np.mean([is_character(r, character) for r in readings])) if readings else float("nan")
-
-
-def _palette(image: Image.Image, k: int = 6):
-    from ..data.stats import dominant_colours, subject_pixels
-
-    pixels, _, _ = subject_pixels(image)
-    return dominant_colours(pixels, k=k)
-
-
-def _one_way(a, b) -> float:
-    from skimage.color import deltaE_ciede2000
-
-    lab_b = np.array([s.lab for s in b])
-    total = sum(s.share for s in a)
-    return float(sum(s.share * deltaE_ciede2000(np.array(s.lab)[None], lab_b).min() for s in a) / total)
-
-
-def palette_distance(images: Sequence[Image.Image], references: Sequence[Image.Image], k: int = 6) -> float:
-    """Mean CIEDE2000 between each image's palette and the references' pooled palette (lower is closer)."""
-    from ..data.stats import Swatch
-
-    pooled: list[Swatch] = [s for ref in references for s in _palette(ref, k)]
-    for s in pooled:
-        s.share /= len(references)
-    distances = []
-    for image in images:
-        own = _palette(image, k)
-        distances.append((_one_way(own, pooled) + _one_way(pooled, own)) / 2)
-    return float(np.mean(distances))
 
 
 @dataclass

@@ -1,0 +1,269 @@
+"""``charforge evaluate``: draw a fixed prompt set at every checkpoint of a run, score every picture,
+compute the quality ratio per checkpoint, pick the best one, and write ``metrics.json`` and a report.
+
+Outputs go to ``runs/<run>/eval/``: ``images/<point>/`` (cached pictures), ``metrics.json``,
+``report.html`` with ``report/`` (grids, curves, the loss curve, a GIF of one prompt over training).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import atomic
+from ..config import build_train_config
+from ..errors import CharforgeError
+from ..generate.schedulers import DEFAULT_SAMPLER
+from ..workspace import Workspace
+from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
+from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
+from .quality import Thresholds, best_point, calibrate, summarise
+from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
+from .scores import References, Scorer, leave_one_out
+
+log = logging.getLogger("charforge.evaluate")
+DEFAULT = "default"  # an encoder option left at its default: skipped with a note if it cannot be loaded
+
+
+@dataclass
+class EvalOptions:
+    prompts: Path | None = None
+    checkpoints: list[int] | None = None
+    clip: str | None = DEFAULT
+    dino: str | None = DEFAULT
+    steps: int = 50
+    guidance: float = 7.5
+    sampler: str = DEFAULT_SAMPLER
+    base: str | None = None
+    batch_size: int = 16
+
+
+@dataclass
+class EvalResult:
+    folder: Path
+    metrics: dict
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.html"
+
+    @property
+    def best(self) -> dict | None:
+        return self.metrics.get("best")
+
+
+def _encoder(kind: str, option: str | None, default: str, notes: list[str], batch_size: int):
+    if option is None or option == "none":
+        return None
+    source = default if option == DEFAULT else option
+    loader = ClipEncoder if kind == "clip" else DinoEncoder
+    try:
+        return loader.load(source, batch_size)
+    except CharforgeError as exc:
+        if option != DEFAULT:
+            raise
+        notes.append(f"{kind.upper()} skipped: {exc} (pass --{kind} ID_OR_FOLDER, or --{kind} none)")
+        log.warning(notes[-1])
+        return None
+
+
+def default_prompt_file(ws: Workspace) -> Path:
+    return WORLD_PROMPTS if ws.character.world else DEFAULT_PROMPTS
+
+
+def _world(ws: Workspace, prompt_set: PromptSet):
+    if not ws.character.world:
+        if prompt_set.judged:
+            raise CharforgeError(
+                f"{prompt_set.source}: its prompts ask mini-world attributes (asked:) but {ws.root} is not a mini-world character"
+            )
+        return None, None
+    from ..world.attributes import held_out
+    from ..world.judge import Judge
+
+    return Judge.load(), held_out(ws.character.world)
+
+
+def evaluate_run(
+    ws: Workspace, run: str = "latest", options: EvalOptions | None = None, *, show_progress: bool = True
+) -> EvalResult:
+    options = options or EvalOptions()
+    run_dir = ws.run_dir(run)
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise CharforgeError(f"{run_dir}: no config.yaml; is this a charforge run?")
+    config = build_train_config(config_file=config_file)
+    points = run_points(run_dir, options.checkpoints)
+    token, class_word = ws.character.token, ws.character.class_word
+    prompt_set = load_prompt_set(options.prompts or default_prompt_file(ws), token=token, class_word=class_word)
+    steps = prompt_set.steps or options.steps
+    guidance = prompt_set.guidance if prompt_set.guidance is not None else options.guidance
+    folder = run_dir / "eval"
+    started = time.perf_counter()
+
+    # 1. pictures: every point x prompt x seed, cached
+    summary_file = run_dir / "run.json"
+    family = json.loads(summary_file.read_text(encoding="utf-8")).get("family") if summary_file.is_file() else None
+    painter = CheckpointPainter(
+        config,
+        base=options.base,
+        family=family if options.base else None,
+        sampler=options.sampler,
+        steps=steps,
+        guidance=guidance,
+    )
+    jobs = [Job(point, prompt, seed) for point in points for prompt in prompt_set.prompts for seed in prompt_set.seeds]
+    store = ImageStore(folder / "images")
+    with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
+        paths, drawn = draw_all(jobs, painter, store, bar.update)
+    draw_seconds = time.perf_counter() - started
+
+    # 2. scores
+    notes: list[str] = []
+    references = References.load(
+        ws.training_images(),
+        [remove_token(ws.caption_for(p) or f"a drawing of {class_word}", token) for p in ws.training_images()],
+    )
+    judge, character = _world(ws, prompt_set)
+    scorer = Scorer(
+        references,
+        ws.root / ".cache" / "embeddings",
+        clip=_encoder("clip", options.clip, DEFAULT_CLIP, notes, options.batch_size),
+        dino=_encoder("dino", options.dino, DEFAULT_DINO, notes, options.batch_size),
+        judge=judge,
+        character=character,
+    )
+    thresholds = _calibrate(scorer)
+    scored_at = time.perf_counter()
+    rows: list[dict] = []
+    for point in points:
+        mine = [(job, path) for job, path in zip(jobs, paths, strict=True) if job.point == point]
+        images = [_open(path) for _, path in mine]
+        scores = scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
+        for (job, path), row in zip(mine, scores, strict=True):
+            row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed, file=str(path.relative_to(folder)))
+            row["ok"] = thresholds.passes(row)
+            rows.append(row)
+    score_seconds = time.perf_counter() - scored_at
+
+    # 3. per point, best, metrics
+    summaries = []
+    for point in points:
+        summary = summarise([r for r in rows if r["point"] == point.name])
+        summaries.append(
+            {"point": point.name, "label": point.label, "step": point.step, "base": point.weights is None, **summary}
+        )
+    best = best_point(summaries)
+    metrics = {
+        "run": run_dir.name,
+        "base": painter.base,
+        "method": config.method,
+        "prompt_set": str(prompt_set.source),
+        "prompts": [{"id": p.id, "prompt": p.text, "scored_as": p.plain, "asked": p.asked} for p in prompt_set.prompts],
+        "seeds": list(prompt_set.seeds),
+        "inference_steps": steps,
+        "guidance": guidance,
+        "encoders": {"clip": scorer.clip.source if scorer.clip else None, "dino": scorer.dino.source if scorer.dino else None},
+        "world_character": ws.character.world or None,
+        "references": [str(p) for p in references.paths],
+        "thresholds": thresholds.to_dict(),
+        "notes": notes + thresholds.notes,
+        "points": summaries,
+        "best": None
+        if best is None
+        else {"point": best["point"], "step": best["step"], "quality_ratio": best.get("quality_ratio")},
+        "rule": "highest quality ratio; ties: higher mean identity score, then the earlier step",
+        "timing": {
+            "drawn": drawn,
+            "draw_seconds": round(draw_seconds, 2),
+            "scored": len(rows),
+            "score_seconds": round(score_seconds, 2),
+        },
+        "images": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(folder, run_dir, metrics, references.images)
+    return EvalResult(folder, metrics)
+
+
+def _write(folder: Path, run_dir: Path, metrics: dict, references: list[Image.Image]) -> None:
+    from .report import write_report
+
+    atomic.write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+    write_report(folder, run_dir, metrics, references)
+
+
+def write_metrics(ws: Workspace, run: str, metrics: dict) -> None:
+    """Store updated metrics (e.g. with human ratios) and redraw the report."""
+    run_dir = ws.run_dir(run)
+    _write(run_dir / "eval", run_dir, metrics, [_open(p) for p in ws.training_images()])
+
+
+def _calibrate(scorer: Scorer) -> Thresholds:
+    loo: dict[str, list[float]] = {}
+    caption_scores = None
+    if scorer.judge is None:
+        if scorer.clip is not None:
+            loo["clip_i"] = leave_one_out(scorer.reference_embeddings("clip"))
+            texts = scorer.clip.texts(scorer.references.captions)
+            caption_scores = (scorer.reference_embeddings("clip") * texts).sum(dim=1).tolist()
+        if scorer.dino is not None:
+            loo["dino"] = leave_one_out(scorer.reference_embeddings("dino"))
+    return calibrate(loo, caption_scores, judged=scorer.judge is not None and scorer.character is not None)
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def load_metrics(ws: Workspace, run: str) -> dict:
+    path = ws.run_dir(run) / "eval" / "metrics.json"
+    if not path.is_file():
+        raise CharforgeError(f"{path}: no evaluation yet; run `charforge evaluate {ws.root} --run {run}` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def promote(ws: Workspace, run: str, step: int) -> Path:
+    """Make checkpoint ``step`` the run's ``final/`` result (in every format training writes); the old
+    ``final/`` is kept as ``final-before-promote/``."""
+    from ..models.adapters import adapter_for
+    from ..models.loading import load_base_model
+    from ..train.checkpoint import list_checkpoints
+    from ..train.methods import setup_trainable
+
+    run_dir = ws.run_dir(run)
+    found = dict(list_checkpoints(run_dir))
+    if step not in found:
+        raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {step} (has: {sorted(found) or 'none'})")
+    config = build_train_config(config_file=run_dir / "config.yaml")
+    base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
+    trainable = setup_trainable(config, base.pipe, adapter_for(base.family, base.pipe), base.family)
+    trainable.load(found[step])
+    final = run_dir / "final"
+    token = ws.character.token
+    with atomic.atomic_dir(run_dir / ".final-promoted", replace=True) as tmp:
+        trainable.save(
+            tmp,
+            kohya_name=token if config.save_kohya else None,
+            pipe=base.pipe,
+            single_file_name=token if config.save_single_file else None,
+        )
+    if final.exists():
+        previous = run_dir / "final-before-promote"
+        if previous.exists():
+            shutil.rmtree(previous)
+        final.rename(previous)
+    (run_dir / ".final-promoted").rename(final)
+    summary_file = run_dir / "run.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+    summary.update(promoted_from_step=step, final="final")
+    atomic.write_text(summary_file, json.dumps(summary, indent=1))
+    return final

@@ -1,0 +1,88 @@
+"""The automated quality ratio and the best-checkpoint rule.
+
+The thesis' quality ratio was the share of images without imperfections, judged by eye. Here an
+image *passes* when its identity and prompt scores clear thresholds **calibrated on the character's
+own reference images**, so no constant has to be guessed per model or per character:
+
+- identity (``clip_i``, ``dino``): each reference's mean similarity to the *other* references
+  (leave-one-out) measures how alike two true drawings of the character are; the threshold is the
+  lowest of these, i.e. a generated image passes if it resembles the references at least as much as
+  the least typical reference resembles the rest. Needs two or more references.
+- prompt (``clip_t``): each reference's similarity to its own caption (identifier removed); the
+  threshold is the lowest, i.e. an image must match its prompt as well as a true drawing matches
+  its description.
+- in the mini world the judge reads attributes exactly, so no calibration is needed: an image
+  passes when every identity attribute of the character *and* every asked attribute is found.
+
+Every available criterion must pass. The best checkpoint has the highest quality ratio; ties go to
+the higher mean identity score (judge share of identity attributes, else DINO, else CLIP-I), then to
+the earlier step (fewer steps, less overfitting). Step 0 (the base model) is a reference row only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+IDENTITY_ORDER = ("identity_share", "dino", "clip_i")
+AVERAGED = ("clip_i", "dino", "clip_t", "palette", "identity", "identity_share", "fidelity")
+
+
+@dataclass
+class Thresholds:
+    values: dict[str, float] = field(default_factory=dict)
+    judged: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def passes(self, row: dict) -> bool | None:
+        """Whether one image passes every available criterion (None when there is none)."""
+        if self.judged:
+            return row.get("identity", 0.0) >= 1.0 and row.get("fidelity", 0.0) >= 1.0
+        checks = [row[name] >= limit for name, limit in self.values.items() if name in row]
+        return all(checks) if checks else None
+
+    def to_dict(self) -> dict:
+        how = "judge: every identity and asked attribute found" if self.judged else "calibrated on the references"
+        return {"values": {k: round(v, 4) for k, v in self.values.items()}, "rule": how, "notes": self.notes}
+
+
+def calibrate(loo: dict[str, list[float]], caption_scores: list[float] | None, *, judged: bool) -> Thresholds:
+    """Thresholds from the references' leave-one-out similarities and caption scores (see the module doc)."""
+    thresholds = Thresholds(judged=judged)
+    if judged:
+        return thresholds
+    for name, values in loo.items():
+        if values:
+            thresholds.values[name] = float(min(values))
+        else:
+            thresholds.notes.append(f"{name}: one reference only, so no identity threshold (add references)")
+    if caption_scores:
+        thresholds.values["clip_t"] = float(min(caption_scores))
+    if not thresholds.values:
+        thresholds.notes.append("no image encoder available: the quality ratio is not computed (pass --clip/--dino)")
+    return thresholds
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Means of every score present, and the quality ratio (share of images that pass)."""
+    out: dict = {"images": len(rows)}
+    for name in AVERAGED:
+        values = [r[name] for r in rows if name in r]
+        if values:
+            out[name] = round(float(np.mean(values)), 4)
+    verdicts = [r["ok"] for r in rows if r.get("ok") is not None]
+    out["quality_ratio"] = round(float(np.mean(verdicts)), 4) if verdicts else None
+    return out
+
+
+def identity_score(summary: dict) -> float:
+    return next((summary[name] for name in IDENTITY_ORDER if summary.get(name) is not None), 0.0)
+
+
+def best_point(points: list[dict]) -> dict | None:
+    """The best trained point by the rule in the module doc (``points``: summaries with ``step``, ``base``)."""
+    trained = [p for p in points if not p.get("base")]
+    if not trained:
+        return None
+    return max(trained, key=lambda p: (p.get("quality_ratio") or 0.0, identity_score(p), -p["step"]))

@@ -1,0 +1,233 @@
+"""Drawing the prompt set at every checkpoint of a run, with one loaded base model.
+
+The base model loads once; each checkpoint's LoRA is loaded as an adapter and removed again (for
+full DreamBooth runs the checkpoint's UNet replaces the base UNet). Pictures are cached under
+``eval/images/<point>/`` keyed by everything that decides them (prompt, seed, steps, guidance,
+size, sampler, base, weight contents), so evaluating again after a change of metrics, thresholds or
+prompts only draws what is new, and an interrupted evaluation continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from .. import atomic
+from ..config import TrainConfig
+from ..digest import folder_digest
+from ..errors import CharforgeError
+from ..generate.metadata import GenerationParams, save_png
+from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
+from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
+from ..models.loading import BaseModel, load_base_model
+from ..train.checkpoint import list_checkpoints, step_dir_name
+from .prompts import EvalPrompt
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """One state of a run to evaluate: the base model (step 0), a checkpoint, or the final weights."""
+
+    step: int
+    weights: Path | None  # None: the base model without the run
+    name: str  # folder name under eval/images
+
+    @property
+    def label(self) -> str:
+        return "base" if self.weights is None else ("final" if self.name == "final" else f"step {self.step}")
+
+
+def run_points(run_dir: Path, steps: list[int] | None = None) -> list[EvalPoint]:
+    """Step 0 (the base model), every checkpoint (or those in ``steps``), and ``final`` if no checkpoint has its step."""
+    found = dict(list_checkpoints(run_dir))
+    if steps is not None:
+        unknown = sorted(set(steps) - set(found) - {0})
+        if unknown:
+            have = ", ".join(str(s) for s in sorted(found)) or "none"
+            raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {', '.join(map(str, unknown))} (has: {have})")
+        found = {s: p for s, p in found.items() if s in steps}
+    points = [EvalPoint(0, None, step_dir_name(0))]
+    points += [EvalPoint(step, path, step_dir_name(step)) for step, path in sorted(found.items())]
+    summary = run_dir / "run.json"
+    if (run_dir / "final").is_dir() and summary.is_file() and steps is None:
+        final_step = int(json.loads(summary.read_text(encoding="utf-8")).get("steps", 0))
+        if final_step not in found:
+            points.append(EvalPoint(final_step, run_dir / "final", "final"))
+    if len(points) == 1:
+        raise CharforgeError(f"run {run_dir.name} has no checkpoints and no final result yet; train it first")
+    return points
+
+
+@dataclass(frozen=True)
+class Job:
+    point: EvalPoint
+    prompt: EvalPrompt
+    seed: int
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.prompt.id}-s{self.seed}.png"
+
+
+class CheckpointPainter:
+    """A run's base model, loaded on first use, wearing one checkpoint's weights at a time."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        base: str | None = None,
+        family: str | None = None,
+        sampler: str = DEFAULT_SAMPLER,
+        steps: int = 50,
+        guidance: float = 7.5,
+    ) -> None:
+        self.config = config
+        self.base = base or config.base
+        self.family = family
+        self.sampler = sampler
+        self.steps = steps
+        self.guidance = guidance
+        self._model: BaseModel | None = None
+        self._base_unet = None
+        self._current: EvalPoint | None = None
+        self._digests: dict[Path, str] = {}
+
+    # -- what decides a picture (no model needed) ---------------------------------------------------
+    def weights_digest(self, point: EvalPoint) -> str:
+        if point.weights is None:
+            return "base"
+        if point.weights not in self._digests:
+            self._digests[point.weights] = folder_digest(point.weights)
+        return self._digests[point.weights]
+
+    def size(self) -> int:
+        return self.config.resolution or native_size(self.model.pipe)[0]
+
+    def key(self, job: Job) -> str:
+        data = [
+            job.prompt.text,
+            job.prompt.negative,
+            job.seed,
+            self.steps,
+            self.guidance,
+            self.config.resolution,
+            self.sampler,
+            self.base,
+            self.weights_digest(job.point),
+        ]
+        return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:20]
+
+    # -- the model ------------------------------------------------------------------------------------
+    @property
+    def model(self) -> BaseModel:
+        if self._model is None:
+            model = load_base_model(
+                self.base, allow_unsafe_pickle=self.config.allow_unsafe_pickle, base_config=self.config.base_config
+            )
+            if self.family and model.family.value != self.family:
+                raise CharforgeError(
+                    f"--base {self.base} is a {model.family.label} model but the run was trained on {self.family}; "
+                    "evaluate with a base of the same family"
+                )
+            model.pipe.set_progress_bar_config(disable=True)
+            model.pipe.scheduler = make_scheduler(self.sampler, model.pipe.scheduler.config)
+            self._model = model
+            self._base_unet = model.pipe.unet
+        return self._model
+
+    def use(self, point: EvalPoint) -> None:
+        if self._current == point:
+            return
+        model = self.model
+        pipe = model.pipe
+        if self._current is not None and self._current.weights is not None:
+            if self.config.method == "dreambooth":
+                pipe.unet = self._base_unet
+            else:
+                pipe.unload_lora_weights()
+        if point.weights is not None:
+            if self.config.method == "dreambooth":
+                from diffusers import UNet2DConditionModel
+
+                pipe.unet = UNet2DConditionModel.from_pretrained(point.weights / "unet", use_safetensors=True).eval()
+            else:
+                apply_loras(model, [LoraSpec(point.weights)])
+        self._current = point
+
+    def draw(self, job: Job) -> tuple[Image.Image, GenerationParams]:
+        self.use(job.point)
+        size = self.size()
+        image = draw(
+            self.model.pipe,
+            job.prompt.text,
+            negative_prompt=job.prompt.negative,
+            steps=self.steps,
+            guidance=self.guidance,
+            width=size,
+            height=size,
+            seed=job.seed,
+        )
+        params = GenerationParams(
+            prompt=job.prompt.text,
+            negative_prompt=job.prompt.negative,
+            steps=self.steps,
+            sampler=sampler_label(self.sampler),
+            cfg_scale=self.guidance,
+            seed=job.seed,
+            width=size,
+            height=size,
+            model=self.model.name,
+            loras=[] if job.point.weights is None else [(job.point.label, 1.0)],
+        )
+        return image, params
+
+
+class ImageStore:
+    """``eval/images/<point>/<prompt>-s<seed>.png`` plus an ``index.json`` of the keys they were drawn with."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _index(self, point: EvalPoint) -> dict[str, str]:
+        path = self.folder / point.name / "index.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except ValueError:
+            return {}
+
+    def path(self, job: Job) -> Path:
+        return self.folder / job.point.name / job.file_name
+
+    def get(self, job: Job, key: str) -> Path | None:
+        path = self.path(job)
+        return path if path.is_file() and self._index(job.point).get(job.file_name) == key else None
+
+    def put(self, job: Job, key: str, image: Image.Image, params: GenerationParams) -> Path:
+        path = self.path(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(image, path, params)
+        index = self._index(job.point)
+        index[job.file_name] = key
+        atomic.write_text(path.parent / "index.json", json.dumps(index, indent=1, sort_keys=True))
+        return path
+
+
+def draw_all(jobs: list[Job], painter: CheckpointPainter, store: ImageStore, progress=None) -> tuple[list[Path], int]:
+    """Every job's picture (cached or drawn, in job order); returns the paths and how many were drawn."""
+    paths, drawn = [], 0
+    for job in jobs:
+        key = painter.key(job)
+        path = store.get(job, key)
+        if path is None:
+            image, params = painter.draw(job)
+            path = store.put(job, key, image, params)
+            drawn += 1
+        paths.append(path)
+        if progress is not None:
+            progress(1)
+    return paths, drawn
