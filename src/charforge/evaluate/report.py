@@ -42,7 +42,8 @@ def plot_scores(points: list[dict], path: Path) -> None:
             ax.plot(steps, [float("nan") if v is None else v for v in values], marker="o", label=label)
     ax.set_xlabel("training step")
     ax.set_title("scores (higher is better)")
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=7)
     ax2.plot(steps, [p.get("palette", float("nan")) for p in points], marker="o", color="tab:brown")
     ax2.set_xlabel("training step")
     ax2.set_title("palette distance, CIEDE2000 (lower is closer)")
