@@ -17,8 +17,13 @@ from PIL import Image
 
 from ..data.stats import Swatch, dominant_colours, subject_pixels
 
+PALETTE_SIDE = 128  # pictures are sampled down to this (nearest pixel: no blended colours) before k-means
+
 
 def image_palette(image: Image.Image, k: int = 6) -> list[Swatch]:
+    if max(image.size) > PALETTE_SIDE:
+        scale = PALETTE_SIDE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.NEAREST)
     pixels, _, _ = subject_pixels(image)
     return dominant_colours(pixels, k=k)
 
