@@ -51,35 +51,53 @@ def _batches(items: Sequence[Any], size: int):
         yield items[i : i + size]
 
 
-@dataclass
-class ClipEncoder:
-    """CLIP image and text towers (one model, shared projection space)."""
+def _loaded(option: str, source: str, what: str, load):
+    """``load()`` -> (model, processor), in eval mode; any loading failure becomes one clear line."""
+    try:
+        model, processor = load()
+    except (OSError, ValueError, TypeError) as exc:
+        raise CharforgeError(f"--{option} {source}: cannot load {what} ({first_line(exc)})") from exc
+    return model.eval(), processor
 
+
+@dataclass
+class _ImageEncoder:
     source: str
     model: Any
     processor: Any
     batch_size: int = 16
+
+    def _embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Unit-length embeddings of ``images``, ``batch_size`` at a time."""
+        out = []
+        for batch in _batches([im.convert("RGB") for im in images], self.batch_size):
+            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
+            out.append(_normalise(self._embed(pixels)))
+        return torch.cat(out)
+
+
+class ClipEncoder(_ImageEncoder):
+    """CLIP image and text towers (one model, shared projection space)."""
 
     @classmethod
     def load(cls, source: str, batch_size: int = 16) -> ClipEncoder:
         from transformers import AutoProcessor, CLIPModel
 
         _config(source, "clip", ("clip",), "a CLIP model (text and image towers)")
-        try:
-            model = CLIPModel.from_pretrained(source, use_safetensors=True)
-            processor = AutoProcessor.from_pretrained(source)
-        except (OSError, ValueError, TypeError) as exc:
-            raise CharforgeError(f"--clip {source}: cannot load a CLIP model ({first_line(exc)})") from exc
-        model.eval()
+        model, processor = _loaded(
+            "clip",
+            source,
+            "a CLIP model",
+            lambda: (CLIPModel.from_pretrained(source, use_safetensors=True), AutoProcessor.from_pretrained(source)),
+        )
         return cls(source, model, processor, batch_size)
 
-    @torch.no_grad()
-    def images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        out = []
-        for batch in _batches([im.convert("RGB") for im in images], self.batch_size):
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
-            out.append(_normalise(_features(self.model.get_image_features(pixel_values=pixels))))
-        return torch.cat(out)
+    def _embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixels))
 
     @torch.no_grad()
     def texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -97,39 +115,27 @@ def _features(output: Any) -> torch.Tensor:
     return output if torch.is_tensor(output) else output.pooler_output
 
 
-@dataclass
-class DinoEncoder:
+class DinoEncoder(_ImageEncoder):
     """A self-supervised ViT (DINO or DINOv2); the embedding is the final CLS token."""
-
-    source: str
-    model: Any
-    processor: Any
-    batch_size: int = 16
 
     @classmethod
     def load(cls, source: str, batch_size: int = 16) -> DinoEncoder:
         from transformers import AutoImageProcessor, AutoModel, ViTModel
 
         config = _config(source, "dino", DINO_TYPES, "a ViT/DINO image encoder")
-        try:
+
+        def load():
             if config.model_type == "vit":  # DINO v1 checkpoints have no pooler; we read the CLS token anyway
                 model = ViTModel.from_pretrained(source, add_pooling_layer=False, use_safetensors=True)
             else:
                 model = AutoModel.from_pretrained(source, use_safetensors=True)
-            processor = AutoImageProcessor.from_pretrained(source)
-        except (OSError, ValueError, TypeError) as exc:
-            raise CharforgeError(f"--dino {source}: cannot load a DINO model ({first_line(exc)})") from exc
-        model.eval()
+            return model, AutoImageProcessor.from_pretrained(source)
+
+        model, processor = _loaded("dino", source, "a DINO model", load)
         return cls(source, model, processor, batch_size)
 
-    @torch.no_grad()
-    def images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        out = []
-        for batch in _batches([im.convert("RGB") for im in images], self.batch_size):
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
-            hidden = self.model(pixel_values=pixels).last_hidden_state
-            out.append(_normalise(hidden[:, 0]))
-        return torch.cat(out)
+    def _embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).last_hidden_state[:, 0]
 
 
 def model_fingerprint(source: str) -> str:
