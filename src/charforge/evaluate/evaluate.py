@@ -70,7 +70,6 @@ def _encoder(kind: str, option: str | None, default: str, notes: list[str], batc
         if option != DEFAULT:
             raise
         notes.append(f"{kind.upper()} skipped: {exc} (pass --{kind} ID_OR_FOLDER, or --{kind} none)")
-        log.warning(notes[-1])
         return None
 
 

@@ -72,6 +72,10 @@ def write_report(folder: Path, run_dir: Path, metrics: dict, references: list[Im
     points = metrics["points"]
     images = metrics["images"]
     seeds = metrics["seeds"]
+    current = {f"grid-{p['point']}.png" for p in points}
+    for stale in assets.glob("grid-*.png"):  # grids of points this evaluation did not include
+        if stale.name not in current:
+            stale.unlink()
     with atomic.atomic_path(assets / "references.png") as tmp:
         contact_sheet(references, columns=min(len(references), 8), cell=128).save(tmp, format="PNG")
     for point in points:
