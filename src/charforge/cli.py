@@ -420,24 +420,23 @@ def rate(
     summary: Annotated[bool, typer.Option("--summary", help="Only print the human vs automated summary.")] = False,
 ) -> None:
     """Rate an evaluation's pictures by eye (good / flawed + tags); ratings go to ratings.sqlite in the workspace."""
-    from PIL import Image
-
     from . import api
     from .evaluate.evaluate import load_metrics
     from .evaluate.ratings import TAGS, Rating, RatingStore
+    from .evaluate.scores import open_rgb
     from .evaluate.terminal import half_blocks, side_by_side
 
     ws = api.open_workspace(workspace)
     metrics = load_metrics(ws, run)
     eval_dir = ws.run_dir(run) / "eval"
-    references = [Image.open(p).convert("RGB") for p in ws.training_images()]
+    references = [open_rgb(p) for p in ws.training_images()]
     view = eval_dir / "rate-view.png"
     with RatingStore(ws.root / "ratings.sqlite") as store:
         rated = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
         todo = [] if summary else [r for r in metrics["images"] if r["file"] not in rated]
         typer.echo(f"{len(todo)} pictures to rate ({len(rated)} rated); the picture and references: {view}")
         for i, row in enumerate(todo, 1):
-            image = Image.open(eval_dir / row["file"]).convert("RGB")
+            image = open_rgb(eval_dir / row["file"])
             side_by_side(image, references).save(view)
             if preview:
                 typer.echo(half_blocks(side_by_side(image, references[:3], cell=64), width=96))

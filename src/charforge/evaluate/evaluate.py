@@ -26,7 +26,7 @@ from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
 from .quality import Thresholds, best_point, calibrate, summarise
 from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
-from .scores import References, Scorer, leave_one_out
+from .scores import References, Scorer, leave_one_out, open_rgb
 
 log = logging.getLogger("charforge.evaluate")
 DEFAULT = "default"  # an encoder option left at its default: skipped with a note if it cannot be loaded
@@ -126,9 +126,9 @@ def evaluate_run(
 
     # 2. scores
     notes: list[str] = []
+    reference_paths = ws.training_images()
     references = References.load(
-        ws.training_images(),
-        [remove_token(ws.caption_for(p) or f"a drawing of {class_word}", token) for p in ws.training_images()],
+        reference_paths, [remove_token(ws.caption_for(p) or f"a drawing of {class_word}", token) for p in reference_paths]
     )
     judge, character = _world(ws, prompt_set)
     scorer = Scorer(
@@ -144,7 +144,7 @@ def evaluate_run(
     rows: list[dict] = []
     for point in points:
         mine = [(job, path) for job, path in zip(jobs, paths, strict=True) if job.point == point]
-        images = [_open(path) for _, path in mine]
+        images = [open_rgb(path) for _, path in mine]
         scores = scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
         for (job, path), row in zip(mine, scores, strict=True):
             row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed, file=str(path.relative_to(folder)))
@@ -202,7 +202,7 @@ def _write(folder: Path, run_dir: Path, metrics: dict, references: list[Image.Im
 def write_metrics(ws: Workspace, run: str, metrics: dict) -> None:
     """Store updated metrics (e.g. with human ratios) and redraw the report."""
     run_dir = ws.run_dir(run)
-    _write(run_dir / "eval", run_dir, metrics, [_open(p) for p in ws.training_images()])
+    _write(run_dir / "eval", run_dir, metrics, [open_rgb(p) for p in ws.training_images()])
 
 
 def _calibrate(scorer: Scorer) -> Thresholds:
@@ -216,11 +216,6 @@ def _calibrate(scorer: Scorer) -> Thresholds:
         if scorer.dino is not None:
             loo["dino"] = leave_one_out(scorer.reference_embeddings("dino"))
     return calibrate(loo, caption_scores, judged=scorer.judge is not None and scorer.character is not None)
-
-
-def _open(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def load_metrics(ws: Workspace, run: str) -> dict:

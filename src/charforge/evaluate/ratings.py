@@ -64,9 +64,6 @@ class RatingStore:
         self.close()
 
     def put(self, rating: Rating, eval_dir: Path) -> None:
-        unknown = [t for t in rating.tags if not t.strip()]
-        if unknown:
-            raise CharforgeError("empty tag")
         digest = file_digest(eval_dir / rating.image)
         self._db.execute(
             "insert or replace into ratings values (?, ?, ?, ?, ?, ?, ?)",

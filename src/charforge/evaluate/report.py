@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import atomic
 from ..generate.sheet import contact_sheet
 from ..plots import pyplot, save_figure
+from .scores import open_rgb
 
 CURVES = {
     "quality_ratio": "quality ratio",
@@ -25,11 +26,6 @@ CURVES = {
     "clip_t": "CLIP-T",
     "human_ratio": "human quality ratio",
 }
-
-
-def _open(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def plot_scores(points: list[dict], path: Path) -> None:
@@ -81,13 +77,13 @@ def write_report(folder: Path, run_dir: Path, metrics: dict, references: list[Im
     for point in points:
         mine = [r for r in images if r["point"] == point["point"]]
         labels = [f"{r['prompt']} s{r['seed']}" + ("" if r.get("ok") is None else (" ok" if r["ok"] else " x")) for r in mine]
-        sheet = contact_sheet([_open(folder / r["file"]) for r in mine], labels, columns=len(seeds) * 2, cell=128)
+        sheet = contact_sheet([open_rgb(folder / r["file"]) for r in mine], labels, columns=len(seeds) * 2, cell=128)
         with atomic.atomic_path(assets / f"grid-{point['point']}.png") as tmp:
             sheet.save(tmp, format="PNG")
     plot_scores(points, assets / "scores.png")
     first = metrics["prompts"][0]["id"]
     frames = [
-        (p["label"], _open(folder / r["file"]))
+        (p["label"], open_rgb(folder / r["file"]))
         for p in points
         for r in images
         if r["point"] == p["point"] and r["prompt"] == first and r["seed"] == seeds[0]

@@ -192,13 +192,17 @@ class ImageStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._indexes: dict[str, dict[str, str]] = {}
 
     def _index(self, point: EvalPoint) -> dict[str, str]:
-        path = self.folder / point.name / "index.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except ValueError:
-            return {}
+        """The point's index, read from disk once (this store is its only writer)."""
+        if point.name not in self._indexes:
+            path = self.folder / point.name / "index.json"
+            try:
+                self._indexes[point.name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            except ValueError:
+                self._indexes[point.name] = {}
+        return self._indexes[point.name]
 
     def path(self, job: Job) -> Path:
         return self.folder / job.point.name / job.file_name

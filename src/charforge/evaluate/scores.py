@@ -28,6 +28,12 @@ from .encoders import ClipEncoder, DinoEncoder, model_fingerprint
 from .palette import palette_distance_to, reference_palette
 
 
+def open_rgb(path: Path) -> Image.Image:
+    """A stored picture as RGB, with its file closed again."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 @dataclass
 class References:
     paths: list[Path]
@@ -36,11 +42,7 @@ class References:
 
     @classmethod
     def load(cls, paths: Sequence[Path], captions: Sequence[str]) -> References:
-        images = []
-        for path in paths:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        return cls(list(paths), images, list(captions))
+        return cls(list(paths), [open_rgb(p) for p in paths], list(captions))
 
     def digest(self) -> str:
         return hashlib.sha256("|".join(file_digest(p) for p in self.paths).encode()).hexdigest()[:16]

@@ -110,7 +110,7 @@ def run_sweep(
         metrics = evaluate_run(ws, run_name, eval_options, show_progress=show_progress).metrics
         best = next((p for p in metrics["points"] if metrics["best"] and p["point"] == metrics["best"]["point"]), None)
         rows.append({"run": run_name, **run.__dict__, "best": best, "notes": metrics["notes"]})
-    winner = best_point([{**r["best"], "run": r["run"], "step": r["best"]["step"]} for r in rows if r["best"]])
+    winner = best_point([{**r["best"], "run": r["run"]} for r in rows if r["best"]])
     result = SweepResult(folder, rows, winner)
     _write_report(ws, result, name)
     atomic.write_text(folder / "results.json", json.dumps({"rows": rows, "winner": winner}, indent=1))
