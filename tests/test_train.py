@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import FAST
+from PIL import Image
 from safetensors.torch import load_file
 
 from charforge import api
@@ -141,6 +143,19 @@ def test_dreambooth_full_saves_a_loadable_model(workspace, tiny_sd1):
         not torch.equal(a, b) for a, b in zip(base.pipe.unet.parameters(), original.pipe.unet.parameters(), strict=True)
     )
     assert changed
+
+
+def test_generate_from_a_dreambooth_checkpoint_uses_its_unet(workspace, tiny_sd1):
+    """A DreamBooth checkpoint stores only the UNet; generating from it swaps that UNet into the base."""
+    options = {**FAST, "checkpointing_steps": 1}
+    api.train(workspace, base=str(tiny_sd1), method="dreambooth", max_train_steps=2, learning_rate=1e-2, show_progress=False, **options)
+    kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
+    images = {
+        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], **extra, **kwargs).images[0]))
+        for name, extra in {"step1": {"checkpoint": 1}, "step2": {"checkpoint": 2}, "final": {}}.items()
+    }
+    assert np.array_equal(images["step2"], images["final"])  # the last checkpoint is the final model
+    assert not np.array_equal(images["step1"], images["final"])
 
 
 def _train_cli(ws, base, *extra):

@@ -23,7 +23,7 @@ from ..errors import CharforgeError
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
-from ..models.loading import BaseModel, load_base_model
+from ..models.loading import BaseModel, load_base_model, load_unet
 from ..train.checkpoint import list_checkpoints, step_dir_name
 from .prompts import EvalPrompt
 
@@ -152,9 +152,7 @@ class CheckpointPainter:
                 pipe.unload_lora_weights()
         if point.weights is not None:
             if self.config.method == "dreambooth":
-                from diffusers import UNet2DConditionModel
-
-                pipe.unet = UNet2DConditionModel.from_pretrained(point.weights / "unet", use_safetensors=True).eval()
+                pipe.unet = load_unet(point.weights / "unet", self._base_unet)
             else:
                 apply_loras(model, [LoraSpec(point.weights)])
         self._current = point

@@ -54,6 +54,16 @@ def _folder_family(folder: Path) -> ModelFamily:
     return detect_family(unet_config, has_second_text_encoder="text_encoder_2" in index)
 
 
+def load_unet(folder: Path, like: Any) -> Any:
+    """A fine-tuned UNet (a DreamBooth checkpoint's ``unet/``) in the dtype and device of ``like``."""
+    from diffusers import UNet2DConditionModel
+
+    if not (folder / "config.json").is_file():
+        raise CharforgeError(f"{folder}: no UNet here (config.json missing); the checkpoint is incomplete")
+    unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True)
+    return unet.to(device=like.device, dtype=like.dtype).eval()
+
+
 def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
