@@ -8,6 +8,7 @@ from conftest import FAST, run_cli
 from PIL import Image
 
 from charforge import api
+from charforge.errors import CharforgeError
 from charforge.generate.metadata import GenerationParams, read_png_params
 from charforge.generate.schedulers import SAMPLERS
 
@@ -60,6 +61,21 @@ def test_generate_from_run_embeds_parameters_and_sheet(workspace, tiny_sd1, caps
     assert params[0].loras == [("run-001", 1.0)]
     arrays = [np.asarray(Image.open(p)) for p in pngs]
     assert not np.array_equal(arrays[0], arrays[1])  # different seeds, different images
+
+
+def test_batched_generation_draws_what_single_draws_draw(tiny_sd1, tmp_path):
+    common = dict(prompts=["a red ball", "a blue cube"], seeds=[3, 4], steps=3, negative_prompt="ugly", show_progress=False)
+    one = api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "one", **common)
+    batched = api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "batched", batch_size=3, **common)
+    assert len(batched.images) == 4  # 2 prompts x 2 seeds in batches of 3 and 1
+    for a, b in zip(one.images, batched.images, strict=True):
+        assert (read_png_params(a).prompt, read_png_params(a).seed) == (read_png_params(b).prompt, read_png_params(b).seed)
+        diff = np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int))
+        assert diff.max() <= 2  # same noise and prompt; only summation order differs
+    arrays = [np.asarray(Image.open(p)) for p in batched.images]
+    assert not np.array_equal(arrays[0], arrays[1]) and not np.array_equal(arrays[0], arrays[2])
+    with pytest.raises(CharforgeError, match="batch-size"):
+        api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "bad", batch_size=0, **common)
 
 
 def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp_path):

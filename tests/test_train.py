@@ -148,7 +148,9 @@ def test_dreambooth_full_saves_a_loadable_model(workspace, tiny_sd1):
 def test_generate_from_a_dreambooth_checkpoint_uses_its_unet(workspace, tiny_sd1):
     """A DreamBooth checkpoint stores only the UNet; generating from it swaps that UNet into the base."""
     options = {**FAST, "checkpointing_steps": 1}
-    api.train(workspace, base=str(tiny_sd1), method="dreambooth", max_train_steps=2, learning_rate=1e-2, show_progress=False, **options)
+    api.train(
+        workspace, base=str(tiny_sd1), method="dreambooth", max_train_steps=2, learning_rate=1e-2, show_progress=False, **options
+    )
     kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
     images = {
         name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], **extra, **kwargs).images[0]))
