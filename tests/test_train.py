@@ -160,6 +160,27 @@ def test_generate_from_a_dreambooth_checkpoint_uses_its_unet(workspace, tiny_sd1
     assert not np.array_equal(images["step1"], images["final"])
 
 
+def test_dreambooth_with_captions_trains_on_each_caption_and_needs_the_token(workspace, tiny_sd1, monkeypatch):
+    """kohya-style DreamBooth: each image's caption names what is not the character (pose, background)."""
+    from charforge.train import loop
+
+    images = workspace.training_images()
+    workspace.captions_dir.mkdir(exist_ok=True)
+    for i, image in enumerate(images):
+        (workspace.captions_dir / f"{image.stem}.txt").write_text(f"UnicornGirl girl, pose {i}")
+    seen: list[list[str]] = []
+    build = loop._build_data
+    monkeypatch.setattr(loop, "_build_data", lambda *a, **k: seen.append(build(*a, **k).prompts) or build(*a, **k))
+    api.train(workspace, base=str(tiny_sd1), captions=True, max_train_steps=1, show_progress=False, **FAST)
+    assert seen[0] == [f"UnicornGirl girl, pose {i}" for i in range(len(images))]
+    api.train(workspace, base=str(tiny_sd1), max_train_steps=1, show_progress=False, **FAST)  # default: the instance prompt
+    assert set(seen[-1]) == {"a picture of UnicornGirl girl"}
+
+    (workspace.captions_dir / f"{images[1].stem}.txt").write_text("a girl waving")
+    with pytest.raises(CharforgeError, match=rf"{images[1].stem}.txt: the caption does not name the token 'UnicornGirl'"):
+        api.train(workspace, base=str(tiny_sd1), captions=True, max_train_steps=1, show_progress=False, **FAST)
+
+
 def _train_cli(ws, base, *extra):
     return [
         sys.executable,

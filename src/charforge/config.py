@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
         "a picture of {token} {class_word}",
         description="Prompt for every training image; {token} and {class_word} are filled in.",
     )
+    captions: bool | None = Field(
+        None,
+        description="Describe each image by its own caption (captions/NAME.txt); default: yes for lora, no for the "
+        "DreamBooth methods, which use the instance prompt. DreamBooth captions must name the token.",
+    )
     resolution: int | None = Field(None, ge=8, description="Training resolution in pixels; default: the family's native size.")
     train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -99,6 +104,10 @@ class TrainConfig(BaseModel):
 
     def prompt(self, template: str, token: str, class_word: str) -> str:
         return template.format(token=token, class_word=class_word)
+
+    @property
+    def uses_captions(self) -> bool:
+        return self.captions if self.captions is not None else self.method == "lora"
 
     @property
     def alpha(self) -> float:

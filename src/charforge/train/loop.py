@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import signal
 import time
@@ -323,6 +324,16 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
         cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
 
 
+def _check_token_in_captions(workspace, images: list[Path], prompts: list[str], token: str) -> None:
+    """DreamBooth binds the character to its token; a caption without it would teach the class word instead."""
+    for image, prompt in zip(images, prompts, strict=True):
+        if not re.search(rf"(?<!\w){re.escape(token)}(?!\w)", prompt):
+            raise CharforgeError(
+                f"{workspace.captions_dir / (image.stem + '.txt')}: the caption does not name the token {token!r}; "
+                f"add it (e.g. '{token} girl, ...') or train without --captions"
+            )
+
+
 @dataclass
 class _Data:
     images: LatentSet | PixelSet
@@ -342,7 +353,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
     character = workspace.character
     fill = lambda t: config.prompt(t, character.token, character.class_word)  # noqa: E731
     instance_prompt = fill(config.instance_prompt)
-    if config.method == "lora":
+    if config.uses_captions:
         captions = [workspace.caption_for(p) for p in images]
         missing = [p.name for p, c in zip(images, captions, strict=True) if c is None]
         if missing:
@@ -350,6 +361,8 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
                 "no caption for %d image(s) (%s); using the instance prompt for them", len(missing), ", ".join(missing[:3])
             )
         prompts = [c or instance_prompt for c in captions]
+        if config.method != "lora":
+            _check_token_in_captions(workspace, images, prompts, character.token)
     else:
         prompts = [instance_prompt] * len(images)
     vae = base.pipe.vae
