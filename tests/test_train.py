@@ -105,6 +105,7 @@ def test_kohya_copy_has_kohya_keys_and_converts_back(workspace, tiny_sd1):
 def _canonical(key: str) -> str:
     """One name per LoRA matrix across diffusers' current and legacy (kohya-converted) layouts."""
     key = key.replace(".processor.", ".").replace("lora_linear_layer.", "lora.")
+    key = key.replace(".lora_A.", ".lora.down.").replace(".lora_B.", ".lora.up.")  # PEFT names
     key = re.sub(r"\.to_(q|k|v|out)_lora\.", lambda m: f".to_{m[1]}.lora.", key).replace(".to_out.lora.", ".to_out.0.lora.")
     if key.startswith("text_encoder"):
         key = re.sub(r"\.to_(q|k|v)\.", r".\1_proj.", key).replace(".to_out.0.", ".out_proj.")

@@ -16,6 +16,7 @@ from .errors import CharforgeError
 
 Method = Literal["dreambooth-lora", "lora", "dreambooth"]
 Precision = Literal["auto", "no", "fp16", "bf16"]
+LoraTargets = Literal["attention", "transformer", "all"]
 LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 # Presets are complete, named settings that a flag selects; explicit flags still override them.
@@ -63,6 +64,10 @@ class TrainConfig(BaseModel):
     max_train_steps: int = Field(500, ge=1)
     rank: int = Field(4, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; default: the rank (scale 1).")
+    lora_targets: LoraTargets = Field(
+        "attention",
+        description="Layers with LoRA: attention (diffusers), transformer (kohya's default), all (+ ResNet convs, LoCon).",
+    )
     train_text_encoder: bool = Field(False, description="Also train LoRA on the text encoder(s).")
     seed: int = 0
     mixed_precision: Precision = Field("auto", description="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")

@@ -13,8 +13,24 @@ import torch
 
 from .family import ModelFamily
 
-UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
-TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# Which layers carry LoRA, by name as ``--lora-targets`` gives it:
+# - attention: the attention projections (diffusers' DreamBooth-LoRA scripts);
+# - transformer: every linear layer of the transformer blocks (kohya's default "LoRA-LierLa");
+# - all: also the ResNet and resampling convolutions and time projections (kohya's "LoRA-C3Lier"/LoCon),
+#   which hold the colours and textures of small models and of fine detail.
+UNET_TARGETS: dict[str, list[str]] = {
+    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
+    "transformer": ["to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"],
+    "all": [
+        *["to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"],
+        *["conv1", "conv2", "conv_shortcut", "time_emb_proj", "downsamplers.0.conv", "upsamplers.0.conv"],
+    ],
+}
+TEXT_ENCODER_TARGETS: dict[str, list[str]] = {
+    "attention": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "transformer": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "all": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+}
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
 _KOHYA_BASE_VERSION = {ModelFamily.SD1: "sd_v1", ModelFamily.SD2: "sd_v2", ModelFamily.SDXL: "sdxl_base_v1-0"}
 
@@ -53,22 +69,25 @@ def save_lora(
     *,
     rank: int,
     alpha: float,
+    targets: str = "attention",
     kohya_name: str | None = None,
 ) -> Path:
     """Write ``modules`` (``unet``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
 
     Returns the diffusers-format file; with ``kohya_name`` a kohya copy is written beside it.
     """
-    from diffusers.utils import convert_state_dict_to_diffusers
-
     from .loading import pipeline_class
 
-    layers = {name: convert_state_dict_to_diffusers(peft_state_dict(m, name)) for name, m in modules.items()}
+    # PEFT key names (``lora_A``/``lora_B``), which diffusers loads as they are. Its older
+    # ``lora.down``/``lora.up`` names exist only for attention layers: converting a LoRA that also
+    # covers feed-forward or convolution layers would mix the two and diffusers would drop a part.
+    layers = {name: peft_state_dict(m, name) for name, m in modules.items()}
     kwargs = {f"{name}_lora_layers": sd for name, sd in layers.items()}
     metadata = {}
     for name in modules:
-        targets = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
-        metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, targets).to_dict()
+        # diffusers builds the adapter from this config when it loads the file: it must list every trained layer
+        layers_of = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
+        metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of[targets]).to_dict()
     pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
     if kohya_name:
         save_kohya(folder / f"{kohya_name}.safetensors", family, modules, rank=rank, alpha=alpha)
@@ -107,10 +126,11 @@ def load_lora_into(folder_or_file: Path, modules: dict[str, torch.nn.Module], fa
     for name, module in modules.items():
         prefix = f"{name}."
         own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        already_peft = any(".lora_A." in k or ".lora_B." in k for k in own)  # our files; older ones use lora.down
         if name == "unet":
-            own = convert_unet_state_dict_to_peft(own)
+            own = own if already_peft else convert_unet_state_dict_to_peft(own)
         else:
-            own = convert_state_dict_to_peft(own)
+            own = own if already_peft else convert_state_dict_to_peft(own)
             expects_text_model = any(n.startswith("text_model.") for n, _ in module.named_modules())
             if not expects_text_model:  # transformers 5 layout: no text_model submodule
                 own = {k.removeprefix("text_model."): v for k, v in own.items()}

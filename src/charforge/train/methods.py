@@ -29,6 +29,7 @@ class Trainable:
     modules: dict[str, torch.nn.Module]  # name in the pipeline -> module (unwrapped)
     rank: int = 0
     alpha: float = 0.0
+    targets: str = "attention"
 
     @property
     def uses_lora(self) -> bool:
@@ -44,7 +45,9 @@ class Trainable:
     def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None, single_file_name: str | None = None) -> None:
         """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
         if self.uses_lora:
-            save_lora(folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, kohya_name=kohya_name)
+            save_lora(
+                folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, targets=self.targets, kohya_name=kohya_name
+            )
         elif pipe is not None:
             pipe.save_pretrained(folder, safe_serialization=True)
             if single_file_name:
@@ -71,10 +74,10 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
     if config.method == "dreambooth":
         pipe.unet.requires_grad_(True)
         return Trainable(config.method, family, {"unet": pipe.unet})
-    add_lora(pipe.unet, config.rank, config.alpha, UNET_TARGETS)
+    add_lora(pipe.unet, config.rank, config.alpha, UNET_TARGETS[config.lora_targets])
     modules: dict[str, torch.nn.Module] = {"unet": pipe.unet}
     if config.train_text_encoder:
         for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-            add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS)
+            add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS[config.lora_targets])
             modules[name] = encoder
-    return Trainable(config.method, family, modules, rank=config.rank, alpha=config.alpha)
+    return Trainable(config.method, family, modules, rank=config.rank, alpha=config.alpha, targets=config.lora_targets)
