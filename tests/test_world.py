@@ -188,3 +188,20 @@ def test_build_runs_end_to_end_at_toy_size(tmp_path):
     out = build_base_model(tmp_path / "model", tmp_path / "work", config, progress=lambda it, label, **kw: it)
     assert load_base_model(str(out)).pipe.tokenizer.model_max_length == 64
     assert (tmp_path / "work" / "unet-state" / "state.json").exists()
+
+
+def test_world_captioner_names_the_scene_and_leaves_the_character_to_the_token(tmp_path):
+    from charforge import api
+    from charforge.world.attributes import held_out, scene_prompt
+    from charforge.world.experiment import reference_images
+
+    drawings = tmp_path / "drawings"
+    drawings.mkdir()
+    for i, image in enumerate(reference_images(held_out("unicorn-girl"), 256)):
+        image.save(drawings / f"ref-{i}.png")
+    ws = api.init(tmp_path / "ws", token="sks", class_word="girl", world="unicorn-girl")
+    api.prepare(ws, [drawings], resolution=64, crop="center")
+    report = api.caption(ws, captioner="world")
+    expected = {f"ref-{i}.png": scene_prompt("a cartoon of sks girl", s) for i, s in enumerate(REFERENCE_SCENES)}
+    assert report.written == expected
+    assert "pink" not in " ".join(report.written.values())  # identity words are the token's job

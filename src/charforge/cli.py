@@ -117,7 +117,8 @@ def _parse_colour(text: str) -> tuple[int, int, int]:
 def caption(
     workspace: WorkspaceArg,
     captioner: Annotated[
-        str, typer.Option(help="template (no model; DreamBooth default), blip, blip2 or florence2.")
+        str,
+        typer.Option(help="template (no model; DreamBooth default), blip, blip2, florence2, or world (mini-world scenes)."),
     ] = "template",
     model: Annotated[
         Optional[str], typer.Option(help="Hub id or local folder of a compatible model (default per captioner).")

@@ -32,7 +32,7 @@ MODEL_CAPTIONERS: dict[str, tuple[str, str, str | None]] = {
     "blip2": ("Blip2ForConditionalGeneration", "Salesforce/blip2-opt-2.7b", None),
     "florence2": ("Florence2ForConditionalGeneration", "florence-community/Florence-2-base", "<MORE_DETAILED_CAPTION>"),
 }
-CAPTIONERS = ["template", *MODEL_CAPTIONERS]
+CAPTIONERS = ["template", *MODEL_CAPTIONERS, "world"]
 # Nouns a captioner may use for a character; "replace" mode puts the token in front of the first one.
 _SUBJECT_NOUNS = (
     "girl",
@@ -110,6 +110,10 @@ def make_captioner(name: str, workspace: Workspace, *, model: str | None = None,
         return TemplateCaptioner(
             template or TemplateCaptioner.template, workspace.character.token, workspace.character.class_word
         )
+    if name == "world":
+        from ..world.captioner import SceneCaptioner
+
+        return SceneCaptioner(template or SceneCaptioner.template, workspace.character.token, workspace.character.class_word)
     if name not in MODEL_CAPTIONERS:
         raise CharforgeError(f"--captioner {name!r} is unknown; choose from: {', '.join(CAPTIONERS)}")
     return TransformersCaptioner(name, model)
