@@ -509,7 +509,7 @@ def demo(
     folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
         "charforge-demo"
     ),
-    steps: Annotated[int, typer.Option(help="DreamBooth-LoRA training steps (the thesis' 1800).")] = 1800,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default 1000).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
     """The quick start's main job on the embedded default (the mini world): same as `charforge world demo`."""
@@ -552,15 +552,25 @@ def world_demo(
         "charforge-world-demo"
     ),
     character: Annotated[str, typer.Option(help="Held-out character to teach.")] = "unicorn-girl",
-    steps: Annotated[int, typer.Option(help="DreamBooth-LoRA training steps (the thesis' 1800).")] = 1800,
-    learning_rate: Annotated[float, typer.Option(help="Learning rate (the thesis' 1e-4).")] = 1e-4,
+    method: Annotated[
+        Optional[str], typer.Option(help="dreambooth (default: binds the small model's colours), dreambooth-lora or lora.")
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default 1000).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate (default: the thesis' 1e-4).")] = None,
+    captions: Annotated[
+        Optional[bool],
+        typer.Option("--captions/--no-captions", help="Scene captions per reference (default) or the instance prompt."),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
     """The thesis experiment in miniature: teach a held-out character from six renders, score it, write a report."""
     from .world.experiment import ExperimentConfig, run_experiment
 
-    config = ExperimentConfig(character=character, steps=steps, learning_rate=learning_rate, seeds=tuple(range(seeds)))
+    given = {"method": method, "steps": steps, "learning_rate": learning_rate, "captions": captions}
+    config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
+    if config.method not in ("dreambooth", "dreambooth-lora", "lora"):
+        raise CharforgeError(f"--method {config.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
     for name, s in result.scores["scores"].items():
         identity = "" if s["identity"] is None else f"identity {s['identity']:.2f}  "
