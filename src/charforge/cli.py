@@ -573,7 +573,7 @@ def world_demo(
         raise CharforgeError(f"--method {config.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
     for name, s in result.scores["scores"].items():
-        identity = "" if s["identity"] is None else f"identity {s['identity']:.2f}  "
+        identity = "" if s["identity"] is None else f"identity {s['identity']:.2f} (share {s['identity_share']:.2f})  "
         typer.echo(
             f"{name:32s} {identity}prompt fidelity {s['prompt_fidelity']:.2f}  pose {s['per_attribute'].get('pose', 0):.2f}"
         )

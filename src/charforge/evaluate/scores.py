@@ -125,12 +125,12 @@ class Scorer:
         return rows
 
     def _judged(self, rows: list[dict], images: Sequence[Image.Image], asked: Sequence[dict[str, str]]) -> None:
-        from ..world.score import IDENTITY_ATTRIBUTES, asked_attributes
+        from ..world.score import asked_attributes, identity_matches
 
         for row, reading, request in zip(rows, self.judge.read(list(images)), asked, strict=True):
             values = reading.values
             if self.character is not None:
-                found = [values[name] == getattr(self.character, name) for name in IDENTITY_ATTRIBUTES]
+                found = list(identity_matches(values, self.character).values())
                 row["identity"] = float(all(found))
                 row["identity_share"] = sum(found) / len(found)
             wanted = asked_attributes(request)

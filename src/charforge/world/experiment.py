@@ -244,6 +244,7 @@ def run_experiment(
 def _curve_point(s: WorldScores) -> dict[str, float]:
     return {
         "identity": round(s.identity or 0.0, 4),
+        "identity_share": round(s.identity_share or 0.0, 4),
         "pose": round(s.per_attribute.get("pose", 0.0), 4),
         "expression": round(s.per_attribute.get("expression", 0.0), 4),
     }
@@ -264,6 +265,7 @@ def _write_report(folder: Path, run_dir: Path, references, grids, result: dict, 
 
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{s['count']}</td><td>{cell(s['prompt_fidelity'])}</td><td>{cell(s['identity'])}</td>"
+        f"<td>{cell(s['identity_share'])}</td>"
         f"<td>{cell(s['per_attribute'].get('pose'))}</td><td>{cell(s['per_attribute'].get('expression'))}</td>"
         f"<td>{cell(s['palette_distance'], 2)}</td></tr>"
         for name, s in result["scores"].items()
@@ -282,10 +284,11 @@ img{{image-rendering:pixelated;max-width:100%}}</style>
 reference. Test prompts ({len(config.seeds)} seeds each),
 poses and expressions not in the references:</p><ul>{prompts}</ul>
 <h2>Scores (judge)</h2>
-<table><tr><th>images</th><th>n</th><th>prompt fidelity</th><th>identity</th><th>pose</th><th>expression</th>
-<th>palette ΔE00</th></tr>{rows}</table>
+<table><tr><th>images</th><th>n</th><th>prompt fidelity</th><th>identity</th><th>identity share</th><th>pose</th>
+<th>expression</th><th>palette ΔE00</th></tr>{rows}</table>
 <p>Identity = share of images where the judge finds every identity attribute (hair colour and style, outfit colour and
-type, accessory, skin). The thesis' best manual quality ratio was {THESIS_QUALITY_RATIO}.</p>
+type, accessory, skin); identity share = the mean share of those attributes found. The thesis' best manual quality
+ratio was {THESIS_QUALITY_RATIO}.</p>
 <h2>Over checkpoints</h2><img src="report/checkpoints.png">
 <h2>Loss</h2><img src="report/loss.png">
 <h2>Images</h2>{sections}
@@ -300,7 +303,7 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
 
     fig, ax = pyplot().subplots(figsize=(6, 3.2), dpi=100)
     steps = [p["step"] for p in curve]
-    for key in ("identity", "pose", "expression"):
+    for key in ("identity", "identity_share", "pose", "expression"):
         ax.plot(steps, [p[key] for p in curve], marker="o", label=key)
     ax.axhline(THESIS_QUALITY_RATIO, color="grey", linestyle=":", label="thesis quality ratio (by eye)")
     ax.set_xlabel("training step")

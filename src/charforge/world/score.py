@@ -44,12 +44,24 @@ def prompt_fidelity(readings: Sequence[Reading], asked: Sequence[dict[str, str]]
     return float(np.mean(found)) if found else float("nan")
 
 
+def identity_matches(values: dict[str, str], character: Character) -> dict[str, bool]:
+    """Which of the character's identity attributes a reading found."""
+    return {name: values[name] == getattr(character, name) for name in IDENTITY_ATTRIBUTES}
+
+
 def is_character(reading: Reading, character: Character) -> bool:
-    return all(reading.values[name] == getattr(character, name) for name in IDENTITY_ATTRIBUTES)
+    return all(identity_matches(reading.values, character).values())
 
 
 def identity_rate(readings: Sequence[Reading], character: Character) -> float:
     return float(np.mean([is_character(r, character) for r in readings])) if readings else float("nan")
+
+
+def identity_attribute_rates(readings: Sequence[Reading], character: Character) -> dict[str, float]:
+    """Per identity attribute, the share of pictures where the judge found the character's value:
+    a graded view of identity that shows which attribute holds it back."""
+    found = [identity_matches(r.values, character) for r in readings]
+    return {name: float(np.mean([f[name] for f in found])) for name in IDENTITY_ATTRIBUTES} if found else {}
 
 
 @dataclass
@@ -60,6 +72,12 @@ class WorldScores:
     identity: float | None = None
     palette_distance: float | None = None
     readings: list[dict[str, str]] = field(default_factory=list)
+    identity_attributes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def identity_share(self) -> float | None:
+        """The mean share of identity attributes found (1.0 = every attribute in every picture)."""
+        return float(np.mean(list(self.identity_attributes.values()))) if self.identity_attributes else None
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +85,8 @@ class WorldScores:
             "prompt_fidelity": round(self.prompt_fidelity, 4),
             "per_attribute": {k: round(v, 4) for k, v in self.per_attribute.items()},
             "identity": None if self.identity is None else round(self.identity, 4),
+            "identity_share": None if self.identity_share is None else round(self.identity_share, 4),
+            "identity_attributes": {k: round(v, 4) for k, v in self.identity_attributes.items()},
             "palette_distance": None if self.palette_distance is None else round(self.palette_distance, 3),
         }
 
@@ -90,4 +110,5 @@ def score(
         identity=None if character is None else identity_rate(readings, character),
         palette_distance=None if not references else palette_distance(images, references),
         readings=[r.values for r in readings],
+        identity_attributes={} if character is None else identity_attribute_rates(readings, character),
     )
