@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from ..data.captions import TemplateCaptioner
 from .attributes import Scene, scene_prompt
 from .judge import Judge
 
 
 @dataclass
-class SceneCaptioner:
+class SceneCaptioner(TemplateCaptioner):
+    """The template (token and class word) followed by the scene the judge reads in each picture."""
+
     template: str = "a cartoon of {token} {class_word}"
-    token: str = ""
-    class_word: str = ""
 
     def __call__(self, images: list[Image.Image]) -> list[str]:
         prefix = self.template.format(token=self.token, class_word=self.class_word)
