@@ -161,6 +161,40 @@ def test_generate_from_a_dreambooth_checkpoint_uses_its_unet(workspace, tiny_sd1
     assert not np.array_equal(images["step1"], images["final"])
 
 
+def test_dreambooth_with_text_encoder_learns_the_identifier_and_checkpoints_it(workspace, tiny_sd1):
+    """DreamBooth as in the paper: the text encoder trains too, so the identifier's own embedding moves; its
+    checkpoints hold the encoder, generating from one uses it, and resuming continues exactly."""
+    options = dict(
+        base=str(tiny_sd1), method="dreambooth", train_text_encoder=True, learning_rate=1e-2, show_progress=False, **FAST
+    )
+    api.train(workspace, run="straight", max_train_steps=2, **{**options, "checkpointing_steps": 1})
+    run = workspace.runs_dir / "straight"
+    for _, folder in ckpt.list_checkpoints(run):
+        assert (folder / "text_encoder" / "model.safetensors").is_file() and (folder / "unet").is_dir()
+
+    base, final = load_base_model(str(tiny_sd1)).pipe, load_base_model(str(run / "final")).pipe
+    ids = base.tokenizer("UnicornGirl", add_special_tokens=False).input_ids
+    seen = set(base.tokenizer("a picture of UnicornGirl girl").input_ids) | set(base.tokenizer.all_special_ids)
+    unused = sorted(set(range(len(base.tokenizer))) - seen)
+    moved = (final.text_encoder.get_input_embeddings().weight - base.text_encoder.get_input_embeddings().weight).norm(dim=1)
+    assert moved[ids].min() > 10 * moved[unused].max()  # the identifier learnt; words never shown only decay
+
+    kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False, run="straight")
+    images = {
+        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], **extra, **kwargs).images[0]))
+        for name, extra in {"step1": {"checkpoint": 1}, "step2": {"checkpoint": 2}, "final": {}}.items()
+    }
+    assert np.array_equal(images["step2"], images["final"])  # equal only if the checkpoint's text encoder is used
+    assert not np.array_equal(images["step1"], images["final"])
+
+    api.train(workspace, run="resumed", max_train_steps=1, **options)
+    api.resume(workspace, run="resumed", max_train_steps=2, show_progress=False)
+    resumed = load_base_model(str(workspace.runs_dir / "resumed" / "final")).pipe
+    for part in ("unet", "text_encoder"):
+        for a, b in zip(getattr(final, part).parameters(), getattr(resumed, part).parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
 def test_dreambooth_with_captions_trains_on_each_caption_and_needs_the_token(workspace, tiny_sd1, monkeypatch):
     """kohya-style DreamBooth: each image's caption names what is not the character (pose, background)."""
     from charforge.train import loop
@@ -273,6 +307,33 @@ def test_prior_preservation_generates_caches_and_reuses(workspace, tiny_sd1):
     assert [p.stat().st_mtime_ns for p in sorted(folders[0].glob("*.png"))] == stamps  # reused, not regenerated
     api.train(workspace, **{**opts, "class_prompt": "a picture of a boy"})
     assert len([p for p in workspace.class_images_dir.iterdir() if p.is_dir()]) == 2  # new prompt, new cache
+
+
+def test_several_class_prompts_share_out_the_class_images(workspace, tiny_sd1, monkeypatch):
+    """Class prompts with scenes (as the captions have) keep the prior of "a girl, side view" too."""
+    from charforge.train import loop
+
+    seen = []
+    build = loop._build_data
+    monkeypatch.setattr(loop, "_build_data", lambda *a, **k: seen.append(build(*a, **k)) or seen[-1])
+    prompts = ["a picture of a girl, waving", "a picture of a girl, sitting"]
+    api.train(
+        workspace,
+        base=str(tiny_sd1),
+        max_train_steps=1,
+        prior_preservation=True,
+        class_prompt=prompts,
+        num_class_images=3,
+        class_inference_steps=2,
+        show_progress=False,
+        **FAST,
+    )
+    assert seen[0].class_prompts == [prompts[0], prompts[0], prompts[1]]
+    assert len(seen[0].class_images) == 3
+    infos = sorted(json.loads(p.read_text())["prompt"] for p in workspace.class_images_dir.glob("*/info.json"))
+    assert infos == sorted(prompts)
+    config = (workspace.runs_dir / "run-001" / "config.yaml").read_text()
+    assert "- a picture of a girl, waving" in config  # the run records every class prompt
 
 
 def test_disk_full_during_checkpoint_keeps_previous(workspace, tiny_sd1, monkeypatch):

@@ -20,7 +20,7 @@ from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .data.stats import StatsReport, describe
 from .errors import CharforgeError
 from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
-from .models.loading import load_base_model, load_unet
+from .models.loading import load_base_model, swap_finetuned
 from .train import checkpoint as ckpt
 from .train.loop import RunResult
 from .train.loop import train as _train
@@ -124,19 +124,20 @@ class GenerationResult:
 
 @dataclass
 class RunModel:
-    """What a run produced at one point: the model to load, its LoRAs, or a UNet that replaces the model's."""
+    """What a run produced at one point: the model to load, its LoRAs, or a DreamBooth checkpoint whose
+    parts (UNet, text encoders) replace the model's."""
 
     base: str
     loras: list[LoraSpec]
     config: TrainConfig
-    unet: Path | None = None
+    finetuned: Path | None = None
 
 
 def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> RunModel:
     """The base model and LoRA (or full model) a run produced, at its final state or a checkpoint.
 
-    A DreamBooth checkpoint holds only the UNet (the rest never changes), so it is the run's base with
-    that UNet swapped in.
+    A DreamBooth checkpoint holds only what trained (the UNet, and the text encoders with
+    ``train_text_encoder``), so it is the run's base with those parts swapped in.
     """
     run_dir = ws.run_dir(run)
     config = build_train_config(config_file=run_dir / "config.yaml")
@@ -151,7 +152,7 @@ def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> RunMod
             raise CharforgeError(f"run {run_dir.name} has no final result yet; pick --checkpoint STEP or finish it with --resume")
     if config.method == "dreambooth":
         if checkpoint is not None:
-            return RunModel(config.base, [], config, unet=weights / "unet")
+            return RunModel(config.base, [], config, finetuned=weights)
         return RunModel(str(weights), [], config)
     return RunModel(config.base, [LoraSpec(weights)], config)
 
@@ -175,19 +176,19 @@ def generate(
         raise CharforgeError("no prompt given")
     ws = open_workspace(workspace) if workspace is not None else None
     all_loras = list(loras or [])
-    unet = None
+    finetuned = None
     if ws is not None and use_run and (ws.run_names() or run != "latest"):
         found = resolve_run_model(ws, run, checkpoint)
         base = base or found.base
         all_loras = found.loras + all_loras
-        unet = found.unet
+        finetuned = found.finetuned
         base_config = base_config or found.config.base_config
         allow_unsafe_pickle = allow_unsafe_pickle or found.config.allow_unsafe_pickle
     if base is None:
         raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
     model = load_base_model(base, allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
-    if unet is not None:
-        model.pipe.unet = load_unet(unet, model.pipe.unet)
+    if finetuned is not None:
+        swap_finetuned(model.pipe, finetuned)
     apply_loras(model, all_loras)
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import CharforgeError
 
@@ -68,7 +68,11 @@ class TrainConfig(BaseModel):
         "attention",
         description="Layers with LoRA: attention (diffusers), transformer (kohya's default), all (+ ResNet convs, LoCon).",
     )
-    train_text_encoder: bool = Field(False, description="Also train LoRA on the text encoder(s).")
+    train_text_encoder: bool = Field(
+        False,
+        description="Also train the text encoder(s): LoRA for the LoRA methods, the whole encoder for dreambooth "
+        "(as the DreamBooth paper; the identifier's embedding learns too).",
+    )
     seed: int = 0
     mixed_precision: Precision = Field("auto", description="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
     gradient_checkpointing: bool = False
@@ -89,7 +93,11 @@ class TrainConfig(BaseModel):
     validation_seeds: list[int] = Field(default_factory=lambda: [0, 1])
     validation_inference_steps: int = Field(25, ge=1)
     prior_preservation: bool = False
-    class_prompt: str | None = Field(None, description="Prompt for class images; default 'a picture of a {class_word}'.")
+    class_prompt: list[str] | None = Field(
+        None,
+        description="Prompt for class images; repeat for several (the class images are shared out among them, e.g. the "
+        "scenes of the captions without the token); default 'a picture of a {class_word}'.",
+    )
     num_class_images: int = Field(100, ge=1)
     prior_loss_weight: float = Field(1.0, ge=0)
     class_inference_steps: int = Field(25, ge=1)
@@ -103,9 +111,12 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.save_single_file and self.method != "dreambooth":
             raise ValueError("save_single_file is for --method dreambooth; LoRA methods already write a kohya file")
-        if self.method == "dreambooth" and self.train_text_encoder:
-            raise ValueError("train_text_encoder is for LoRA methods; dreambooth fine-tunes the UNet only")
         return self
+
+    @field_validator("class_prompt", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     def prompt(self, template: str, token: str, class_word: str) -> str:
         return template.format(token=token, class_word=class_word)

@@ -23,7 +23,7 @@ from ..errors import CharforgeError
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
-from ..models.loading import BaseModel, load_base_model, load_unet
+from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
 from ..train.checkpoint import list_checkpoints, step_dir_name
 from .prompts import EvalPrompt
 
@@ -93,7 +93,7 @@ class CheckpointPainter:
         self.steps = steps
         self.guidance = guidance
         self._model: BaseModel | None = None
-        self._base_unet = None
+        self._base_parts: dict = {}  # the base's parts a DreamBooth checkpoint replaced
         self._current: EvalPoint | None = None
         self._digests: dict[Path, str] = {}
 
@@ -137,7 +137,6 @@ class CheckpointPainter:
             model.pipe.set_progress_bar_config(disable=True)
             model.pipe.scheduler = make_scheduler(self.sampler, model.pipe.scheduler.config)
             self._model = model
-            self._base_unet = model.pipe.unet
         return self._model
 
     def use(self, point: EvalPoint) -> None:
@@ -147,12 +146,12 @@ class CheckpointPainter:
         pipe = model.pipe
         if self._current is not None and self._current.weights is not None:
             if self.config.method == "dreambooth":
-                pipe.unet = self._base_unet
+                restore_parts(pipe, self._base_parts)
             else:
                 pipe.unload_lora_weights()
         if point.weights is not None:
             if self.config.method == "dreambooth":
-                pipe.unet = load_unet(point.weights / "unet", self._base_unet)
+                self._base_parts = swap_finetuned(pipe, point.weights)
             else:
                 apply_loras(model, [LoraSpec(point.weights)])
         self._current = point

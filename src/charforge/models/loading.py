@@ -54,14 +54,36 @@ def _folder_family(folder: Path) -> ModelFamily:
     return detect_family(unet_config, has_second_text_encoder="text_encoder_2" in index)
 
 
-def load_unet(folder: Path, like: Any) -> Any:
-    """A fine-tuned UNet (a DreamBooth checkpoint's ``unet/``) in the dtype and device of ``like``."""
-    from diffusers import UNet2DConditionModel
+FINETUNED_PARTS = ("unet", "text_encoder", "text_encoder_2")
 
+
+def load_finetuned_module(folder: Path, like: Any) -> Any:
+    """A fine-tuned part (a DreamBooth checkpoint's ``unet/`` or ``text_encoder/``) in the class, dtype and
+    device of ``like``, the part it replaces."""
     if not (folder / "config.json").is_file():
-        raise CharforgeError(f"{folder}: no UNet here (config.json missing); the checkpoint is incomplete")
-    unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True)
-    return unet.to(device=like.device, dtype=like.dtype).eval()
+        raise CharforgeError(f"{folder}: no {folder.name} here (config.json missing); the checkpoint is incomplete")
+    module = type(like).from_pretrained(folder, use_safetensors=True)  # never a pickle
+    return module.to(device=like.device, dtype=like.dtype).eval()
+
+
+def swap_finetuned(pipe: Any, folder: Path) -> dict[str, Any]:
+    """Put a DreamBooth checkpoint's parts (UNet, and text encoders when they trained) into ``pipe``.
+
+    Returns the parts it replaced, so a caller can put the base back (:func:`restore_parts`).
+    """
+    replaced = {}
+    for name in FINETUNED_PARTS:
+        if (folder / name).is_dir():
+            replaced[name] = getattr(pipe, name)
+            setattr(pipe, name, load_finetuned_module(folder / name, replaced[name]))
+    if "unet" not in replaced:
+        raise CharforgeError(f"{folder}: no unet/ here; the checkpoint is incomplete")
+    return replaced
+
+
+def restore_parts(pipe: Any, parts: dict[str, Any]) -> None:
+    for name, module in parts.items():
+        setattr(pipe, name, module)
 
 
 def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:

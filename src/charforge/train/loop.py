@@ -339,7 +339,7 @@ class _Data:
     images: LatentSet | PixelSet
     prompts: list[str]  # one per image
     class_images: LatentSet | None
-    class_prompt: str | None
+    class_prompts: list[str]  # one per class image
     embeddings: dict[str, PromptEmbeds] | None  # cached when text encoders are frozen
     scaling: float
     shift: float
@@ -373,30 +373,30 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
             f"--gradient-accumulation-steps {config.train_batch_size} for the same effective batch"
         )
     image_set = encode_latents(vae, pixels) if config.cache_latents else PixelSet(pixels, vae)
-    class_set, class_prompt = None, None
+    class_set, class_prompts = None, []
     if config.prior_preservation:
-        class_prompt = fill(config.class_prompt or "a picture of a {class_word}")
-        paths = ensure_class_images(
+        class_images = ensure_class_images(
             base.pipe,
             workspace.class_images_dir,
             base_source=base.source,
-            prompt=class_prompt,
+            prompts=[fill(t) for t in config.class_prompt or ["a picture of a {class_word}"]],
             count=config.num_class_images,
             resolution=resolution,
             steps=config.class_inference_steps,
             seed=config.seed,
             show_progress=show,
         )
+        paths, class_prompts = [p for p, _ in class_images], [prompt for _, prompt in class_images]
         class_set = encode_latents(vae, load_pixels(paths, resolution, step=resolution_multiple(base.pipe)))
     embeddings = None
     if config.cache_text_embeddings and not trainable.trains_text_encoder:
-        embeddings = encode_prompts(adapter, prompts + ([class_prompt] if class_prompt else []))
+        embeddings = encode_prompts(adapter, list(dict.fromkeys(prompts + class_prompts)))
     vae_config = vae.config
     return _Data(
         images=image_set,
         prompts=prompts,
         class_images=class_set,
-        class_prompt=class_prompt,
+        class_prompts=class_prompts,
         embeddings=embeddings,
         scaling=float(vae_config.scaling_factor),
         shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
@@ -432,7 +432,7 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     if data.class_images is not None:
         class_index = batch_indices(config.seed + 1, micro, rank, world, bs, len(data.class_images))
         latents = torch.cat([latents, data.class_images.sample(class_index, gen, data.scaling, data.shift)])
-        prompts += [data.class_prompt] * bs
+        prompts += [data.class_prompts[int(i)] for i in class_index]
     scheduler = data.noise_scheduler
     noise = torch.randn(latents.shape, generator=gen)
     if config.noise_offset:

@@ -3,7 +3,8 @@
 * ``dreambooth-lora``: LoRA on the UNet attention (and optionally text encoders); every image is
   described by the instance prompt with the identifier.
 * ``lora``: the same adapters, but each image is described by its own caption (style training).
-* ``dreambooth``: the whole UNet trains; the result is a full diffusers model.
+* ``dreambooth``: the whole UNet trains (and, with ``train_text_encoder``, the whole text encoder, so
+  the identifier's embedding learns as in the DreamBooth paper); the result is a full diffusers model.
 """
 
 from __future__ import annotations
@@ -52,17 +53,18 @@ class Trainable:
             pipe.save_pretrained(folder, safe_serialization=True)
             if single_file_name:
                 save_single_file(pipe, self.family, folder / f"{single_file_name}.safetensors")
-        else:
-            self.modules["unet"].save_pretrained(folder / "unet", safe_serialization=True)
+        else:  # a DreamBooth checkpoint: only what trains, in the pipeline's folder names
+            for name, module in self.modules.items():
+                module.save_pretrained(folder / name)  # safetensors in diffusers and transformers alike
 
     def load(self, folder: Path) -> None:
         if self.uses_lora:
             load_lora_into(folder, self.modules, self.family)
         else:
-            from diffusers import UNet2DConditionModel
+            from ..models.loading import load_finetuned_module
 
-            trained = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True)
-            self.modules["unet"].load_state_dict(trained.state_dict())
+            for name, module in self.modules.items():
+                module.load_state_dict(load_finetuned_module(folder / name, module).state_dict())
 
 
 def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: ModelFamily) -> Trainable:
@@ -73,7 +75,12 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
     torch.manual_seed(config.seed)
     if config.method == "dreambooth":
         pipe.unet.requires_grad_(True)
-        return Trainable(config.method, family, {"unet": pipe.unet})
+        modules = {"unet": pipe.unet}
+        if config.train_text_encoder:
+            for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
+                encoder.requires_grad_(True)
+                modules[name] = encoder
+        return Trainable(config.method, family, modules)
     add_lora(pipe.unet, config.rank, config.alpha, UNET_TARGETS[config.lora_targets])
     modules: dict[str, torch.nn.Module] = {"unet": pipe.unet}
     if config.train_text_encoder:
