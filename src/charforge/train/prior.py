@@ -45,6 +45,8 @@ def ensure_class_images(
     """
     wanted: list[tuple[Path, str]] = []
     for prompt, share in zip(prompts, share_out(count, len(prompts)), strict=True):
+        if not share:  # more prompts than images: the last ones get none
+            continue
         folder = cache_root / class_images_key(base_source, prompt, resolution)
         folder.mkdir(parents=True, exist_ok=True)
         info = folder / "info.json"
