@@ -176,6 +176,25 @@ def test_evaluate_scores_every_checkpoint_and_writes_a_report(trained, tiny_clip
     assert "dino" not in again.metrics["images"][0] and again.metrics["encoders"]["dino"] is None
 
 
+def test_evaluating_a_dreambooth_run_draws_each_checkpoint_as_generate_does(drawings, tiny_sd1, tmp_path):
+    """A DreamBooth checkpoint with a trained text encoder: evaluate swaps in its UNet and text encoder."""
+    ws = api.init(tmp_path / "db", token="UnicornGirl", class_word="girl")
+    api.prepare(ws, [drawings])
+    options = {**FAST, "checkpointing_steps": 1}
+    api.train(
+        ws, base=str(tiny_sd1), method="dreambooth", train_text_encoder=True, max_train_steps=2, learning_rate=1e-2,
+        show_progress=False, **options,
+    )  # fmt: skip
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(PROMPTS)
+    result = api.evaluate(ws, prompts=prompts, clip="none", dino="none", steps=2, show_progress=False)
+    size = dict(width=FAST["resolution"], height=FAST["resolution"])
+    for point, where in {"step-000001": {"checkpoint": 1}, "step-000002": {"checkpoint": 2}}.items():
+        drawn = api.generate(ws, ["UnicornGirl girl waving"], seeds=[0], steps=2, show_progress=False, **size, **where)
+        evaluated = Image.open(result.folder / "images" / point / "waving-s0.png")
+        assert evaluated.tobytes() == Image.open(drawn.images[0]).tobytes(), point
+
+
 def test_promote_makes_a_checkpoint_final(trained):
     ws, _ = trained
     run_dir = ws.run_dir("latest")

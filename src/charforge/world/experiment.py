@@ -55,10 +55,10 @@ class ExperimentConfig:
     character: str = "unicorn-girl"
     token: str = "sks"
     class_word: str = "girl"
-    # Measured on the shipped base (issue 3's note): full DreamBooth with scene captions binds the character
-    # (pink hair 0.75, blue 0.79, horn 0.87 of the judge's readings in unseen poses at 500 steps) where
-    # DreamBooth-LoRA does not reach the small model's colours (hair colour <= 0.25 with LoRA on every layer,
-    # 0.00 on attention only); the thesis' lr 1e-4 works for both.
+    # Measured on the shipped base (issue 3's notes): full DreamBooth with scene captions binds the character where
+    # DreamBooth-LoRA does not reach the small model's colours (hair colour <= 0.25 with LoRA on every layer); the
+    # text encoder must train too, or `sks` means nothing and class prompts draw the character as often (share
+    # 0.60 vs 0.61); with it and class prompts in scenes the prior holds (0.17) and batch 4 doubles identity.
     method: str = "dreambooth"
     captions: bool = True  # scene captions from the world captioner (kohya style); False: the instance prompt only
     lora_targets: str = "all"  # for the LoRA methods
