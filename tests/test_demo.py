@@ -1,6 +1,7 @@
 """The quick start's main job (the mini-world experiment), reduced: it runs end to end through the
 user-facing calls, teaches the character (the judge finds its attributes in poses the references
-never show, far more often than in the base model's pictures of the same prompts), writes every
+never show, far more often than in the base model's pictures of the same prompts) while the class
+prompt without the token stays varied (prior preservation), writes every
 score and the report, and never replaces someone else's folder."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_reduced_experiment_teaches_the_character(tmp_path):
     config = ExperimentConfig(
-        steps=400, num_class_images=4, checkpoint_every=400, seeds=(0, 1), inference_steps=20, fresh_prompts=0
+        steps=400, num_class_images=12, checkpoint_every=400, seeds=(0, 1), inference_steps=20, fresh_prompts=0
     )
     result = run_experiment(tmp_path / "demo", config, log=lambda _: None)
     scores = json.loads((tmp_path / "demo" / "scores.json").read_text())["scores"]
@@ -25,7 +26,10 @@ def test_reduced_experiment_teaches_the_character(tmp_path):
     assert all(0.0 <= s["identity"] <= 1.0 and 0.0 <= s["prompt_fidelity"] <= 1.0 for s in scores.values())
     trained, base = scores["trained"], scores["base, same prompts"]
     assert trained["identity_share"] >= base["identity_share"] + 0.25, (trained, base)
+    assert trained["identity"] > base["identity"]  # measured 0.17 vs 0.00 (every attribute in one picture)
     assert trained["per_attribute"]["pose"] >= 0.6  # the unseen poses are still drawn
+    prior = scores["trained, class prompts (prior)"]  # measured share 0.08 vs 0.61 with the token
+    assert prior["identity"] < 0.2 and prior["identity_share"] <= trained["identity_share"] - 0.3, (prior, trained)
     assert result.report.is_file() and (tmp_path / "demo" / "report" / "checkpoints.png").is_file()
 
     mine = tmp_path / "mine"
