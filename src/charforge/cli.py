@@ -561,13 +561,28 @@ def world_demo(
         Optional[bool],
         typer.Option("--captions/--no-captions", help="Scene captions per reference (default) or the instance prompt."),
     ] = None,
+    train_text_encoder: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--train-text-encoder/--no-train-text-encoder",
+            help="Train the text encoder too (default; without it the identifier has no meaning of its own).",
+        ),
+    ] = None,
+    train_batch_size: Annotated[Optional[int], typer.Option(help="References per training step (default 4).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
     """The thesis experiment in miniature: teach a held-out character from six renders, score it, write a report."""
     from .world.experiment import ExperimentConfig, run_experiment
 
-    given = {"method": method, "steps": steps, "learning_rate": learning_rate, "captions": captions}
+    given = {
+        "method": method,
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "captions": captions,
+        "train_text_encoder": train_text_encoder,
+        "train_batch_size": train_batch_size,
+    }
     config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
     if config.method not in ("dreambooth", "dreambooth-lora", "lora"):
         raise CharforgeError(f"--method {config.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
