@@ -9,13 +9,22 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 from charforge.errors import CharforgeError
 from charforge.world.experiment import ExperimentConfig, run_experiment
 
-pytestmark = pytest.mark.slow
+
+def test_world_demo_takes_its_training_options_and_refuses_a_bad_method_in_one_line(tmp_path, capsys):
+    code, out, err = run_cli(
+        "world", "demo", tmp_path / "d", "--method", "textual", "--no-train-text-encoder", "--train-batch-size", "2",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "--method 'textual' is unknown" in err and "Traceback" not in err + out
+    assert not (tmp_path / "d").exists()  # refused before anything was made
 
 
+@pytest.mark.slow
 def test_reduced_experiment_teaches_the_character(tmp_path):
     config = ExperimentConfig(
         steps=400, num_class_images=12, checkpoint_every=400, seeds=(0, 1), inference_steps=20, fresh_prompts=0
