@@ -195,6 +195,28 @@ def test_evaluating_a_dreambooth_run_draws_each_checkpoint_as_generate_does(draw
         assert evaluated.tobytes() == Image.open(drawn.images[0]).tobytes(), point
 
 
+def test_batched_evaluation_draws_the_same_pictures_with_their_own_seeds(trained, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    ws, prompts = trained
+    drawn = {}
+    for batch in (1, 4):
+        copy = tmp_path / f"b{batch}"
+        shutil.copytree(ws.root, copy, ignore=shutil.ignore_patterns("eval"))
+        options = dict(clip="none", dino="none", steps=2, draw_batch_size=batch, show_progress=False)
+        result = api.evaluate(copy, prompts=prompts, **options)
+        assert result.metrics["timing"]["drawn"] == 6
+        drawn[batch] = {p.relative_to(result.folder): Image.open(p) for p in sorted((result.folder / "images").rglob("*.png"))}
+    assert drawn[1].keys() == drawn[4].keys() and len(drawn[1]) == 6
+    for name, alone in drawn[1].items():
+        batched = drawn[4][name]
+        assert batched.text["parameters"] == alone.text["parameters"]  # the seed and settings of that very picture
+        difference = np.abs(np.asarray(batched, dtype=int) - np.asarray(alone, dtype=int)).max()
+        assert difference <= 2, (name, difference)
+
+
 def test_promote_makes_a_checkpoint_final(trained):
     ws, _ = trained
     run_dir = ws.run_dir("latest")

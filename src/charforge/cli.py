@@ -360,6 +360,9 @@ def evaluate(
     steps: Annotated[int, typer.Option(help="Inference steps per picture.")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     base: Annotated[Optional[str], typer.Option(help="Evaluate on another base model of the same family.")] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Pictures drawn per pass of the model (faster, more memory; cached pictures are reused).")
+    ] = 1,
     promote: Annotated[bool, typer.Option("--promote", help="Copy the best checkpoint to the run's final/.")] = False,
     example_prompts: Annotated[Optional[Path], typer.Option(help="Write the default prompt set here to edit, and stop.")] = None,
 ) -> None:
@@ -388,6 +391,7 @@ def evaluate(
         steps=steps,
         guidance=guidance,
         base=base,
+        draw_batch_size=batch_size,
     )
     _print_points(result.metrics)
     best = result.best

@@ -42,7 +42,8 @@ class EvalOptions:
     guidance: float = 7.5
     sampler: str = DEFAULT_SAMPLER
     base: str | None = None
-    batch_size: int = 16
+    batch_size: int = 16  # pictures per pass of the CLIP / DINO encoders
+    draw_batch_size: int = 1  # pictures per pass of the diffusion model (faster on a CPU; last-bit differences)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def evaluate_run(
     jobs = [Job(point, prompt, seed) for point in points for prompt in prompt_set.prompts for seed in prompt_set.seeds]
     store = ImageStore(folder / "images")
     with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
-        paths, drawn = draw_all(jobs, painter, store, bar.update)
+        paths, drawn = draw_all(jobs, painter, store, bar.update, batch_size=options.draw_batch_size)
     draw_seconds = time.perf_counter() - started
 
     # 2. scores

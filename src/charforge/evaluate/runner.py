@@ -22,7 +22,7 @@ from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
-from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
+from ..generate.text2image import LoraSpec, apply_loras, draw, draw_batch, native_size
 from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
 from ..train.checkpoint import list_checkpoints, step_dir_name
 from .prompts import EvalPrompt
@@ -156,20 +156,22 @@ class CheckpointPainter:
                 apply_loras(model, [LoraSpec(point.weights)])
         self._current = point
 
-    def draw(self, job: Job) -> tuple[Image.Image, GenerationParams]:
-        self.use(job.point)
+    def draw(self, jobs: list[Job]) -> list[tuple[Image.Image, GenerationParams]]:
+        """Pictures of ``jobs`` (one checkpoint, one negative prompt) in one pass of the model."""
+        point, negative = jobs[0].point, jobs[0].prompt.negative
+        if any(job.point != point or job.prompt.negative != negative for job in jobs):
+            raise ValueError("a batch draws one checkpoint with one negative prompt")
+        self.use(point)
         size = self.size()
-        image = draw(
-            self.model.pipe,
-            job.prompt.text,
-            negative_prompt=job.prompt.negative,
-            steps=self.steps,
-            guidance=self.guidance,
-            width=size,
-            height=size,
-            seed=job.seed,
-        )
-        params = GenerationParams(
+        options = dict(negative_prompt=negative, steps=self.steps, guidance=self.guidance, width=size, height=size)
+        if len(jobs) == 1:  # alone: exactly the picture `generate` draws
+            images = [draw(self.model.pipe, jobs[0].prompt.text, seed=jobs[0].seed, **options)]
+        else:
+            images = draw_batch(self.model.pipe, [j.prompt.text for j in jobs], [j.seed for j in jobs], **options)
+        return [(image, self._params(job, size)) for image, job in zip(images, jobs, strict=True)]
+
+    def _params(self, job: Job, size: int) -> GenerationParams:
+        return GenerationParams(
             prompt=job.prompt.text,
             negative_prompt=job.prompt.negative,
             steps=self.steps,
@@ -181,7 +183,6 @@ class CheckpointPainter:
             model=self.model.name,
             loras=[] if job.point.weights is None else [(job.point.label, 1.0)],
         )
-        return image, params
 
 
 class ImageStore:
@@ -218,17 +219,39 @@ class ImageStore:
         return path
 
 
-def draw_all(jobs: list[Job], painter: CheckpointPainter, store: ImageStore, progress=None) -> tuple[list[Path], int]:
-    """Every job's picture (cached or drawn, in job order); returns the paths and how many were drawn."""
-    paths, drawn = [], 0
-    for job in jobs:
+def draw_all(
+    jobs: list[Job], painter: CheckpointPainter, store: ImageStore, progress=None, batch_size: int = 1
+) -> tuple[list[Path], int]:
+    """Every job's picture (cached or drawn, in job order); returns the paths and how many were drawn.
+
+    Missing pictures of one checkpoint and negative prompt are drawn ``batch_size`` at a time (about 2x
+    faster per picture for the mini world on a CPU); each keeps its own seed's noise.
+    """
+    paths: dict[int, Path] = {}
+    pending: list[tuple[int, Job, str]] = []
+
+    def flush() -> None:
+        for (i, job, key), (image, params) in zip(pending, painter.draw([job for _, job, _ in pending]), strict=True):
+            paths[i] = store.put(job, key, image, params)
+        if progress is not None:
+            progress(len(pending))
+        pending.clear()
+
+    drawn = 0
+    for i, job in enumerate(jobs):
         key = painter.key(job)
         path = store.get(job, key)
-        if path is None:
-            image, params = painter.draw(job)
-            path = store.put(job, key, image, params)
-            drawn += 1
-        paths.append(path)
-        if progress is not None:
-            progress(1)
-    return paths, drawn
+        if path is not None:
+            paths[i] = path
+            if progress is not None:
+                progress(1)
+            continue
+        if pending and (pending[0][1].point != job.point or pending[0][1].prompt.negative != job.prompt.negative):
+            flush()
+        pending.append((i, job, key))
+        drawn += 1
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return [paths[i] for i in range(len(jobs))], drawn
