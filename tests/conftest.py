@@ -74,3 +74,18 @@ def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
         sys.argv = old
     out, err = capsys.readouterr() if capsys else ("", "")
     return code, out, err
+
+
+def unicorn_girl_workspace(root: Path):
+    """A workspace of the mini world's held-out unicorn girl: her six reference renders, prepared at 64 px
+    as a user's drawings would be (files ``ref-0.png`` ... ``ref-5.png``)."""
+    from charforge.world.attributes import held_out
+    from charforge.world.experiment import reference_images
+
+    drawings = root / "drawings"
+    drawings.mkdir()
+    for i, image in enumerate(reference_images(held_out("unicorn-girl"), 256)):
+        image.save(drawings / f"ref-{i}.png")
+    ws = api.init(root / "ws", token="sks", class_word="girl", world="unicorn-girl")
+    api.prepare(ws, [drawings], resolution=64, crop="center")
+    return ws

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 import torch
-from conftest import FAST
+from conftest import FAST, unicorn_girl_workspace
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -319,15 +319,8 @@ def test_mini_world_evaluation_ranks_a_late_checkpoint_above_step_0(tmp_path):
     the character (identity attributes, palette) than the base model and wins."""
     from charforge.evaluate.prompts import WORLD_PROMPTS
     from charforge.world import MODEL_DIR
-    from charforge.world.attributes import held_out
-    from charforge.world.experiment import reference_images
 
-    drawings = tmp_path / "drawings"
-    drawings.mkdir()
-    for i, image in enumerate(reference_images(held_out("unicorn-girl"), 256)):
-        image.save(drawings / f"r{i}.png")
-    ws = api.init(tmp_path / "ws", token="sks", class_word="girl", world="unicorn-girl")
-    api.prepare(ws, [drawings], resolution=64, crop="center")
+    ws = unicorn_girl_workspace(tmp_path)
     api.train(
         ws,
         base=str(MODEL_DIR),

@@ -191,16 +191,12 @@ def test_build_runs_end_to_end_at_toy_size(tmp_path):
 
 
 def test_world_captioner_names_the_scene_and_leaves_the_character_to_the_token(tmp_path):
-    from charforge import api
-    from charforge.world.attributes import held_out, scene_prompt
-    from charforge.world.experiment import reference_images
+    from conftest import unicorn_girl_workspace
 
-    drawings = tmp_path / "drawings"
-    drawings.mkdir()
-    for i, image in enumerate(reference_images(held_out("unicorn-girl"), 256)):
-        image.save(drawings / f"ref-{i}.png")
-    ws = api.init(tmp_path / "ws", token="sks", class_word="girl", world="unicorn-girl")
-    api.prepare(ws, [drawings], resolution=64, crop="center")
+    from charforge import api
+    from charforge.world.attributes import scene_prompt
+
+    ws = unicorn_girl_workspace(tmp_path)
     report = api.caption(ws, captioner="world")
     expected = {f"ref-{i}.png": scene_prompt("a cartoon of sks girl", s) for i, s in enumerate(REFERENCE_SCENES)}
     assert report.written == expected

@@ -22,7 +22,7 @@ from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
-from ..generate.text2image import LoraSpec, apply_loras, draw, draw_batch, native_size
+from ..generate.text2image import LoraSpec, apply_loras, draw_batch, native_size
 from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
 from ..train.checkpoint import list_checkpoints, step_dir_name
 from .prompts import EvalPrompt
@@ -163,11 +163,16 @@ class CheckpointPainter:
             raise ValueError("a batch draws one checkpoint with one negative prompt")
         self.use(point)
         size = self.size()
-        options = dict(negative_prompt=negative, steps=self.steps, guidance=self.guidance, width=size, height=size)
-        if len(jobs) == 1:  # alone: exactly the picture `generate` draws
-            images = [draw(self.model.pipe, jobs[0].prompt.text, seed=jobs[0].seed, **options)]
-        else:
-            images = draw_batch(self.model.pipe, [j.prompt.text for j in jobs], [j.seed for j in jobs], **options)
+        images = draw_batch(
+            self.model.pipe,
+            [job.prompt.text for job in jobs],
+            [job.seed for job in jobs],
+            negative_prompt=negative,
+            steps=self.steps,
+            guidance=self.guidance,
+            width=size,
+            height=size,
+        )
         return [(image, self._params(job, size)) for image, job in zip(images, jobs, strict=True)]
 
     def _params(self, job: Job, size: int) -> GenerationParams:

@@ -71,13 +71,13 @@ def swap_finetuned(pipe: Any, folder: Path) -> dict[str, Any]:
 
     Returns the parts it replaced, so a caller can put the base back (:func:`restore_parts`).
     """
+    if not (folder / "unet").is_dir():
+        raise CharforgeError(f"{folder}: no unet/ here; the checkpoint is incomplete")
     replaced = {}
     for name in FINETUNED_PARTS:
         if (folder / name).is_dir():
             replaced[name] = getattr(pipe, name)
             setattr(pipe, name, load_finetuned_module(folder / name, replaced[name]))
-    if "unet" not in replaced:
-        raise CharforgeError(f"{folder}: no unet/ here; the checkpoint is incomplete")
     return replaced
 
 

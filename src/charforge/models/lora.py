@@ -18,19 +18,17 @@ from .family import ModelFamily
 # - transformer: every linear layer of the transformer blocks (kohya's default "LoRA-LierLa");
 # - all: also the ResNet and resampling convolutions and time projections (kohya's "LoRA-C3Lier"/LoCon),
 #   which hold the colours and textures of small models and of fine detail.
+_UNET_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0"]
+_UNET_TRANSFORMER = [*_UNET_ATTENTION, "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
+_UNET_RESNET = ["conv1", "conv2", "conv_shortcut", "time_emb_proj", "downsamplers.0.conv", "upsamplers.0.conv"]
 UNET_TARGETS: dict[str, list[str]] = {
-    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
-    "transformer": ["to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"],
-    "all": [
-        *["to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"],
-        *["conv1", "conv2", "conv_shortcut", "time_emb_proj", "downsamplers.0.conv", "upsamplers.0.conv"],
-    ],
+    "attention": _UNET_ATTENTION,
+    "transformer": _UNET_TRANSFORMER,
+    "all": [*_UNET_TRANSFORMER, *_UNET_RESNET],
 }
-TEXT_ENCODER_TARGETS: dict[str, list[str]] = {
-    "attention": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "transformer": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-    "all": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-}
+_TEXT_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
+_TEXT_LINEAR = [*_TEXT_ATTENTION, "fc1", "fc2"]  # a text encoder has no convolutions: "all" is every linear layer
+TEXT_ENCODER_TARGETS: dict[str, list[str]] = {"attention": _TEXT_ATTENTION, "transformer": _TEXT_LINEAR, "all": _TEXT_LINEAR}
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
 _KOHYA_BASE_VERSION = {ModelFamily.SD1: "sd_v1", ModelFamily.SD2: "sd_v2", ModelFamily.SDXL: "sdxl_base_v1-0"}
 

@@ -390,7 +390,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         class_set = encode_latents(vae, load_pixels(paths, resolution, step=resolution_multiple(base.pipe)))
     embeddings = None
     if config.cache_text_embeddings and not trainable.trains_text_encoder:
-        embeddings = encode_prompts(adapter, list(dict.fromkeys(prompts + class_prompts)))
+        embeddings = encode_prompts(adapter, prompts + class_prompts)
     vae_config = vae.config
     return _Data(
         images=image_set,

@@ -1,7 +1,8 @@
-"""The thesis experiment in miniature, scored: teach a held-out character from six renders with
-DreamBooth-LoRA, then ask for it in poses and expressions it was never shown in.
+"""The thesis experiment in miniature, scored: teach a held-out character from six renders (full
+DreamBooth by default, DreamBooth-LoRA on request), then ask for it in poses and expressions it was
+never shown in.
 
-Everything goes through the same library calls as the CLI (``init``, ``prepare``, ``train``,
+Everything goes through the same library calls as the CLI (``init``, ``prepare``, ``caption``, ``train``,
 ``generate``) with the shipped base model; the judge then scores the pictures. The report compares
 the trained model with the base model on the same prompts and seeds, follows identity over the
 checkpoints (an automated counterpart of the thesis' quality ratio) and checks that prior
@@ -21,6 +22,7 @@ from PIL import Image
 
 from .. import api, atomic
 from ..errors import CharforgeError
+from ..evaluate.scores import open_rgb
 from ..generate.sheet import contact_sheet
 from . import MODEL_DIR, REBUILD_HINT
 from .attributes import (
@@ -115,7 +117,7 @@ def _generate(
         batch_size=batch_size,
         show_progress=False,
     )
-    return [Image.open(p).convert("RGB") for p in result.images]
+    return [open_rgb(p) for p in result.images]
 
 
 def _asked(scene: Scene, character: Character | None) -> dict[str, str]:
@@ -158,7 +160,7 @@ def run_experiment(
         api.caption(ws, captioner="world")
     log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")
 
-    # 2. DreamBooth-LoRA through the same call as `charforge train`
+    # 2. teach it through the same call as `charforge train` (config.method, full DreamBooth by default)
     instance = "a cartoon of {token} {class_word}"
     api.train(
         ws,
@@ -245,11 +247,11 @@ def run_experiment(
 
 
 def _what_trains(config: ExperimentConfig) -> str:
-    encoder = " and the whole text encoder" if config.train_text_encoder else ""
     if config.method == "dreambooth":
-        return f"the whole UNet{encoder}"
-    encoder = " and the text encoder" if config.train_text_encoder else ""
-    return f"LoRA rank {config.rank} on the UNet's {config.lora_targets} layers{encoder}"
+        return "the whole UNet" + (" and the whole text encoder" if config.train_text_encoder else "")
+    return f"LoRA rank {config.rank} on the UNet's {config.lora_targets} layers" + (
+        " and the text encoder" if config.train_text_encoder else ""
+    )
 
 
 def class_prompts(count: int, seed: int = 7) -> list[str]:
