@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
 
 from charforge.errors import CharforgeError
@@ -180,14 +182,23 @@ def test_missing_base_model_says_how_to_rebuild(tmp_path):
 
 
 def test_build_runs_end_to_end_at_toy_size(tmp_path):
-    """The build command's code path (render, VAE, latents, UNet + text encoder, save) at a few steps."""
+    """The build command's code path (render, VAE, latents, UNet + text encoder, decoder, save) at a few steps."""
+    from diffusers import AutoencoderKL
+
     from charforge.models.loading import load_base_model
     from charforge.world.build import BuildConfig, build_base_model
 
     config = BuildConfig(images=32, vae_steps=2, vae_batch=4, unet_steps=3, unet_batch=4, warmup=1, checkpoint_every=2)
+    config.decoder_steps, config.decoder_batch = 3, 4
     out = build_base_model(tmp_path / "model", tmp_path / "work", config, progress=lambda it, label, **kw: it)
     assert load_base_model(str(out)).pipe.tokenizer.model_max_length == 64
     assert (tmp_path / "work" / "unet-state" / "state.json").exists()
+    # The decoder trained on; the encoder is the one the UNet's latents came from, untouched.
+    first, shipped = AutoencoderKL.from_pretrained(tmp_path / "work" / "vae"), AutoencoderKL.from_pretrained(out / "vae")
+    assert torch.equal(first.encoder.conv_in.weight, shipped.encoder.conv_in.weight)
+    assert torch.equal(first.quant_conv.weight, shipped.quant_conv.weight)
+    assert not torch.equal(first.decoder.conv_out.weight, shipped.decoder.conv_out.weight)
+    assert json.loads((tmp_path / "work" / "decoder-state" / "state.json").read_text())["step"] == 3
 
 
 def test_world_captioner_names_the_scene_and_leaves_the_character_to_the_token(tmp_path):
