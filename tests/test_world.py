@@ -201,6 +201,35 @@ def test_build_runs_end_to_end_at_toy_size(tmp_path):
     assert json.loads((tmp_path / "work" / "decoder-state" / "state.json").read_text())["step"] == 3
 
 
+def test_decoder_stage_resumes_where_it_stopped(tmp_path):
+    """4 decoder steps stopped after step 2 (a crash), then resumed from work/decoder-state == 4 steps straight."""
+    from charforge.world.build import BuildConfig, finetune_decoder, make_vae
+
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    config = BuildConfig(decoder_steps=4, decoder_batch=2, checkpoint_every=2)
+
+    def crash_after_two(iterable, label, **kw):
+        for i, item in enumerate(iterable):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    def decoder_after(work, progress=lambda it, label, **kw: it) -> tuple[dict, dict]:
+        torch.manual_seed(0)
+        vae = make_vae()
+        untrained = {k: v.clone() for k, v in vae.decoder.state_dict().items()}
+        finetune_decoder(vae, pixels, work, config, progress=progress)
+        return untrained, {k: v.clone() for k, v in vae.decoder.state_dict().items()}
+
+    untrained, straight = decoder_after(tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        decoder_after(tmp_path / "resumed", crash_after_two)
+    assert json.loads((tmp_path / "resumed" / "decoder-state" / "state.json").read_text())["step"] == 2
+    _, resumed = decoder_after(tmp_path / "resumed")
+    assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
+    assert not all(torch.equal(straight[k], untrained[k]) for k in straight)
+
+
 def test_world_captioner_names_the_scene_and_leaves_the_character_to_the_token(tmp_path):
     from conftest import unicorn_girl_workspace
 
