@@ -186,6 +186,34 @@ def encode_set(vae, pixels: np.ndarray, batch: int = 128) -> tuple[torch.Tensor,
     return torch.cat(means), torch.cat(stds)
 
 
+# -- resumable stages -----------------------------------------------------------------------------------
+def _save_training_state(state_dir: Path, done: int, params, optimizer, **extra: dict[str, torch.Tensor]) -> None:
+    """Weights, optimizer and step (plus named extra tensors, e.g. EMA) as safetensors, replaced atomically."""
+    from ..train.checkpoint import optimizer_to_safetensors
+
+    tensors, rest = optimizer_to_safetensors(optimizer.state_dict())
+    with atomic.atomic_dir(state_dir, replace=True) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in params.items()}, tmp / "weights.safetensors")
+        for name, extra_tensors in extra.items():
+            save_file({k: v.contiguous() for k, v in extra_tensors.items()}, tmp / f"{name}.safetensors")
+        save_file(tensors, tmp / "optimizer.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"step": done, "optimizer": rest}))
+
+
+def _resume_training_state(state_dir: Path, params, optimizer) -> int:
+    """Load what ``_save_training_state`` wrote into ``params`` and ``optimizer``; the step to go on from (0: none)."""
+    from ..train.checkpoint import optimizer_from_safetensors
+
+    if not (state_dir / "state.json").exists():
+        return 0
+    state = json.loads((state_dir / "state.json").read_text())
+    weights = load_file(state_dir / "weights.safetensors")
+    for k, v in params.items():
+        v.data.copy_(weights[k])
+    optimizer.load_state_dict(optimizer_from_safetensors(load_file(state_dir / "optimizer.safetensors"), state["optimizer"]))
+    return state["step"]
+
+
 # -- stage 4: UNet + text encoder -------------------------------------------------------------------
 class _Ema:
     """Exponential moving average of parameters (the weights that ship)."""
@@ -230,8 +258,6 @@ def train_unet(
     config: BuildConfig,
     progress,
 ):
-    from ..train.checkpoint import optimizer_from_safetensors, optimizer_to_safetensors
-
     torch.manual_seed(config.seed + 1)
     unet = make_unet()
     text_encoder = make_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
@@ -241,15 +267,9 @@ def train_unet(
 
     ema = _Ema(params, config.ema_decay)
     state_dir = work / "unet-state"
-    start = 0
-    if (state_dir / "state.json").exists():
-        state = json.loads((state_dir / "state.json").read_text())
-        weights = load_file(state_dir / "weights.safetensors")
-        for k, v in params.items():
-            v.data.copy_(weights[k])
+    start = _resume_training_state(state_dir, params, optimizer)
+    if start:
         ema.shadow = {k: t.clone() for k, t in load_file(state_dir / "ema.safetensors").items()}
-        optimizer.load_state_dict(optimizer_from_safetensors(load_file(state_dir / "optimizer.safetensors"), state["optimizer"]))
-        start = state["step"]
         log.info("resuming UNet training at step %d", start)
     scheduler = sd_scheduler()
     alphas = scheduler.alphas_cumprod
@@ -281,12 +301,7 @@ def train_unet(
             log.info("unet step %d loss %.4f", step, loss.item())
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.unet_steps:
-            tensors, rest = optimizer_to_safetensors(optimizer.state_dict())
-            with atomic.atomic_dir(state_dir, replace=True) as tmp:
-                save_file({k: v.detach().contiguous() for k, v in params.items()}, tmp / "weights.safetensors")
-                save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors")
-                save_file(tensors, tmp / "optimizer.safetensors")
-                (tmp / "state.json").write_text(json.dumps({"step": done, "optimizer": rest}))
+            _save_training_state(state_dir, done, params, optimizer, ema=ema.shadow)
     with torch.no_grad():
         for k, v in params.items():
             v.data.copy_(ema.shadow[k])
@@ -306,22 +321,15 @@ def finetune_decoder(vae, pixels: np.ndarray, work: Path, config: BuildConfig, p
     Linear warmup then cosine decay to zero, computed from the step so that a resumed run follows the
     same schedule; each step's batch comes from its own seed, so resuming gives the same weights.
     """
-    from ..train.checkpoint import optimizer_from_safetensors, optimizer_to_safetensors
-
     for p in vae.parameters():
         p.requires_grad_(False)
     params = _decoder_params(vae)
     for p in params.values():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params.values(), lr=config.decoder_lr, weight_decay=0.0)
-    state_dir, start = work / "decoder-state", 0
-    if (state_dir / "state.json").exists():
-        state = json.loads((state_dir / "state.json").read_text())
-        weights = load_file(state_dir / "weights.safetensors")
-        for k, v in params.items():
-            v.data.copy_(weights[k])
-        optimizer.load_state_dict(optimizer_from_safetensors(load_file(state_dir / "optimizer.safetensors"), state["optimizer"]))
-        start = state["step"]
+    state_dir = work / "decoder-state"
+    start = _resume_training_state(state_dir, params, optimizer)
+    if start:
         log.info("resuming decoder training at step %d", start)
     warmup = max(1, config.decoder_steps // 20)
     vae.decoder.train()
@@ -344,11 +352,7 @@ def finetune_decoder(vae, pixels: np.ndarray, work: Path, config: BuildConfig, p
             log.info("decoder step %d loss %.4f", step, loss.item())
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.decoder_steps:
-            tensors, rest = optimizer_to_safetensors(optimizer.state_dict())
-            with atomic.atomic_dir(state_dir, replace=True) as tmp:
-                save_file({k: v.detach().contiguous() for k, v in params.items()}, tmp / "weights.safetensors")
-                save_file(tensors, tmp / "optimizer.safetensors")
-                (tmp / "state.json").write_text(json.dumps({"step": done, "optimizer": rest}))
+            _save_training_state(state_dir, done, params, optimizer)
     for p in params.values():
         p.requires_grad_(False)
     vae.eval()
