@@ -97,6 +97,41 @@ def test_buckets_keep_aspect_ratio_and_flip_adds_copies(ws, tmp_path):
     assert (ws.images_dir / "tall-flip.png").is_file()
 
 
+def test_zoom_out_copies_show_the_character_smaller_elsewhere_on_its_own_background(ws, tmp_path):
+    import numpy as np
+
+    pink = (250, 200, 220)
+    drawing = Image.new("RGB", (256, 256), pink)
+    drawing.paste((30, 60, 200), (70, 40, 190, 230))
+    drawing.save(tmp_path / "girl.png")
+    api.prepare(ws, [tmp_path / "girl.png"], resolution=128, crop="center", zoom_out=2)
+
+    def figure_box(path):
+        blue = np.asarray(Image.open(path).convert("RGB"))[..., 2].astype(int) > 150
+        blue &= np.asarray(Image.open(path).convert("RGB"))[..., 0].astype(int) < 100
+        ys, xs = np.nonzero(blue)
+        return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+    def area(box):
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    original = figure_box(ws.images_dir / "girl.png")
+    copies = [ws.images_dir / f"girl-zoom{k}.png" for k in range(2)]
+    boxes = [figure_box(c) for c in copies]
+    for copy, box in zip(copies, boxes, strict=True):
+        image = Image.open(copy).convert("RGB")
+        assert image.size == (128, 128)
+        assert 0.45 * area(original) <= area(box) <= 0.85 * area(original)  # shrunk to 70-90 % per side
+        border = [image.getpixel((x, y)) for x in range(128) for y in (0, 127)] + [image.getpixel((0, 64))]
+        assert all(max(abs(a - b) for a, b in zip(px, pink, strict=True)) <= 3 for px in border)
+    assert boxes[0] != boxes[1]  # each copy its own spot
+    first = [c.read_bytes() for c in copies]
+    for f in ws.images_dir.glob("girl*"):
+        f.unlink()
+    api.prepare(ws, [tmp_path / "girl.png"], resolution=128, crop="center", zoom_out=2)
+    assert [c.read_bytes() for c in copies] == first  # reproducible
+
+
 def test_bucket_choice():
     buckets = make_buckets(512)
     assert (512, 512) in buckets

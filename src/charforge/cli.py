@@ -71,6 +71,10 @@ def prepare(
     color_jitter: Annotated[
         float, typer.Option(help="Also add a copy with saturation/brightness jittered by up to this fraction (0 = off).")
     ] = 0.0,
+    zoom_out: Annotated[
+        int,
+        typer.Option(help="Also add this many copies of each with the character shrunk to 70-90% and moved off-centre."),
+    ] = 0,
     strict: Annotated[bool, typer.Option(help="Stop at the first unusable file instead of skipping it.")] = False,
 ) -> None:
     """Copy images in: validate, EXIF-rotate, sRGB, transparency onto a background, frame the character, resize."""
@@ -88,6 +92,7 @@ def prepare(
         buckets=buckets,
         flip=flip,
         color_jitter=color_jitter,
+        zoom_out=zoom_out,
         strict=strict,
     )
     table = Table(title="prepare")

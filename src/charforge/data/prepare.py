@@ -68,6 +68,7 @@ class PrepareOptions:
     buckets: bool = False
     flip: bool = False
     color_jitter: float = 0.0
+    zoom_out: int = 0  # copies with the character shrunk to 70-90 % and moved off-centre
     strict: bool = False
     seed: int = 0
 
@@ -169,7 +170,34 @@ def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple[st
         jittered = ImageEnhance.Color(image).enhance(1 + rng.uniform(-1, 1) * options.color_jitter)
         jittered = ImageEnhance.Brightness(jittered).enhance(1 + rng.uniform(-1, 1) * options.color_jitter / 2)
         extras.append(("jitter", jittered))
+    extras += zoomed_out_copies(image, options.zoom_out, seed=options.seed)
     return extras
+
+
+def zoomed_out_copies(image: Image.Image, count: int, seed: int = 0) -> list[tuple[str, Image.Image]]:
+    """``count`` copies with the picture shrunk to 70-90 % and placed at a random spot on its background colour.
+
+    A handful of references all framed the same way teach the character at one size and place; in a new pose
+    (sitting, jumping) its head is elsewhere and smaller. Like kohya's random crop and scale augmentation, these
+    copies show it at other sizes and positions. The border is filled with the picture's own background colour
+    (the median of its border pixels), so the copy still looks like a drawing on a plain ground.
+    """
+    import random
+    import zlib
+
+    from .subject import find_subject
+
+    rng = random.Random(seed * 1_000_003 + zlib.crc32(image.tobytes()))  # each picture its own spots, reproducibly
+    background = find_subject(image).background
+    copies = []
+    for k in range(count):
+        scale = rng.uniform(0.7, 0.9)
+        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        canvas = Image.new("RGB", image.size, background)
+        spot = (rng.randint(0, image.width - w), rng.randint(0, image.height - h))
+        canvas.paste(image.resize((w, h), Image.Resampling.LANCZOS), spot)
+        copies.append((f"zoom{k}", canvas))
+    return copies
 
 
 def _flag_duplicates(report: PrepareReport, hashes: dict[str, int]) -> None:

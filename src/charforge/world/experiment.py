@@ -69,6 +69,9 @@ class ExperimentConfig:
     learning_rate: float = 1e-4
     rank: int = 8
     train_text_encoder: bool = True  # LoRA on it, or the whole encoder for dreambooth (the identifier's embedding learns)
+    # Two copies of each reference shrunk and moved (`prepare --zoom-out 2`): the character at other sizes and
+    # places than the references' framing; measured on one run, 8 seeds: identity 0.04 -> 0.21, hair style 0.35 -> 0.58.
+    zoom_out: int = 2
     prior_preservation: bool = True
     num_class_images: int = 50
     class_scenes: int = 30  # class prompts "a cartoon of a girl, <pose>, <expression>, <background>" in random scenes
@@ -155,7 +158,7 @@ def run_experiment(
         notes=f"mini world: {caption(character, REFERENCE_SCENES[0])}",
         world=config.character,
     )
-    api.prepare(ws, [drawings], resolution=64, crop="center")
+    api.prepare(ws, [drawings], resolution=64, crop="center", zoom_out=config.zoom_out)
     if config.captions:
         api.caption(ws, captioner="world")
     log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")
@@ -309,7 +312,7 @@ img{{image-rendering:pixelated;max-width:100%}}</style>
 {html.escape(_what_trains(config))},
 prior preservation {config.prior_preservation} ({config.num_class_images} class images, {config.class_scenes} scene
 prompts), {"scene captions (world captioner)" if config.captions else "the instance prompt"} per
-reference. Test prompts ({len(config.seeds)} seeds each),
+reference, {config.zoom_out} shrunk and moved copies of each. Test prompts ({len(config.seeds)} seeds each),
 poses and expressions not in the references:</p><ul>{prompts}</ul>
 <h2>Scores (judge)</h2>
 <table><tr><th>images</th><th>n</th><th>prompt fidelity</th><th>identity</th><th>identity share</th><th>pose</th>
