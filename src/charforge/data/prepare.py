@@ -170,7 +170,8 @@ def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple[st
         jittered = ImageEnhance.Color(image).enhance(1 + rng.uniform(-1, 1) * options.color_jitter)
         jittered = ImageEnhance.Brightness(jittered).enhance(1 + rng.uniform(-1, 1) * options.color_jitter / 2)
         extras.append(("jitter", jittered))
-    extras += zoomed_out_copies(image, options.zoom_out, seed=options.seed)
+    if options.zoom_out:
+        extras += zoomed_out_copies(image, options.zoom_out, seed=options.seed)
     return extras
 
 

@@ -73,6 +73,11 @@ class Job:
         return f"{self.prompt.id}-s{self.seed}.png"
 
 
+def _batch_key(job: Job) -> tuple:
+    """What the pictures of one pass of the model share: the checkpoint and the negative prompt."""
+    return job.point, job.prompt.negative
+
+
 class CheckpointPainter:
     """A run's base model, loaded on first use, wearing one checkpoint's weights at a time."""
 
@@ -158,8 +163,8 @@ class CheckpointPainter:
 
     def draw(self, jobs: list[Job]) -> list[tuple[Image.Image, GenerationParams]]:
         """Pictures of ``jobs`` (one checkpoint, one negative prompt) in one pass of the model."""
-        point, negative = jobs[0].point, jobs[0].prompt.negative
-        if any(job.point != point or job.prompt.negative != negative for job in jobs):
+        point, negative = _batch_key(jobs[0])
+        if any(_batch_key(job) != (point, negative) for job in jobs):
             raise ValueError("a batch draws one checkpoint with one negative prompt")
         self.use(point)
         size = self.size()
@@ -251,7 +256,7 @@ def draw_all(
             if progress is not None:
                 progress(1)
             continue
-        if pending and (pending[0][1].point != job.point or pending[0][1].prompt.negative != job.prompt.negative):
+        if pending and _batch_key(pending[0][1]) != _batch_key(job):
             flush()
         pending.append((i, job, key))
         drawn += 1
