@@ -211,3 +211,37 @@ def test_caption_errors(workspace, tmp_path, capsys):
     assert code == 2 and "could not load" in err and "Traceback" not in err
     with pytest.raises(CharforgeError, match="--token-mode"):
         api.caption(workspace, captioner="template", token_mode="middle", template="a picture")
+
+
+def test_augmented_copies_take_their_sources_caption(tmp_path, drawings):
+    """A flipped or zoomed-out copy shows what its source shows: it gets the source's caption, not a reading of its own
+    (captioned alone, shrunk copies of the mini world's references were misread as "jumping" or "sad")."""
+    from charforge.data.captions import caption_workspace
+
+    ws = api.init(tmp_path / "ws", token="sks", class_word="girl")
+    api.prepare(ws, [drawings], flip=True, zoom_out=1)
+    sources = ws.copy_sources()
+    originals = [p for p in ws.training_images() if p.stem not in sources]
+    assert sources and len(sources) == 2 * len(originals)
+    assert all(copy.startswith(source + "-") for copy, source in sources.items())
+
+    seen: list[int] = []
+
+    def numbering(images):  # a different caption for every picture it is shown
+        seen.extend(range(len(seen), len(seen) + len(images)))
+        return [f"drawing {n}" for n in seen[-len(images) :]]
+
+    report = caption_workspace(ws, numbering)
+    assert len(seen) == len(originals)  # the copies were not captioned on their own
+    assert len(set(report.written.values())) == len(originals)
+    for copy, source in sources.items():
+        assert ws.caption_for(ws.images_dir / copy) == ws.caption_for(ws.images_dir / source)
+
+    # an edited source caption reaches its copies; deleting a source drops its copies' link
+    first = originals[0]
+    (ws.captions_dir / f"{first.stem}.txt").write_text("sks girl waving, written by hand\n")
+    caption_workspace(ws, numbering)
+    edited = {ws.caption_for(ws.images_dir / c) for c, s in sources.items() if s == first.stem}
+    assert edited == {"sks girl waving, written by hand"}
+    first.unlink()
+    assert first.stem not in ws.copy_sources().values()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,30 @@ class Workspace:
         if not images:
             raise CharforgeError(f"{self.images_dir}: no training images; run `charforge prepare {self.root} IMAGES...`")
         return images
+
+    # -- augmented copies -------------------------------------------------------------------------
+    @property
+    def copies_file(self) -> Path:
+        return self.root / "copies.json"
+
+    def copy_sources(self) -> dict[str, str]:
+        """Training-image stem -> the stem of the prepared image it is an augmented copy of (flip, jitter, zoom-out).
+
+        Only pairs whose both images still exist count, so deleting a picture by hand is enough to drop it.
+        """
+        if not self.copies_file.is_file():
+            return {}
+        try:
+            pairs = json.loads(self.copies_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CharforgeError(f"{self.copies_file}: malformed ({exc}); delete it and run `charforge prepare` again") from exc
+        present = {p.stem for p in self.images_dir.glob("*")} if self.images_dir.is_dir() else set()
+        return {copy: source for copy, source in pairs.items() if copy in present and source in present}
+
+    def record_copies(self, pairs: dict[str, str]) -> None:
+        """Add ``pairs`` (copy stem -> source stem) to the record kept across `prepare` runs."""
+        merged = self.copy_sources() | pairs
+        atomic.write_text(self.copies_file, json.dumps(merged, indent=1, sort_keys=True))
 
     def caption_for(self, image: Path) -> str | None:
         path = self.captions_dir / f"{image.stem}.txt"

@@ -180,13 +180,25 @@ def caption_workspace(
         else:
             todo.append(path)
     character = workspace.character
+    # An augmented copy (flip, jitter, zoom-out) shows what its source shows, so it takes the source's caption (kohya
+    # does the same): captioned on its own, a shrunk copy was misread (a side view as "jumping", a smile as "sad"),
+    # and the identifier learnt those words from the references.
+    sources = workspace.copy_sources()
+    copies = [p for p in todo if p.stem in sources]
+    originals = [p for p in todo if p.stem not in sources]
+
+    def write(path: Path, caption: str) -> None:
+        atomic.write_text(folder / f"{path.stem}.txt", caption + "\n")
+        record[path.stem] = _digest(caption)
+        report.written[path.name] = caption
+
+    if originals:
+        texts = captioner([load_image(p, min_side=1) for p in originals])
+        for path, text in zip(originals, texts, strict=True):
+            write(path, insert_token(text, character.token, character.class_word, token_mode, style))
+    for path in copies:  # every source is captioned by now: just now, or earlier (and kept)
+        write(path, workspace.caption_for(path.with_name(sources[path.stem])) or "")
     if todo:
-        texts = captioner([load_image(p, min_side=1) for p in todo])
-        for path, text in zip(todo, texts, strict=True):
-            caption = insert_token(text, character.token, character.class_word, token_mode, style)
-            atomic.write_text(folder / f"{path.stem}.txt", caption + "\n")
-            record[path.stem] = _digest(caption)
-            report.written[path.name] = caption
         atomic.write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
     report.metadata = write_metadata(workspace)
     return report

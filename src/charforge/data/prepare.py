@@ -106,6 +106,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         raise CharforgeError(f"--resolution {options.resolution} must be a multiple of 8 and at least 64")
     report = PrepareReport()
     hashes: dict[str, int] = {}
+    copies: dict[str, str] = {}  # augmented copy -> its source: `caption` gives a copy its source's caption
     buckets = make_buckets(options.resolution) if options.buckets else None
     for path in expand_inputs(inputs):
         entry = FileReport(source=str(path))
@@ -128,9 +129,13 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         entry.output = str(target)
         hashes[str(target)] = dhash(framed)
         for suffix, extra in _augmentations(framed, options):
-            with atomic.atomic_path(_unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")) as tmp:
+            copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
+            with atomic.atomic_path(copy) as tmp:
                 extra.save(tmp, format="PNG")
+            copies[copy.stem] = target.stem
     _flag_duplicates(report, hashes)
+    if copies:
+        workspace.record_copies(copies)
     if not report.written:
         reasons = "; ".join(f"{Path(f.source).name}: {', '.join(f.reasons)}" for f in report.skipped[:3])
         raise CharforgeError(f"no usable images among the inputs ({reasons})")
