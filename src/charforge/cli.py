@@ -535,7 +535,7 @@ def world_build(
     stage: Annotated[str, typer.Option(help="What to build: all, model, judge.")] = "all",
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write (default: the one shipped in the package).")] = None,
     work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),
-    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder steps (default 6500, two cycles).")] = None,
+    model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder steps (default 9000, three cycles).")] = None,
 ) -> None:
     """Train the mini world's base model and judge from scratch (about 2.5 h on 2 CPU cores; resumable)."""
     from . import world

@@ -44,10 +44,11 @@ class BuildConfig:
     vae_steps: int = 700
     vae_batch: int = 16
     vae_lr: float = 1e-3
-    unet_steps: int = 6500  # the shipped model: both cosine cycles
-    # Cosine cycles with warm restarts (SGDR): the first 4000 steps are the original schedule; the second
-    # cycle restarts at ``restart_peak`` of the peak rate and anneals again; more steps sharpen the model.
-    cycles: tuple[int, ...] = (4000, 2500)
+    unet_steps: int = 9000  # the shipped model: all three cosine cycles
+    # Cosine cycles with warm restarts (SGDR): the first 4000 steps are the original schedule; each later
+    # cycle restarts at ``restart_peak`` of the peak rate and anneals again. Measured on 100 fresh prompts
+    # (50 steps, with the retrained decoder): prompt fidelity 0.55 after 6500 steps, 0.65 after 9000.
+    cycles: tuple[int, ...] = (4000, 2500, 2500)
     restart_peak: float = 0.5
     unet_batch: int = 32
     unet_lr: float = 5e-4
