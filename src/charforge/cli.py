@@ -537,7 +537,7 @@ def world_build(
     work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),
     model_steps: Annotated[Optional[int], typer.Option(help="UNet + text encoder steps (default 9000, three cycles).")] = None,
 ) -> None:
-    """Train the mini world's base model and judge from scratch (about 2.5 h on 2 CPU cores; resumable)."""
+    """Train the mini world's base model and judge from scratch (about 2 h 10 on 2 idle CPU cores; resumable)."""
     from . import world
     from .world.build import BuildConfig, build_base_model
 

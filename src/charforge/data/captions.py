@@ -197,7 +197,7 @@ def caption_workspace(
         for path, text in zip(originals, texts, strict=True):
             write(path, insert_token(text, character.token, character.class_word, token_mode, style))
     for path in copies:  # every source is captioned by now: just now, or earlier (and kept)
-        write(path, workspace.caption_for(path.with_name(sources[path.stem])) or "")
+        write(path, (folder / f"{sources[path.stem]}.txt").read_text(encoding="utf-8").strip())
     if todo:
         atomic.write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
     report.metadata = write_metadata(workspace)
