@@ -203,7 +203,7 @@ def test_build_runs_end_to_end_at_toy_size(tmp_path):
 
 def test_decoder_stage_resumes_where_it_stopped(tmp_path):
     """4 decoder steps stopped after step 2 (a crash), then resumed from work/decoder-state == 4 steps straight."""
-    from charforge.world.build import BuildConfig, finetune_decoder, make_vae
+    from charforge.world.build import BuildConfig, encode_set, finetune_decoder, make_vae
 
     pixels = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
     config = BuildConfig(decoder_steps=4, decoder_batch=2, checkpoint_every=2)
@@ -218,7 +218,7 @@ def test_decoder_stage_resumes_where_it_stopped(tmp_path):
         torch.manual_seed(0)
         vae = make_vae()
         untrained = {k: v.clone() for k, v in vae.decoder.state_dict().items()}
-        finetune_decoder(vae, pixels, work, config, progress=progress)
+        finetune_decoder(vae, pixels, encode_set(vae, pixels), work, config, progress=progress)
         return untrained, {k: v.clone() for k, v in vae.decoder.state_dict().items()}
 
     untrained, straight = decoder_after(tmp_path / "straight")

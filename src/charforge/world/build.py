@@ -316,8 +316,13 @@ def _decoder_params(vae) -> dict[str, torch.Tensor]:
     }
 
 
-def finetune_decoder(vae, pixels: np.ndarray, work: Path, config: BuildConfig, progress) -> None:
+def finetune_decoder(
+    vae, pixels: np.ndarray, latents: tuple[torch.Tensor, torch.Tensor], work: Path, config: BuildConfig, progress
+) -> None:
     """Train the decoder on the frozen encoder's posterior samples, resumably (``work/decoder-state``).
+
+    ``latents`` are the set's posterior means and deviations from stage 3 (``encode_set``): the encoder is
+    frozen, so they are what it would give again at every step.
 
     Linear warmup then cosine decay to zero, computed from the step so that a resumed run follows the
     same schedule; each step's batch comes from its own seed, so resuming gives the same weights.
@@ -338,9 +343,8 @@ def finetune_decoder(vae, pixels: np.ndarray, work: Path, config: BuildConfig, p
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 500_000 + step)
         index = torch.randint(0, len(pixels), (config.decoder_batch,), generator=gen).sort().values.numpy()
         batch = _to_tensor(pixels[index])
-        with torch.no_grad():
-            posterior = vae.encode(batch).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        mean, std = latents[0][index], latents[1][index]
+        z = mean + std * torch.randn(mean.shape, generator=gen)
         loss = _reconstruction_loss(vae.decode(z).sample, batch)
         phase = (step - warmup) / max(1, config.decoder_steps - warmup)
         factor = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * phase))
@@ -397,7 +401,7 @@ def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, p
     write_world_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
     unet, text_encoder = train_unet(latents, records, tokenizer, vae.config.scaling_factor, work, config, progress)
-    finetune_decoder(vae, pixels, work, config, progress)
+    finetune_decoder(vae, pixels, latents, work, config, progress)
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
