@@ -265,7 +265,6 @@ def train_unet(
     params = _named(unet, text_encoder)
     optimizer = torch.optim.AdamW(params.values(), lr=config.unet_lr, weight_decay=1e-2)
 
-
     ema = _Ema(params, config.ema_decay)
     state_dir = work / "unet-state"
     start = _resume_training_state(state_dir, params, optimizer)
