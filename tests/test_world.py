@@ -142,6 +142,21 @@ def test_identity_and_palette_scores_tell_characters_apart(judge):
     assert palette_distance(own, refs) < palette_distance(theirs, refs)
 
 
+def test_without_a_target_identity_is_read_against_each_prompts_full_description(judge):
+    """The base model's ceiling: each picture is checked against the character its prompt spells out."""
+    from charforge.world.score import score
+
+    people = [HELD_OUT["unicorn-girl"], HELD_OUT["explorer"]] * 2
+    scenes = [Scene("arms up", "sad"), Scene("waving", "surprised"), Scene("sitting", "angry"), Scene("standing", "smiling")]
+    images = [render(c, s, 64, seed=i) for i, (c, s) in enumerate(zip(people, scenes, strict=True))]
+    described = [{**c.to_dict(), **s.to_dict()} for c, s in zip(people, scenes, strict=True)]
+    swapped = [{**c.to_dict(), **s.to_dict()} for c, s in zip(people[1:] + people[:1], scenes, strict=True)]
+    result = score(images, described, judge=judge)
+    assert result.identity >= 0.75 and result.identity_attributes["hair_colour"] >= 0.75
+    assert score(images, swapped, judge=judge).identity == 0.0
+    assert score(images, [s.to_dict() for s in scenes], judge=judge).identity is None  # nothing to check it against
+
+
 def test_missing_or_corrupt_judge_names_the_file(tmp_path):
     from charforge.world.judge import Judge
 

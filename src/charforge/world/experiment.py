@@ -216,7 +216,8 @@ def run_experiment(
     scored("trained, class prompts (prior)", draw(prior_prompts, use_run=True), asked_pose)
     log("scored trained vs base")
 
-    # base-model prompt fidelity on fresh full prompts (seen attributes, new combinations)
+    # base-model prompt fidelity on fresh full prompts (seen attributes, new combinations); their identity, read against
+    # each prompt's own character, is the ceiling for a taught character
     if config.fresh_prompts:
         import random
 
@@ -319,8 +320,10 @@ poses and expressions not in the references:</p><ul>{prompts}</ul>
 <table><tr><th>images</th><th>n</th><th>prompt fidelity</th><th>identity</th><th>identity share</th><th>pose</th>
 <th>expression</th><th>palette ΔE00</th></tr>{rows}</table>
 <p>Identity = share of images where the judge finds every identity attribute (hair colour and style, outfit colour and
-type, accessory, skin); identity share = the mean share of those attributes found. The thesis' best manual quality
-ratio was {THESIS_QUALITY_RATIO}.</p>
+type, accessory, skin); identity share = the mean share of those attributes found. On the base model's fresh prompts,
+which describe a different known character each, identity is read against each prompt's own character: what the base
+draws when the words say everything, the ceiling for a character taught by its identifier on this model. The thesis'
+best manual quality ratio was {THESIS_QUALITY_RATIO}.</p>
 <h2>Over checkpoints</h2><img src="report/checkpoints.png">
 <h2>Loss</h2><img src="report/loss.png">
 <h2>Images</h2>{sections}

@@ -3,7 +3,8 @@
 - *prompt fidelity*: the share of asked attributes the judge finds (an expression is not asked of a
   pose that hides the face);
 - *identity*: the share of pictures in which every identity attribute of the target character
-  (hair colour and style, outfit colour and type, accessory, skin) is found;
+  (hair colour and style, outfit colour and type, accessory, skin) is found; the target is the taught
+  character, or with none given, the character each prompt describes in full (the base model's ceiling);
 - *palette distance*: CIEDE2000 between the pictures' dominant colours and the reference images'
   (each colour to its nearest counterpart, weighted by share, averaged both ways; background
   excluded where it is flat). Needs no model, so it works for any character.
@@ -53,15 +54,27 @@ def is_character(reading: Reading, character: Character) -> bool:
     return all(identity_matches(reading.values, character).values())
 
 
-def identity_rate(readings: Sequence[Reading], character: Character) -> float:
-    return float(np.mean([is_character(r, character) for r in readings])) if readings else float("nan")
+def identity_rate(readings: Sequence[Reading], targets: Sequence[Character]) -> float:
+    """The share of pictures in which every identity attribute of their target character is found."""
+    return float(np.mean([is_character(r, c) for r, c in zip(readings, targets, strict=True)])) if readings else float("nan")
 
 
-def identity_attribute_rates(readings: Sequence[Reading], character: Character) -> dict[str, float]:
-    """Per identity attribute, the share of pictures where the judge found the character's value:
+def identity_attribute_rates(readings: Sequence[Reading], targets: Sequence[Character]) -> dict[str, float]:
+    """Per identity attribute, the share of pictures where the judge found the target character's value:
     a graded view of identity that shows which attribute holds it back."""
-    found = [identity_matches(r.values, character) for r in readings]
+    found = [identity_matches(r.values, c) for r, c in zip(readings, targets, strict=True)]
     return {name: float(np.mean([f[name] for f in found])) for name in IDENTITY_ATTRIBUTES} if found else {}
+
+
+def described_characters(asked: Sequence[dict[str, str]]) -> list[Character] | None:
+    """The character each request spells out in full, or None unless every request names every identity attribute.
+
+    Scoring fully described characters gives identity the base model reaches when the words say everything:
+    the ceiling for what teaching a character by its identifier can reach on the same model.
+    """
+    if not asked or not all(set(IDENTITY_ATTRIBUTES) <= set(request) for request in asked):
+        return None
+    return [Character(**{name: request[name] for name in IDENTITY_ATTRIBUTES}) for request in asked]
 
 
 @dataclass
@@ -103,12 +116,13 @@ def score(
     judge = judge or Judge.load()
     readings = judge.read(list(images))
     hits = attribute_hits(readings, asked)
+    targets = [character] * len(readings) if character is not None else described_characters(asked)
     return WorldScores(
         count=len(images),
         prompt_fidelity=prompt_fidelity(readings, asked),
         per_attribute={name: float(np.mean(v)) for name, v in hits.items()},
-        identity=None if character is None else identity_rate(readings, character),
+        identity=None if targets is None else identity_rate(readings, targets),
         palette_distance=None if not references else palette_distance(images, references),
         readings=[r.values for r in readings],
-        identity_attributes={} if character is None else identity_attribute_rates(readings, character),
+        identity_attributes={} if targets is None else identity_attribute_rates(readings, targets),
     )
