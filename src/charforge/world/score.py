@@ -50,19 +50,19 @@ def identity_matches(values: dict[str, str], character: Character) -> dict[str, 
     return {name: values[name] == getattr(character, name) for name in IDENTITY_ATTRIBUTES}
 
 
-def is_character(reading: Reading, character: Character) -> bool:
-    return all(identity_matches(reading.values, character).values())
+def identity_found(readings: Sequence[Reading], targets: Sequence[Character]) -> list[dict[str, bool]]:
+    """Per picture, which identity attributes of its target character the judge found."""
+    return [identity_matches(r.values, c) for r, c in zip(readings, targets, strict=True)]
 
 
-def identity_rate(readings: Sequence[Reading], targets: Sequence[Character]) -> float:
+def identity_rate(found: Sequence[dict[str, bool]]) -> float:
     """The share of pictures in which every identity attribute of their target character is found."""
-    return float(np.mean([is_character(r, c) for r, c in zip(readings, targets, strict=True)])) if readings else float("nan")
+    return float(np.mean([all(f.values()) for f in found])) if found else float("nan")
 
 
-def identity_attribute_rates(readings: Sequence[Reading], targets: Sequence[Character]) -> dict[str, float]:
+def identity_attribute_rates(found: Sequence[dict[str, bool]]) -> dict[str, float]:
     """Per identity attribute, the share of pictures where the judge found the target character's value:
     a graded view of identity that shows which attribute holds it back."""
-    found = [identity_matches(r.values, c) for r, c in zip(readings, targets, strict=True)]
     return {name: float(np.mean([f[name] for f in found])) for name in IDENTITY_ATTRIBUTES} if found else {}
 
 
@@ -117,12 +117,13 @@ def score(
     readings = judge.read(list(images))
     hits = attribute_hits(readings, asked)
     targets = [character] * len(readings) if character is not None else described_characters(asked)
+    found = None if targets is None else identity_found(readings, targets)
     return WorldScores(
         count=len(images),
         prompt_fidelity=prompt_fidelity(readings, asked),
         per_attribute={name: float(np.mean(v)) for name, v in hits.items()},
-        identity=None if targets is None else identity_rate(readings, targets),
+        identity=None if found is None else identity_rate(found),
         palette_distance=None if not references else palette_distance(images, references),
         readings=[r.values for r in readings],
-        identity_attributes={} if targets is None else identity_attribute_rates(readings, targets),
+        identity_attributes={} if found is None else identity_attribute_rates(found),
     )
