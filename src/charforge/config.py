@@ -58,7 +58,9 @@ class TrainConfig(BaseModel):
     train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
-    text_encoder_lr: float | None = Field(None, gt=0, description="Learning rate of text-encoder LoRA; default: learning_rate.")
+    text_encoder_lr: float | None = Field(
+        None, gt=0, description="Learning rate of the text encoder (its LoRA, or all of it for dreambooth); default: the UNet's."
+    )
     lr_scheduler: LrScheduler = "constant"
     lr_warmup_steps: int = Field(0, ge=0)
     max_train_steps: int = Field(500, ge=1)
