@@ -18,10 +18,12 @@ from charforge.world.experiment import ExperimentConfig, run_experiment
 def test_world_demo_takes_its_training_options_and_refuses_a_bad_method_in_one_line(tmp_path, capsys):
     code, out, err = run_cli(
         "world", "demo", tmp_path / "d", "--method", "textual", "--no-train-text-encoder", "--train-batch-size", "2",
-        capsys=capsys,
+        "--train-seed", "1", "--guidance", "3", capsys=capsys,
     )  # fmt: skip
     assert code == 2 and "--method 'textual' is unknown" in err and "Traceback" not in err + out
     assert not (tmp_path / "d").exists()  # refused before anything was made
+    code, out, err = run_cli("world", "demo", tmp_path / "d", "--guidance", "-1", capsys=capsys)
+    assert code == 2 and "--guidance" in err and "Traceback" not in err + out and not (tmp_path / "d").exists()
 
 
 @pytest.mark.slow

@@ -578,6 +578,8 @@ def world_demo(
         ),
     ] = None,
     train_batch_size: Annotated[Optional[int], typer.Option(help="References per training step (default 4).")] = None,
+    train_seed: Annotated[Optional[int], typer.Option(help="Training seed (default 0; runs differ widely).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Guidance for every picture (default 5).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
@@ -591,10 +593,14 @@ def world_demo(
         "captions": captions,
         "train_text_encoder": train_text_encoder,
         "train_batch_size": train_batch_size,
+        "train_seed": train_seed,
+        "guidance": guidance,
     }
     config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
     if config.method not in ("dreambooth", "dreambooth-lora", "lora"):
         raise CharforgeError(f"--method {config.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
+    if config.guidance < 0:
+        raise CharforgeError(f"--guidance {config.guidance} is negative; use 0 or more (1: no guidance)")
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
     for name, s in result.scores["scores"].items():
         identity = "" if s["identity"] is None else f"identity {s['identity']:.2f} (share {s['identity_share']:.2f})  "
