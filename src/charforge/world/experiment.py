@@ -108,32 +108,6 @@ def reference_images(character: Character, size: int = 64) -> list[Image.Image]:
     return [render(character, scene, size, seed=100 + i) for i, scene in enumerate(REFERENCE_SCENES)]
 
 
-def _generate(
-    ws,
-    prompts: list[str],
-    seeds: tuple[int, ...],
-    steps: int,
-    *,
-    use_run: bool,
-    checkpoint: int | None = None,
-    batch_size: int,
-    guidance: float,
-) -> list[Image.Image]:
-    result = api.generate(
-        ws,
-        prompts,
-        base=str(MODEL_DIR) if not use_run else None,
-        use_run=use_run,
-        checkpoint=checkpoint,
-        seeds=list(seeds),
-        steps=steps,
-        batch_size=batch_size,
-        guidance=guidance,
-        show_progress=False,
-    )
-    return [open_rgb(p) for p in result.images]
-
-
 def _asked(scene: Scene, character: Character | None) -> dict[str, str]:
     asked = {"pose": scene.pose, "expression": scene.expression, "background": scene.background}
     if character is not None:
@@ -207,12 +181,26 @@ def run_experiment(
     test_prompts = [scene_prompt(prefix, s) for s in TEST_SCENES]
     asked_pose = [_asked(s, None) for s in TEST_SCENES for _ in config.seeds]
     asked_full = [_asked(s, character) for s in TEST_SCENES for _ in config.seeds]
-    steps = config.inference_steps
     out: dict[str, WorldScores] = {}
     grids: dict[str, list[Image.Image]] = {}
 
-    def draw(prompts: list[str], *, seeds: tuple[int, ...] = config.seeds, **where) -> list[Image.Image]:
-        return _generate(ws, prompts, seeds, steps, batch_size=config.batch_size, guidance=config.guidance, **where)
+    def draw(
+        prompts: list[str], *, use_run: bool, checkpoint: int | None = None, seeds: tuple[int, ...] = config.seeds
+    ) -> list[Image.Image]:
+        """Pictures from the taught run (``use_run``) or the base model, as every score of the report draws them."""
+        result = api.generate(
+            ws,
+            prompts,
+            base=None if use_run else str(MODEL_DIR),
+            use_run=use_run,
+            checkpoint=checkpoint,
+            seeds=list(seeds),
+            steps=config.inference_steps,
+            batch_size=config.batch_size,
+            guidance=config.guidance,
+            show_progress=False,
+        )
+        return [open_rgb(p) for p in result.images]
 
     def scored(name: str, images: list[Image.Image], asked: list[dict[str, str]], with_identity: bool = True) -> None:
         out[name] = score(images, asked, character=character if with_identity else None, references=references, judge=judge)
