@@ -377,3 +377,46 @@ def test_bucketed_images_train_on_sdxl_with_their_own_sizes(tmp_path, tiny_sdxl)
         api.train(ws, base=str(tiny_sdxl), max_train_steps=2, train_batch_size=2, show_progress=False, **FAST)
     result = api.train(ws, base=str(tiny_sdxl), max_train_steps=4, show_progress=False, overwrite=True, run="b", **FAST)
     assert len(result.losses) == 4 and all(loss == loss for loss in result.losses)  # no NaN
+
+
+def test_token_embedding_trains_only_the_identifier_travels_with_the_lora_and_resumes(workspace, tiny_sd1):
+    """Pivotal tuning: the identifier's rows (UnicornGirl is several tokens here) train, no other word moves; the rows
+    are saved beside the LoRA, written into the text encoder when the LoRA is applied and taken back out on restore."""
+    from charforge.generate.text2image import LoraSpec, apply_loras
+    from charforge.models.token_embeddings import read_token_embeddings, restore_token_embeddings, token_ids
+
+    options = dict(base=str(tiny_sd1), learning_rate=5e-3, train_token_embedding=True, show_progress=False, **FAST)
+    result = api.train(workspace, run="straight", max_train_steps=4, **options)
+    token, rows = read_token_embeddings(result.final_dir)
+    assert token == "UnicornGirl"
+
+    model = load_base_model(str(tiny_sd1))
+    ids = token_ids(model.pipe, "text_encoder", token)
+    assert len(ids) > 1
+    table = model.pipe.text_encoder.get_input_embeddings().weight
+    before = table.detach().clone()
+    assert rows["text_encoder"].shape == (len(ids), table.shape[1])
+    assert (rows["text_encoder"] - before[ids]).abs().max() > 1e-3  # the identifier learnt
+
+    kw = dict(num_inference_steps=3, height=32, width=32, output_type="np")
+    model.pipe.set_progress_bar_config(disable=True)
+    restore = apply_loras(model, [LoraSpec(result.final_dir)])
+    moved = (table.detach() - before).abs().sum(dim=1).nonzero().flatten().tolist()
+    assert moved == sorted(set(ids))  # exactly the identifier's rows, as trained
+    torch.testing.assert_close(table.detach()[ids], rows["text_encoder"])
+    with_rows = model.pipe("a picture of UnicornGirl girl", generator=torch.Generator().manual_seed(0), **kw).images
+    restore_token_embeddings(restore)
+    assert torch.equal(table.detach(), before)
+    without_rows = model.pipe("a picture of UnicornGirl girl", generator=torch.Generator().manual_seed(0), **kw).images
+    assert abs(with_rows - without_rows).mean() > 1e-4
+
+    # Resume restores the rows (and their optimizer state) from the checkpoint: 2 + 2 steps equal 4 straight.
+    api.train(workspace, run="resumed", max_train_steps=2, **options)
+    api.resume(workspace, run="resumed", max_train_steps=4, show_progress=False)
+    _, resumed = read_token_embeddings(workspace.runs_dir / "resumed" / "final")
+    torch.testing.assert_close(resumed["text_encoder"], rows["text_encoder"], rtol=1e-4, atol=1e-5)
+
+
+def test_token_embedding_is_refused_for_full_dreambooth(workspace, tiny_sd1):
+    with pytest.raises(CharforgeError, match="train_token_embedding is for the LoRA methods"):
+        api.train(workspace, base=str(tiny_sd1), method="dreambooth", train_token_embedding=True, show_progress=False, **FAST)

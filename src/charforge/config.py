@@ -75,6 +75,11 @@ class TrainConfig(BaseModel):
         description="Also train the text encoder(s): LoRA for the LoRA methods, the whole encoder for dreambooth "
         "(as the DreamBooth paper; the identifier's embedding learns too).",
     )
+    train_token_embedding: bool = Field(
+        False,
+        description="LoRA methods: also train the identifier's input embedding, every other word frozen (pivotal "
+        "tuning, diffusers' --train_text_encoder_ti); saved beside the LoRA. Needed where the base never learnt the token.",
+    )
     seed: int = 0
     mixed_precision: Precision = Field("auto", description="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
     gradient_checkpointing: bool = False
@@ -113,6 +118,10 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.save_single_file and self.method != "dreambooth":
             raise ValueError("save_single_file is for --method dreambooth; LoRA methods already write a kohya file")
+        if self.train_token_embedding and self.method == "dreambooth":
+            raise ValueError(
+                "train_token_embedding is for the LoRA methods; dreambooth with train_text_encoder trains every embedding"
+            )
         return self
 
     @field_validator("class_prompt", mode="before")

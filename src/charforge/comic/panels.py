@@ -22,6 +22,7 @@ from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
+from ..models.token_embeddings import Restore, restore_token_embeddings
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class DiffusersPainter:
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._models: dict[str, object] = {}
         self._loras: dict[str, tuple] = {}
+        self._token_rows: dict[str, Restore] = {}  # per base: the identifier embeddings its LoRAs replaced
         self._geometry: dict[str, tuple[int, int]] = {}
 
     def _model(self, base: str):
@@ -122,7 +124,8 @@ class DiffusersPainter:
         if self._loras[job.base] != wanted:
             if self._loras[job.base]:
                 model.pipe.unload_lora_weights()
-            apply_loras(model, [LoraSpec(Path(p), w) for p, w in wanted])
+                restore_token_embeddings(self._token_rows.pop(job.base, []))
+            self._token_rows[job.base] = apply_loras(model, [LoraSpec(Path(p), w) for p, w in wanted])
             self._loras[job.base] = wanted
         pipe = model.pipe
         pipe.scheduler = make_scheduler(job.sampler, pipe.scheduler.config)

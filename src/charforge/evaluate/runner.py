@@ -24,6 +24,7 @@ from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw_batch, native_size
 from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
+from ..models.token_embeddings import Restore, restore_token_embeddings
 from ..train.checkpoint import list_checkpoints, step_dir_name
 from .prompts import EvalPrompt
 
@@ -99,6 +100,7 @@ class CheckpointPainter:
         self.guidance = guidance
         self._model: BaseModel | None = None
         self._base_parts: dict = {}  # the base's parts a DreamBooth checkpoint replaced
+        self._token_rows: Restore = []  # the base's identifier embeddings a LoRA checkpoint replaced
         self._current: EvalPoint | None = None
         self._digests: dict[Path, str] = {}
 
@@ -154,11 +156,12 @@ class CheckpointPainter:
                 restore_parts(pipe, self._base_parts)
             else:
                 pipe.unload_lora_weights()
+                restore_token_embeddings(self._token_rows)
         if point.weights is not None:
             if self.config.method == "dreambooth":
                 self._base_parts = swap_finetuned(pipe, point.weights)
             else:
-                apply_loras(model, [LoraSpec(point.weights)])
+                self._token_rows = apply_loras(model, [LoraSpec(point.weights)])
         self._current = point
 
     def draw(self, jobs: list[Job]) -> list[tuple[Image.Image, GenerationParams]]:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..errors import CharforgeError
 from ..models.loading import BaseModel
+from ..models.token_embeddings import Restore, read_token_embeddings, write_token_embeddings
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from .sheet import contact_sheet
@@ -47,10 +48,15 @@ class LoraSpec:
         return spec
 
 
-def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> None:
-    """Load every LoRA as its own adapter and mix them with their weights."""
+def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> Restore:
+    """Load every LoRA as its own adapter and mix them with their weights.
+
+    A LoRA folder that carries its identifier's trained embedding (pivotal tuning) also writes it into the text
+    encoders; the returned value undoes that (``restore_token_embeddings``) when the LoRA is unloaded again.
+    """
+    restore: Restore = []
     if not loras:
-        return
+        return restore
     names = []
     for i, spec in enumerate(loras):
         name = f"lora{i}"
@@ -61,7 +67,14 @@ def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> None:
                 f"--lora {spec.path}: cannot be loaded into this {base.family.label} model ({str(exc).splitlines()[0][:200]})"
             ) from exc
         names.append(name)
+        try:
+            saved = read_token_embeddings(spec.path) if spec.path.is_dir() else None
+            if saved is not None:
+                restore += write_token_embeddings(base.pipe, *saved)
+        except (ValueError, OSError) as exc:
+            raise CharforgeError(f"--lora {spec.path}: its token embeddings do not fit this model ({exc})") from exc
     base.pipe.set_adapters(names, adapter_weights=[s.weight for s in loras])
+    return restore
 
 
 def read_prompts_file(path: Path) -> list[str]:

@@ -190,7 +190,7 @@ def train(
     # 2. Model: what trains, in which precision.
     pipe = base.pipe
     adapter = adapter_for(base.family, pipe)
-    trainable = setup_trainable(config, pipe, adapter, base.family)
+    trainable = setup_trainable(config, pipe, adapter, base.family, token=character.token)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     _place_models(pipe, adapter, trainable, accelerator.device, weight_dtype)
     if config.gradient_checkpointing:
@@ -253,7 +253,7 @@ def train(
                     loss = _loss(config, data, adapter, wrapped, micro, accelerator)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        params = [p for n in names for p in trainable.parameters(n)]
+                        params = [p for n in names for p in trainable.parameters(n)] + trainable.token_parameters()
                         accelerator.clip_grad_norm_(params, config.max_grad_norm)
                     optimizer.step()
                     lr_scheduler.step()
@@ -321,7 +321,8 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
         place(encoder, torch.float32 if name in trainable.modules and not trainable.uses_lora else weight_dtype)
     place(pipe.unet, weight_dtype if trainable.uses_lora else torch.float32)
     if trainable.uses_lora and weight_dtype != torch.float32:
-        cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
+        with_tables = [getattr(pipe, name) for name in trainable.token_tables if name not in trainable.modules]
+        cast_training_params([*trainable.modules.values(), *with_tables], dtype=torch.float32)
 
 
 def _check_token_in_captions(workspace, images: list[Path], prompts: list[str], token: str) -> None:
@@ -410,6 +411,10 @@ def _make_optimizer(config: TrainConfig, trainable: Trainable) -> torch.optim.Op
     for name in trainable.modules:
         if name != "unet":
             groups.append({"params": trainable.parameters(name), "lr": config.text_encoder_lr or config.learning_rate})
+    if trainable.token_tables:
+        # No weight decay: it would shrink every other word's embedding, whose gradients are masked to zero.
+        lr = config.text_encoder_lr or config.learning_rate
+        groups.append({"params": trainable.token_parameters(), "lr": lr, "weight_decay": 0.0})
     kwargs = dict(betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
     if config.use_8bit_adam:
         try:

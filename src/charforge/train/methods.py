@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,6 +19,12 @@ from ..models.adapters import FamilyAdapter
 from ..models.family import ModelFamily
 from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
 from ..models.single_file import save_single_file
+from ..models.token_embeddings import (
+    enable_token_training,
+    read_token_embeddings,
+    save_token_embeddings,
+    token_ids,
+)
 
 
 @dataclass
@@ -31,6 +37,9 @@ class Trainable:
     rank: int = 0
     alpha: float = 0.0
     targets: str = "attention"
+    token: str = ""
+    # pivotal tuning: text encoder name -> (its embedding table, the identifier's rows in it)
+    token_tables: dict[str, tuple[torch.nn.Parameter, list[int]]] = field(default_factory=dict)
 
     @property
     def uses_lora(self) -> bool:
@@ -38,10 +47,15 @@ class Trainable:
 
     @property
     def trains_text_encoder(self) -> bool:
-        return any(name != "unet" for name in self.modules)
+        return any(name != "unet" for name in self.modules) or bool(self.token_tables)
 
     def parameters(self, name: str) -> list[torch.nn.Parameter]:
-        return [p for p in self.modules[name].parameters() if p.requires_grad]
+        """What trains in module ``name``, without the embedding tables (see :meth:`token_parameters`)."""
+        tables = {id(table) for table, _ in self.token_tables.values()}
+        return [p for p in self.modules[name].parameters() if p.requires_grad and id(p) not in tables]
+
+    def token_parameters(self) -> list[torch.nn.Parameter]:
+        return [table for table, _ in self.token_tables.values()]
 
     def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None, single_file_name: str | None = None) -> None:
         """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
@@ -49,6 +63,8 @@ class Trainable:
             save_lora(
                 folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, targets=self.targets, kohya_name=kohya_name
             )
+            if self.token_tables:
+                save_token_embeddings(folder, self.token, {name: t[ids] for name, (t, ids) in self.token_tables.items()})
         elif pipe is not None:
             pipe.save_pretrained(folder, safe_serialization=True)
             if single_file_name:
@@ -60,6 +76,13 @@ class Trainable:
     def load(self, folder: Path) -> None:
         if self.uses_lora:
             load_lora_into(folder, self.modules, self.family)
+            if self.token_tables:
+                saved = read_token_embeddings(folder)
+                if saved is None:
+                    raise ValueError(f"{folder}: the run trains the token embedding but the checkpoint has none")
+                with torch.no_grad():
+                    for name, (table, ids) in self.token_tables.items():
+                        table[ids] = saved[1][name].to(table.device, table.dtype)
         else:
             from ..models.loading import load_finetuned_module
 
@@ -67,7 +90,7 @@ class Trainable:
                 module.load_state_dict(load_finetuned_module(folder / name, module).state_dict())
 
 
-def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: ModelFamily) -> Trainable:
+def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: ModelFamily, token: str = "") -> Trainable:
     """Freeze the base model and mark what ``config.method`` trains (seeded: LoRA init is random)."""
     pipe.vae.requires_grad_(False)
     for encoder in adapter.text_encoders:
@@ -87,4 +110,19 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
         for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
             add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS[config.lora_targets])
             modules[name] = encoder
-    return Trainable(config.method, family, modules, rank=config.rank, alpha=config.alpha, targets=config.lora_targets)
+    tables = {}
+    if config.train_token_embedding:
+        if not token:
+            raise ValueError("train_token_embedding needs the identifier token")
+        for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
+            tables[name] = (enable_token_training(encoder, token_ids(pipe, name, token)), token_ids(pipe, name, token))
+    return Trainable(
+        config.method,
+        family,
+        modules,
+        rank=config.rank,
+        alpha=config.alpha,
+        targets=config.lora_targets,
+        token=token,
+        token_tables=tables,
+    )

@@ -1,0 +1,91 @@
+"""Pivotal tuning: the identifier's input embedding trains beside a LoRA (diffusers' advanced DreamBooth-LoRA
+script calls it ``--train_text_encoder_ti``).
+
+A LoRA cannot move a token's embedding: the identifier keeps whatever vector the base model gave it. In a real
+model ``sks`` has a learnt meaning the LoRA can build on; in a model that never saw the token (the mini world) it is
+a random vector and LoRA alone does not bind the character to it. Training only that token's rows fixes this while
+every other word keeps its meaning.
+
+The rows are saved beside the LoRA (``token_embeddings.safetensors``, one tensor per text encoder, the token in the
+metadata) and written back into the text encoders' embedding tables when the LoRA is applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+TOKEN_EMBEDDINGS_FILE = "token_embeddings.safetensors"
+_TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}
+
+
+def token_ids(pipe, encoder_name: str, token: str) -> list[int]:
+    """The ids ``token`` tokenizes to in ``encoder_name``'s tokenizer (several for a word the vocabulary splits)."""
+    tokenizer = getattr(pipe, _TOKENIZER_OF[encoder_name])
+    return list(tokenizer(token, add_special_tokens=False).input_ids)
+
+
+def enable_token_training(encoder: torch.nn.Module, ids: list[int]) -> torch.nn.Parameter:
+    """Make the embedding table trainable with gradients masked to ``ids``; returns the table's parameter.
+
+    The optimizer must not decay it (weight decay would shrink every other row); see ``_make_optimizer``.
+    """
+    table = encoder.get_input_embeddings().weight
+    table.requires_grad_(True)
+    mask = torch.zeros(table.shape[0], 1, dtype=table.dtype, device=table.device)
+    mask[ids] = 1
+    table.register_hook(lambda grad: grad * mask.to(grad.dtype))
+    return table
+
+
+def save_token_embeddings(folder: Path, token: str, rows: dict[str, torch.Tensor]) -> Path:
+    from safetensors.torch import save_file
+
+    path = folder / TOKEN_EMBEDDINGS_FILE
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in rows.items()}, str(path), metadata={"token": token})
+    return path
+
+
+def read_token_embeddings(folder: Path) -> tuple[str, dict[str, torch.Tensor]] | None:
+    """``(token, rows per text encoder)`` saved in ``folder``, or None when it has none."""
+    from safetensors import safe_open
+
+    path = folder / TOKEN_EMBEDDINGS_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        token = (f.metadata() or {}).get("token", "")
+        rows = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    if not token:
+        raise ValueError(f"{path}: no token named in its metadata")
+    return token, rows
+
+
+Restore = list[tuple[torch.nn.Parameter, list[int], torch.Tensor]]
+
+
+def write_token_embeddings(pipe, token: str, rows: dict[str, torch.Tensor]) -> Restore:
+    """Put the saved rows into the pipeline's embedding tables; returns what :func:`restore_token_embeddings` needs."""
+    restore: Restore = []
+    for name, values in rows.items():
+        encoder = getattr(pipe, name, None)
+        if encoder is None:
+            raise ValueError(f"the model has no {name} for the token embeddings of {token!r}")
+        ids = token_ids(pipe, name, token)
+        table = encoder.get_input_embeddings().weight
+        if values.shape != (len(ids), table.shape[1]):
+            raise ValueError(
+                f"token embeddings of {token!r} for {name} have shape {tuple(values.shape)}; "
+                f"this model needs {(len(ids), table.shape[1])}"
+            )
+        with torch.no_grad():
+            restore.append((table, ids, table[ids].clone()))
+            table[ids] = values.to(table.device, table.dtype)
+    return restore
+
+
+def restore_token_embeddings(restore: Restore) -> None:
+    with torch.no_grad():
+        for table, ids, values in reversed(restore):
+            table[ids] = values
