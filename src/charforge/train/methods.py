@@ -115,7 +115,8 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
         if not token:
             raise ValueError("train_token_embedding needs the identifier token")
         for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-            tables[name] = (enable_token_training(encoder, token_ids(pipe, name, token)), token_ids(pipe, name, token))
+            ids = token_ids(pipe, name, token)
+            tables[name] = (enable_token_training(encoder, ids), ids)
     return Trainable(
         config.method,
         family,
