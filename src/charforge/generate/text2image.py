@@ -68,7 +68,7 @@ def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> Restore:
             ) from exc
         names.append(name)
         try:
-            saved = read_token_embeddings(spec.path) if spec.path.is_dir() else None
+            saved = read_token_embeddings(spec.path)  # None for a LoRA file or a folder without them
             if saved is not None:
                 restore += write_token_embeddings(base.pipe, *saved)
         except (ValueError, OSError) as exc:

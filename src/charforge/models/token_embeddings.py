@@ -33,10 +33,19 @@ def enable_token_training(encoder: torch.nn.Module, ids: list[int]) -> torch.nn.
     """
     table = encoder.get_input_embeddings().weight
     table.requires_grad_(True)
-    mask = torch.zeros(table.shape[0], 1, dtype=table.dtype, device=table.device)
+    mask = torch.zeros(table.shape[0], 1)
     mask[ids] = 1
-    table.register_hook(lambda grad: grad * mask.to(grad.dtype))
+    # The table moves to the training device and dtype after this (``_place_models``): follow the gradient's.
+    table.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
     return table
+
+
+def put_rows(table: torch.Tensor, ids: list[int], values: torch.Tensor) -> torch.Tensor:
+    """Write ``values`` into rows ``ids`` of an embedding table; returns the rows it replaced."""
+    with torch.no_grad():
+        previous = table[ids].clone()
+        table[ids] = values.to(table.device, table.dtype)
+    return previous
 
 
 def save_token_embeddings(folder: Path, token: str, rows: dict[str, torch.Tensor]) -> Path:
@@ -79,13 +88,10 @@ def write_token_embeddings(pipe, token: str, rows: dict[str, torch.Tensor]) -> R
                 f"token embeddings of {token!r} for {name} have shape {tuple(values.shape)}; "
                 f"this model needs {(len(ids), table.shape[1])}"
             )
-        with torch.no_grad():
-            restore.append((table, ids, table[ids].clone()))
-            table[ids] = values.to(table.device, table.dtype)
+        restore.append((table, ids, put_rows(table, ids, values)))
     return restore
 
 
 def restore_token_embeddings(restore: Restore) -> None:
-    with torch.no_grad():
-        for table, ids, values in reversed(restore):
-            table[ids] = values
+    for table, ids, values in reversed(restore):
+        put_rows(table, ids, values)

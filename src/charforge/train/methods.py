@@ -21,6 +21,7 @@ from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lor
 from ..models.single_file import save_single_file
 from ..models.token_embeddings import (
     enable_token_training,
+    put_rows,
     read_token_embeddings,
     save_token_embeddings,
     token_ids,
@@ -80,9 +81,8 @@ class Trainable:
                 saved = read_token_embeddings(folder)
                 if saved is None:
                     raise ValueError(f"{folder}: the run trains the token embedding but the checkpoint has none")
-                with torch.no_grad():
-                    for name, (table, ids) in self.token_tables.items():
-                        table[ids] = saved[1][name].to(table.device, table.dtype)
+                for name, (table, ids) in self.token_tables.items():
+                    put_rows(table, ids, saved[1][name])
         else:
             from ..models.loading import load_finetuned_module
 
