@@ -410,6 +410,17 @@ def test_token_embedding_trains_only_the_identifier_travels_with_the_lora_and_re
     without_rows = model.pipe("a picture of UnicornGirl girl", generator=torch.Generator().manual_seed(0), **kw).images
     assert abs(with_rows - without_rows).mean() > 1e-4
 
+    # The kohya copy bundles the rows (A1111 / ComfyUI keys) and, loaded alone, draws what the folder draws.
+    kohya_file = result.final_dir / "UnicornGirl.safetensors"
+    bundled = load_file(str(kohya_file))
+    torch.testing.assert_close(bundled["bundle_emb.UnicornGirl.string_to_param.*"], rows["text_encoder"])
+    model.pipe.unload_lora_weights()
+    restore = apply_loras(model, [LoraSpec(kohya_file)])
+    torch.testing.assert_close(table.detach()[ids], rows["text_encoder"])
+    from_kohya = model.pipe("a picture of UnicornGirl girl", generator=torch.Generator().manual_seed(0), **kw).images
+    assert abs(from_kohya - with_rows).max() < 1e-3
+    restore_token_embeddings(restore)
+
     # Resume restores the rows (and their optimizer state) from the checkpoint: 2 + 2 steps equal 4 straight.
     api.train(workspace, run="resumed", max_train_steps=2, **options)
     api.resume(workspace, run="resumed", max_train_steps=4, show_progress=False)

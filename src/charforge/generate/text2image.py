@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..errors import CharforgeError
 from ..models.loading import BaseModel
-from ..models.token_embeddings import Restore, read_token_embeddings, write_token_embeddings
+from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from .sheet import contact_sheet
@@ -61,20 +61,37 @@ def apply_loras(base: BaseModel, loras: list[LoraSpec]) -> Restore:
     for i, spec in enumerate(loras):
         name = f"lora{i}"
         try:
-            base.pipe.load_lora_weights(str(spec.path), adapter_name=name)
+            weights, embeddings = _lora_and_embeddings(spec.path)
+            base.pipe.load_lora_weights(weights, adapter_name=name)
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
             raise CharforgeError(
                 f"--lora {spec.path}: cannot be loaded into this {base.family.label} model ({str(exc).splitlines()[0][:200]})"
             ) from exc
         names.append(name)
         try:
-            saved = read_token_embeddings(spec.path)  # None for a LoRA file or a folder without them
-            if saved is not None:
-                restore += write_token_embeddings(base.pipe, *saved)
+            for token, rows in embeddings:
+                restore += write_token_embeddings(base.pipe, token, rows)
         except (ValueError, OSError) as exc:
             raise CharforgeError(f"--lora {spec.path}: its token embeddings do not fit this model ({exc})") from exc
     base.pipe.set_adapters(names, adapter_weights=[s.weight for s in loras])
     return restore
+
+
+def _lora_and_embeddings(path: Path) -> tuple[str | dict[str, torch.Tensor], list[tuple[str, dict[str, torch.Tensor]]]]:
+    """What ``load_lora_weights`` takes for ``path``, and the identifier embeddings that come with it: a charforge
+    folder keeps them in their own file, a kohya file bundles them (diffusers' LoRA loader does not read those keys,
+    so the file's tensors are split before it sees them)."""
+    if path.is_dir():
+        saved = read_token_embeddings(path)
+        return str(path), [saved] if saved else []
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        has_bundle = any(key.startswith(BUNDLE_PREFIX) for key in f.keys())  # noqa: SIM118 (no __iter__)
+    if not has_bundle:
+        return str(path), []
+    return unbundle(load_file(str(path)))
 
 
 def read_prompts_file(path: Path) -> list[str]:

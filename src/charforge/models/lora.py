@@ -69,10 +69,12 @@ def save_lora(
     alpha: float,
     targets: str = "attention",
     kohya_name: str | None = None,
+    token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write ``modules`` (``unet``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
 
-    Returns the diffusers-format file; with ``kohya_name`` a kohya copy is written beside it.
+    Returns the diffusers-format file; with ``kohya_name`` a kohya copy is written beside it, with ``token_rows``
+    (an identifier's trained embedding) bundled into it.
     """
     from .loading import pipeline_class
 
@@ -88,18 +90,30 @@ def save_lora(
         metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of[targets]).to_dict()
     pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
     if kohya_name:
-        save_kohya(folder / f"{kohya_name}.safetensors", family, modules, rank=rank, alpha=alpha)
+        save_kohya(folder / f"{kohya_name}.safetensors", family, modules, rank=rank, alpha=alpha, token_rows=token_rows)
     return folder / DIFFUSERS_LORA_FILE
 
 
-def save_kohya(path: Path, family: ModelFamily, modules: dict[str, torch.nn.Module], *, rank: int, alpha: float) -> None:
+def save_kohya(
+    path: Path,
+    family: ModelFamily,
+    modules: dict[str, torch.nn.Module],
+    *,
+    rank: int,
+    alpha: float,
+    token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
+) -> None:
     from diffusers.utils import convert_state_dict_to_kohya
     from safetensors.torch import save_file
+
+    from .token_embeddings import bundle
 
     prefixed = {f"{name}.{k}": v for name, m in modules.items() for k, v in peft_state_dict(m, name).items()}
     kohya = convert_state_dict_to_kohya(prefixed)
     # diffusers writes alpha = rank; the real alpha is what sets the scale (alpha / rank).
     kohya = {k: (torch.tensor(float(alpha)) if k.endswith(".alpha") else v) for k, v in kohya.items()}
+    if token_rows:
+        kohya.update(bundle(*token_rows))
     metadata = {
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(rank),

@@ -7,7 +7,9 @@ a random vector and LoRA alone does not bind the character to it. Training only 
 every other word keeps its meaning.
 
 The rows are saved beside the LoRA (``token_embeddings.safetensors``, one tensor per text encoder, the token in the
-metadata) and written back into the text encoders' embedding tables when the LoRA is applied.
+metadata) and written back into the text encoders' embedding tables when the LoRA is applied. The kohya copy of the
+LoRA bundles them too (``bundle_emb.<token>.*`` keys, which A1111 and ComfyUI read), so that one file carries the whole
+character into those tools, and charforge reads them back from such a file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import torch
 
 TOKEN_EMBEDDINGS_FILE = "token_embeddings.safetensors"
 _TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}
+# Keys of an embedding bundled in a kohya LoRA file, as A1111's Lora extension and ComfyUI read them (OneTrainer writes
+# them): ``string_to_param.*`` (A1111's textual-inversion layout) for a model with one text encoder, ``clip_l`` and
+# ``clip_g`` for SDXL's two.
+BUNDLE_PREFIX = "bundle_emb."
+_BUNDLE_ENCODER = {"string_to_param.*": "text_encoder", "clip_l": "text_encoder", "clip_g": "text_encoder_2"}
 
 
 def token_ids(pipe, encoder_name: str, token: str) -> list[int]:
@@ -69,6 +76,30 @@ def read_token_embeddings(folder: Path) -> tuple[str, dict[str, torch.Tensor]] |
     if not token:
         raise ValueError(f"{path}: no token named in its metadata")
     return token, rows
+
+
+def bundle(token: str, rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The kohya-file keys that carry ``token``'s rows (see ``BUNDLE_PREFIX``)."""
+    two_encoders = "text_encoder_2" in rows
+    part = {"text_encoder": "clip_l" if two_encoders else "string_to_param.*", "text_encoder_2": "clip_g"}
+    return {f"{BUNDLE_PREFIX}{token}.{part[name]}": v.detach().float().cpu().contiguous() for name, v in rows.items()}
+
+
+def unbundle(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[str, dict[str, torch.Tensor]]]]:
+    """Split a kohya LoRA's tensors into the LoRA's own and the embeddings bundled with it, ``[(token, rows)]``."""
+    lora: dict[str, torch.Tensor] = {}
+    bundled: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if not key.startswith(BUNDLE_PREFIX):
+            lora[key] = value
+            continue
+        part = next((p for p in _BUNDLE_ENCODER if key.endswith("." + p)), None)
+        if part is None:
+            raise ValueError(f"bundled embedding {key!r} is for a text encoder charforge does not know")
+        token = key[len(BUNDLE_PREFIX) : -len(part) - 1]
+        # A1111's layout keeps several vectors per word in one [n, dim] tensor, as the rows are here.
+        bundled.setdefault(token, {})[_BUNDLE_ENCODER[part]] = value.reshape(-1, value.shape[-1])
+    return lora, list(bundled.items())
 
 
 Restore = list[tuple[torch.nn.Parameter, list[int], torch.Tensor]]

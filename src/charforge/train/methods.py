@@ -61,11 +61,19 @@ class Trainable:
     def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None, single_file_name: str | None = None) -> None:
         """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
         if self.uses_lora:
+            rows = {name: table[ids] for name, (table, ids) in self.token_tables.items()}
             save_lora(
-                folder, self.family, self.modules, rank=self.rank, alpha=self.alpha, targets=self.targets, kohya_name=kohya_name
+                folder,
+                self.family,
+                self.modules,
+                rank=self.rank,
+                alpha=self.alpha,
+                targets=self.targets,
+                kohya_name=kohya_name,
+                token_rows=(self.token, rows) if rows else None,
             )
-            if self.token_tables:
-                save_token_embeddings(folder, self.token, {name: t[ids] for name, (t, ids) in self.token_tables.items()})
+            if rows:
+                save_token_embeddings(folder, self.token, rows)
         elif pipe is not None:
             pipe.save_pretrained(folder, safe_serialization=True)
             if single_file_name:
