@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from conftest import FAST, run_cli
@@ -11,6 +13,7 @@ from charforge import api
 from charforge.errors import CharforgeError
 from charforge.generate.metadata import GenerationParams, read_png_params
 from charforge.generate.schedulers import SAMPLERS
+from charforge.models.loading import recommended_guidance
 
 
 def test_params_text_round_trip():
@@ -61,6 +64,31 @@ def test_generate_from_run_embeds_parameters_and_sheet(workspace, tiny_sd1, caps
     assert params[0].loras == [("run-001", 1.0)]
     arrays = [np.asarray(Image.open(p)) for p in pngs]
     assert not np.array_equal(arrays[0], arrays[1])  # different seeds, different images
+
+
+def test_guidance_defaults_to_what_the_model_recommends(tiny_sd1, tmp_path, capsys):
+    """A model folder's charforge.json sets the guidance drawn at when none is asked (the mini world ships 5: SD's 7.5
+    turns its taught pink hair purple); without one it is SD's 7.5; a broken one is named in a one-line error."""
+    from charforge.world import MODEL_DIR, RECOMMENDED_GUIDANCE
+
+    assert recommended_guidance(str(MODEL_DIR)) == RECOMMENDED_GUIDANCE == 5.0
+    model = tmp_path / "model"
+    shutil.copytree(tiny_sd1, model)
+    outputs = iter(range(10))
+
+    def drawn_at(*extra: str) -> float:
+        out = tmp_path / f"out{next(outputs)}"
+        code, _, err = run_cli("generate", "a girl", "--base", model, "--steps", "2", "--out", out, *extra, capsys=capsys)
+        assert code == 0, err
+        return read_png_params(next(out.glob("0*.png"))).cfg_scale
+
+    assert drawn_at() == 7.5
+    (model / "charforge.json").write_text('{"guidance": 3.5}')
+    assert drawn_at() == 3.5
+    assert drawn_at("--guidance", "6") == 6.0
+    (model / "charforge.json").write_text('{"guidance": "strong"}')
+    code, out, err = run_cli("generate", "a girl", "--base", model, "--steps", "2", "--out", tmp_path / "bad", capsys=capsys)
+    assert code == 2 and "charforge.json" in err and "guidance" in err and "Traceback" not in err + out
 
 
 def test_batched_generation_draws_what_single_draws_draw(tiny_sd1, tmp_path):

@@ -248,7 +248,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="First seed; image k uses seed + k.")] = 0,
     seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,
     steps: Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")] = 50,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    guidance: Annotated[
+        Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
+    ] = None,
     negative: Annotated[str, typer.Option("--negative", help="Negative prompt.")] = "",
     width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,
@@ -363,7 +365,9 @@ def evaluate(
     clip: ClipOption = "default",
     dino: DinoOption = "default",
     steps: Annotated[int, typer.Option(help="Inference steps per picture.")] = 50,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    guidance: Annotated[
+        Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
+    ] = None,
     base: Annotated[Optional[str], typer.Option(help="Evaluate on another base model of the same family.")] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Pictures drawn per pass of the model (faster, more memory; cached pictures are reused).")

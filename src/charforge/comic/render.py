@@ -96,6 +96,15 @@ class Story:
         local = self.resolve_path(Path(base))
         return str(local) if local.exists() else base
 
+    def guidance(self, spec: PanelSpec) -> float:
+        """The panel's, else the board's model entry's, else what the model recommends."""
+        from ..models.loading import recommended_guidance
+
+        for value in (spec.guidance, self.board.model.guidance):
+            if value is not None:
+                return value
+        return recommended_guidance(self.base_model())
+
     # -- semantic checks (the schema checked types; these need the whole story) ---------------------
     def check(self) -> None:
         board = self.board
@@ -216,7 +225,7 @@ class Story:
                 negative=spec.negative if spec.negative is not None else self.board.negative,
                 seed=part_seed,
                 steps=spec.steps or model.steps,
-                guidance=spec.guidance if spec.guidance is not None else model.guidance,
+                guidance=self.guidance(spec),
                 width=width,
                 height=height,
                 sampler=model.sampler if model.sampler != "default" else DEFAULT_SAMPLER,

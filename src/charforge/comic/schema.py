@@ -64,7 +64,7 @@ class ModelSpec(_Strict):
 
     base: str = "world"
     steps: int = Field(30, ge=1, le=500)
-    guidance: float = Field(7.5, ge=0, le=30)
+    guidance: float | None = Field(None, ge=0, le=30, description="default: the model's recommended, else 7.5")
     sampler: str = "default"
     size: tuple[int, int] | None = Field(None, description="generation size in px; default the model's native area")
 

@@ -21,6 +21,7 @@ from .. import atomic
 from ..config import build_train_config
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
+from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
@@ -39,7 +40,7 @@ class EvalOptions:
     clip: str | None = DEFAULT
     dino: str | None = DEFAULT
     steps: int = 50
-    guidance: float = 7.5
+    guidance: float | None = None  # None: the prompt set's, else the model's recommended
     sampler: str = DEFAULT_SAMPLER
     base: str | None = None
     batch_size: int = 16  # pictures per pass of the CLIP / DINO encoders
@@ -105,6 +106,8 @@ def evaluate_run(
     prompt_set = load_prompt_set(options.prompts or default_prompt_file(ws), token=token, class_word=class_word)
     steps = prompt_set.steps or options.steps
     guidance = prompt_set.guidance if prompt_set.guidance is not None else options.guidance
+    if guidance is None:
+        guidance = recommended_guidance(options.base or config.base)
     folder = run_dir / "eval"
     started = time.perf_counter()
 

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import CharforgeError
-from ..models.loading import BaseModel
+from ..models.loading import BaseModel, recommended_guidance
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
@@ -194,7 +194,7 @@ def generate_images(
     seed: int = 0,
     seeds: list[int] | None = None,
     steps: int = THESIS_STEPS,
-    guidance: float = 7.5,
+    guidance: float | None = None,
     width: int | None = None,
     height: int | None = None,
     sampler: str = DEFAULT_SAMPLER,
@@ -203,12 +203,16 @@ def generate_images(
 ) -> list[Path]:
     """Generate ``num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
 
+    ``guidance`` None draws at the model's recommended guidance (``recommended_guidance``).
+
     ``batch_size`` pictures are drawn per pass of the model. A ``contact-sheet.png`` of all of them is
     written beside the images.
     """
     if batch_size < 1:
         raise CharforgeError(f"--batch-size must be at least 1 (got {batch_size})")
     pipe = base.pipe
+    if guidance is None:
+        guidance = recommended_guidance(base.source)
     pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)

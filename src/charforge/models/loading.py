@@ -19,6 +19,9 @@ from .family import ModelFamily, detect_family, detect_single_file_family
 
 PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# What a model's maker recommends for drawing with it, in its diffusers folder: ``{"guidance": 5.0}``.
+MODEL_DEFAULTS_FILE = "charforge.json"
+DEFAULT_GUIDANCE = 7.5  # Stable Diffusion's own default, for every model that recommends nothing
 
 
 @dataclass
@@ -97,6 +100,26 @@ def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:
             raise CharforgeError(f"{path}: not a valid .safetensors file ({exc})") from exc
     state = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
     return set(state.get("state_dict", state).keys())
+
+
+def recommended_guidance(source: str) -> float:
+    """The guidance to draw with when the user names none: the model folder's ``charforge.json``, else SD's 7.5.
+
+    Pipelines carry SD's 7.5 as their default, tuned for models trained at SD's scale; a small model trained from
+    scratch can need less (the mini world's turns the taught pink hair purple at 7.5; its maker's choice, 5, is
+    stored with it). Read without loading the model, so it can key caches before anything is drawn.
+    """
+    path = Path(source).expanduser() / MODEL_DEFAULTS_FILE
+    if not path.is_file():
+        return DEFAULT_GUIDANCE
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("guidance", DEFAULT_GUIDANCE)
+        guidance = float(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CharforgeError(f'{path}: not a JSON object with a numeric "guidance" ({first_line(exc)})') from exc
+    if guidance < 0:
+        raise CharforgeError(f"{path}: guidance {guidance} is negative")
+    return guidance
 
 
 def load_base_model(

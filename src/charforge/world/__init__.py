@@ -9,3 +9,7 @@ PACKAGE_DIR = Path(__file__).parent
 MODEL_DIR = PACKAGE_DIR / "model"  # the shipped base model (diffusers folder, safetensors)
 JUDGE_FILE = PACKAGE_DIR / "judge.safetensors"
 REBUILD_HINT = "rebuild it with `charforge world build` (or restore it with `git checkout`)"
+# The guidance the base model is drawn at (stored with it, ``charforge.json``). SD's 7.5 is too strong for it: it pushes
+# a taught character's pink hair to purple. Chosen on the base alone, on 100 validation prompts that are neither the
+# demo's test prompts nor its fresh prompts (fidelity 0.59 / 0.64 / 0.65 / 0.66 / 0.64 at guidance 2 / 3 / 4 / 5 / 7.5).
+RECOMMENDED_GUIDANCE = 5.0

@@ -24,7 +24,7 @@ from .. import api, atomic
 from ..errors import CharforgeError
 from ..evaluate.scores import open_rgb
 from ..generate.sheet import contact_sheet
-from . import MODEL_DIR, REBUILD_HINT
+from . import MODEL_DIR, REBUILD_HINT, RECOMMENDED_GUIDANCE
 from .attributes import (
     REFERENCE_SCENES,
     Character,
@@ -87,12 +87,10 @@ class ExperimentConfig:
     checkpoint_every: int = 250
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     inference_steps: int = 50
-    # Classifier-free guidance for every picture the experiment draws. SD's 7.5 is too strong for the mini world: it
-    # pushes the taught character's pink hair to purple. Chosen on the base model alone, on 100 validation prompts that
-    # are neither the test prompts nor the report's fresh prompts (fidelity 0.59 / 0.64 / 0.65 / 0.66 / 0.64 at
-    # guidance 2 / 3 / 4 / 5 / 7.5). On the taught character (8 seeds x 6 test prompts) identity 0.10 -> 0.27,
-    # 0.00 -> 0.00 and 0.00 -> 0.02 in three training runs, the share up by 0.02-0.08 in each.
-    guidance: float = 5.0
+    # Classifier-free guidance for every picture the experiment draws: the base's recommended (see
+    # RECOMMENDED_GUIDANCE). On the taught character (8 seeds x 6 test prompts) 5 instead of 7.5 gave identity
+    # 0.10 -> 0.27, 0.00 -> 0.00 and 0.00 -> 0.02 in three training runs, the share up by 0.02-0.08 in each.
+    guidance: float = RECOMMENDED_GUIDANCE
     fresh_prompts: int = 100
     batch_size: int = 24  # pictures per pass of the model: the tiny UNet draws ~2x faster in batches on a CPU
 
