@@ -59,3 +59,25 @@ def test_wider_lora_loads_whole_into_a_fresh_pipeline_in_both_formats(tmp_path, 
             fresh = build_tiny_pipeline(family, seed=0)
             fresh.load_lora_weights(str(source))
             torch.testing.assert_close(fresh.unet(x, t, hidden).sample, expected, atol=1e-5, rtol=1e-4, msg=str(source))
+
+
+def test_bundled_embeddings_use_the_keys_a1111_and_comfyui_read_and_split_back():
+    """SD 1.x/2.x bundles one encoder's rows as ``string_to_param.*``, SDXL its two as ``clip_l`` / ``clip_g``; the
+    split gives back the LoRA's own tensors and each token's rows, and refuses an encoder it cannot place."""
+    from charforge.models.token_embeddings import bundle, unbundle
+
+    one, l_rows, g_rows = torch.randn(3, 32), torch.randn(2, 32), torch.randn(2, 64)
+    assert list(bundle("UnicornGirl", {"text_encoder": one})) == ["bundle_emb.UnicornGirl.string_to_param.*"]
+    sdxl = bundle("sks", {"text_encoder": l_rows, "text_encoder_2": g_rows})
+    assert sorted(sdxl) == ["bundle_emb.sks.clip_g", "bundle_emb.sks.clip_l"]
+
+    lora_key = "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"
+    state = {lora_key: torch.ones(1), **sdxl, **bundle("UnicornGirl", {"text_encoder": one})}
+    lora, embeddings = unbundle(state)
+    assert list(lora) == [lora_key]
+    found = dict(embeddings)
+    assert set(found) == {"sks", "UnicornGirl"}
+    assert torch.equal(found["sks"]["text_encoder"], l_rows) and torch.equal(found["sks"]["text_encoder_2"], g_rows)
+    assert torch.equal(found["UnicornGirl"]["text_encoder"], one)
+    with pytest.raises(ValueError, match="bundle_emb.flux.t5"):
+        unbundle({"bundle_emb.flux.t5": torch.ones(1, 8)})
