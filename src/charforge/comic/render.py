@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -96,14 +97,13 @@ class Story:
         local = self.resolve_path(Path(base))
         return str(local) if local.exists() else base
 
-    def guidance(self, spec: PanelSpec) -> float:
-        """The panel's, else the board's model entry's, else what the model recommends."""
+    @cached_property
+    def guidance(self) -> float:
+        """The board's model entry's guidance, else what the model recommends (read once per render, not per panel)."""
         from ..models.loading import recommended_guidance
 
-        for value in (spec.guidance, self.board.model.guidance):
-            if value is not None:
-                return value
-        return recommended_guidance(self.base_model())
+        model = self.board.model
+        return model.guidance if model.guidance is not None else recommended_guidance(self.base_model())
 
     # -- semantic checks (the schema checked types; these need the whole story) ---------------------
     def check(self) -> None:
@@ -225,7 +225,7 @@ class Story:
                 negative=spec.negative if spec.negative is not None else self.board.negative,
                 seed=part_seed,
                 steps=spec.steps or model.steps,
-                guidance=self.guidance(spec),
+                guidance=spec.guidance if spec.guidance is not None else self.guidance,
                 width=width,
                 height=height,
                 sampler=model.sampler if model.sampler != "default" else DEFAULT_SAMPLER,

@@ -55,11 +55,16 @@ def put_rows(table: torch.Tensor, ids: list[int], values: torch.Tensor) -> torch
     return previous
 
 
+def _storable(rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fp32 CPU copies, as safetensors files carry them whatever the training device and precision."""
+    return {k: v.detach().float().cpu().contiguous() for k, v in rows.items()}
+
+
 def save_token_embeddings(folder: Path, token: str, rows: dict[str, torch.Tensor]) -> Path:
     from safetensors.torch import save_file
 
     path = folder / TOKEN_EMBEDDINGS_FILE
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in rows.items()}, str(path), metadata={"token": token})
+    save_file(_storable(rows), str(path), metadata={"token": token})
     return path
 
 
@@ -82,7 +87,7 @@ def bundle(token: str, rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     """The kohya-file keys that carry ``token``'s rows (see ``BUNDLE_PREFIX``)."""
     two_encoders = "text_encoder_2" in rows
     part = {"text_encoder": "clip_l" if two_encoders else "string_to_param.*", "text_encoder_2": "clip_g"}
-    return {f"{BUNDLE_PREFIX}{token}.{part[name]}": v.detach().float().cpu().contiguous() for name, v in rows.items()}
+    return {f"{BUNDLE_PREFIX}{token}.{part[name]}": v for name, v in _storable(rows).items()}
 
 
 def unbundle(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[str, dict[str, torch.Tensor]]]]:
