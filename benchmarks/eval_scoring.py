@@ -5,7 +5,7 @@ built from configs, since no weights can be downloaded here; their cost does not
 Compared side by side with the same scores computed one image at a time (how evaluation notebooks
 usually loop), so the table shows what batching buys.
 
-Usage: python benchmarks/eval_scoring.py [--images 39] [--batch 16] [--threads N]
+Usage: python benchmarks/eval_scoring.py [--images 39] [--batch 16] [--threads N] [--encoders full|tiny]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=512, help="picture size in pixels")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--encoders", choices=("full", "tiny"), default="full", help="tiny: a smoke run of the benchmark itself")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import random
@@ -44,8 +45,9 @@ def main() -> None:
             path = tmp / f"ref{i}.png"
             render(held_out("unicorn-girl"), random_scene(rng), args.size, seed=100 + i).save(path)
             refs.append(path)
-        clip_dir = save_tiny_clip(tmp / "clip", full_size=True)
-        dino_dir = save_tiny_dino(tmp / "dino", full_size=True)
+        full = args.encoders == "full"
+        clip_dir = save_tiny_clip(tmp / "clip", full_size=full)
+        dino_dir = save_tiny_dino(tmp / "dino", full_size=full)
         references = References.load(refs, ["a cartoon of a girl"] * len(refs))
         rows = []
         for label, batch in (("one at a time", 1), (f"batched ({args.batch})", args.batch)):

@@ -1,11 +1,11 @@
 """Seconds per training step and peak RSS: charforge vs the diffusers DreamBooth-LoRA reference script.
 
     python benchmarks/train_step.py --reference PATH/TO/diffusers/examples/dreambooth/train_dreambooth_lora.py \
-        --sizes tiny,256,512 --steps 5
+        --sizes tiny,256,512 --steps 5 --mixed-precision no,bf16
 
 Both train the same base model (built locally with random weights: a tiny SD1.x model, and the full
 SD1.5 architecture), on the same 5 images, at the same resolution, batch 1, LoRA rank 4, lr 1e-4,
-fp32 unless charforge's ``--mixed-precision auto`` finds native bf16, no prior preservation, no
+the same ``--mixed-precision`` (no = fp32, or bf16) given to both, no prior preservation, no
 validation. The reference script is not ours and is never copied here: pass its path. It imports
 torchvision only for image transforms; ``benchmarks/torchvision_standin.py`` stands in for them (there
 is no CPU build of torchvision).
@@ -89,29 +89,31 @@ def build_full_sd15(folder: Path) -> Path:
     return folder
 
 
-def build_models(sizes: list[str]) -> dict[str, tuple[Path, int]]:
+def build_models(sizes: list[str], cache: Path) -> dict[str, tuple[Path, int]]:
     from charforge.models.family import ModelFamily
     from charforge.models.tiny import save_tiny_model
 
-    CACHE.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     models = {}
     for size in sizes:
         if size == "tiny":
-            folder = CACHE / "tiny-sd1"
+            folder = cache / "tiny-sd1"
             if not (folder / "model_index.json").exists():
                 save_tiny_model(folder, ModelFamily.SD1)
             models[size] = (folder, 64)
         else:
-            models[size] = (build_full_sd15(CACHE / "sd15-random"), int(size))
+            models[size] = (build_full_sd15(cache / "sd15-random"), int(size))
     return models
 
 
 def make_images(folder: Path) -> Path:
-    from charforge.demo import draw_demo_character
+    """Five reference views of the mini world's held-out unicorn girl, at 512 px."""
+    from charforge.world.attributes import HELD_OUT, REFERENCE_SCENES
+    from charforge.world.render import render
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(5):
-        draw_demo_character(i, size=512).save(folder / f"{i}.png")
+        render(HELD_OUT["unicorn-girl"], REFERENCE_SCENES[i % len(REFERENCE_SCENES)], 512, seed=i).save(folder / f"{i}.png")
     return folder
 
 
@@ -138,15 +140,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,256,512", help="comma list of: tiny, 256, 512 (full SD1.5 architecture)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the built models are kept between runs")
+    parser.add_argument(
+        "--mixed-precision", default="no", help="comma list of: no (fp32), bf16, fp16 (CUDA); each given to both trainers"
+    )
     args = parser.parse_args()
     sizes = args.sizes.split(",")
-    models = build_models(sizes)
+    precisions = args.mixed_precision.split(",")
+    unknown = sorted(set(precisions) - {"no", "bf16", "fp16"})
+    if unknown:
+        parser.error(f"--mixed-precision {','.join(unknown)}: use no, bf16 or fp16")
+    models = build_models(sizes, args.cache)
     work = Path(tempfile.mkdtemp(prefix="charforge-bench-"))
     images = make_images(work / "images")
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
 
     rows = []
-    for size in sizes:
+    for size, precision in [(s, p) for s in sizes for p in precisions]:
         model, resolution = models[size]
         results = {}
         if args.reference:
@@ -161,7 +171,7 @@ def main() -> None:
                     "--instance_prompt",
                     "a picture of sks girl",
                     "--output_dir",
-                    str(work / f"ref-{size}"),
+                    str(work / f"ref-{size}-{precision}"),
                     "--resolution",
                     str(resolution),
                     "--train_batch_size",
@@ -181,13 +191,13 @@ def main() -> None:
                     "--report_to",
                     "all",
                     "--mixed_precision",
-                    "no",
+                    precision,
                     "--center_crop",
                 ],
                 env,
                 args.timeout,
             )
-        ws = work / f"ws-{size}"
+        ws = work / f"ws-{size}-{precision}"
         from charforge import api
 
         api.init(ws, token="sks", class_word="girl")
@@ -216,19 +226,25 @@ def main() -> None:
                 "0",
                 "--seed",
                 "0",
+                "--mixed-precision",
+                precision,
                 "--no-save-kohya",
             ],
             env,
             args.timeout,
         )
-        rows.append((size, resolution, results))
+        rows.append((size, resolution, precision, results))
 
-    print(f"\n{'model':<8} {'res':>4}  {'impl':<10} {'s/step':>8} {'peak RSS GiB':>13} {'speed-up':>9}")
-    for size, resolution, results in rows:
+    label = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
+    print(f"\n{'model':<8} {'res':>4} {'prec':<5} {'impl':<10} {'s/step':>8} {'peak RSS GiB':>13} {'speed-up':>9}")
+    for size, resolution, precision, results in rows:
         ref = results.get("reference")
         for impl, r in results.items():
             ratio = f"{ref['s_per_step'] / r['s_per_step']:.2f}x" if ref and impl == "charforge" else ""
-            print(f"{size:<8} {resolution:>4}  {impl:<10} {r['s_per_step']:>8.3f} {r['peak_rss_gib']:>13.2f} {ratio:>9}")
+            print(
+                f"{size:<8} {resolution:>4} {label[precision]:<5} {impl:<10} {r['s_per_step']:>8.3f} "
+                f"{r['peak_rss_gib']:>13.2f} {ratio:>9}"
+            )
 
 
 if __name__ == "__main__":

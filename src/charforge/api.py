@@ -25,6 +25,7 @@ from .train import checkpoint as ckpt
 from .train.loop import RunResult
 from .train.loop import train as _train
 from .workspace import Workspace
+from .world import MODEL_DIR as _WORLD_MODEL  # noqa: F401  (importing the mini world registers `--base world`)
 
 __all__ = [
     "init",

@@ -18,6 +18,18 @@ from pathlib import Path
 from .errors import CharforgeError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, *, folder: bool) -> None:
+    """mkstemp / mkdtemp create private (0600 / 0700) temporaries; the result gets the mode any tool would give it,
+    the user's umask applied to 0666 (files) or 0777 (folders), so group and others can read a generated picture."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def _disk_error(target: Path, exc: OSError) -> CharforgeError:
     if exc.errno == errno.ENOSPC:
         return CharforgeError(f"{target}: disk full while writing; the previous version is intact")
@@ -34,6 +46,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _usual_mode(tmp_path, folder=False)
         os.replace(tmp_path, target)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -66,6 +79,7 @@ def atomic_dir(target: str | os.PathLike[str], *, replace: bool = False) -> Iter
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        _usual_mode(tmp, folder=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

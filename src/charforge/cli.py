@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Teach an original character to a diffusion model, generate it, and make comics.",
 )
 
@@ -38,6 +39,35 @@ WorkspaceArg = Annotated[Path, typer.Argument(help="The character workspace fold
 
 def _echo_done(label: str, path: Path | str) -> None:
     typer.echo(f"{label}: {path}")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"charforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print charforge's version and exit."),
+    ] = False,
+) -> None:
+    """Teach an original character to a diffusion model, generate it, and make comics."""
+
+
+@app.command()
+def doctor() -> None:
+    """Print what charforge runs on: its version, the libraries, the device and the precision `auto` picks."""
+    from .environment import doctor_report
+
+    rows = doctor_report()
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        typer.echo(f"{label:<{width}}  {value}")
 
 
 # -- init / prepare -------------------------------------------------------------------------------
@@ -630,10 +660,35 @@ def world_render(
         typer.echo(path)
 
 
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """Click's exception classes, wherever this typer takes click from.
+
+    typer up to 0.2x uses the ``click`` package; newer typer carries its own copy as ``typer._click``, whose
+    exceptions are other classes. Both are caught, so a usage error is click's short message and exit 2
+    with every typer version.
+    """
+    import importlib
+
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            exceptions = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(exceptions, name) for name in ("ClickException", "Exit", "Abort") if hasattr(exceptions, name)]
+    found += [typer.Exit, typer.Abort]
+    return tuple(dict.fromkeys(found))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    usage_errors = _usage_error_types()
     try:
-        app(standalone_mode=False)
+        if not {"--version", "doctor"} & set(sys.argv[1:2]):  # these must run to say what is wrong
+            from .environment import check_requirements
+
+            check_requirements()
+        code = app(standalone_mode=False)
     except CharforgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -643,17 +698,19 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except usage_errors as exc:
+        if hasattr(exc, "show"):  # a usage error or a bad value: click's message with its hints
             exc.show()
+            sys.exit(getattr(exc, "exit_code", 2))
+        if hasattr(exc, "exit_code"):  # typer.Exit / click's Exit
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+        typer.echo("interrupted", err=True)  # Abort: click's Ctrl-C or end of input
+        sys.exit(130)
+    # Without standalone mode, click returns the exit code of an Exit it caught (Ctrl-C is Exit(130)).
+    if isinstance(code, int) and code:
+        if code == 130:
+            typer.echo("interrupted", err=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,11 @@ def build_train_config(
         values.update(read_yaml(config_file))
         source = str(config_file)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if not values.get("base"):
+        where = f" (or base: in {config_file})" if config_file else ""
+        raise CharforgeError(
+            f"train needs a base model: --base ID|FOLDER|FILE.safetensors{where} (the mini world's model: --base world)"
+        )
     return validate_config(TrainConfig, values, source)
 
 

@@ -89,11 +89,11 @@ class Story:
         return value if value.is_absolute() else self.folder / value
 
     def base_model(self) -> str:
-        base = self.board.model.base
-        if base == "world":
-            from ..world import MODEL_DIR
+        from ..models.loading import NAMED_MODELS
 
-            return str(MODEL_DIR)
+        base = self.board.model.base
+        if base in NAMED_MODELS:
+            return base
         local = self.resolve_path(Path(base))
         return str(local) if local.exists() else base
 

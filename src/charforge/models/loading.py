@@ -102,6 +102,20 @@ def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:
     return set(state.get("state_dict", state).keys())
 
 
+# Models that ship inside a package, by name, accepted wherever a base model is taken (``--base world``, a storyboard's
+# ``model: world``). The mini world registers its own (``charforge.world``), so this layer never imports it.
+NAMED_MODELS: dict[str, Path] = {}
+
+
+def register_named_model(name: str, folder: Path) -> None:
+    NAMED_MODELS[name] = folder
+
+
+def model_location(source: str) -> str:
+    """``source`` with a registered name replaced by its folder; anything else as given."""
+    return str(NAMED_MODELS[source]) if source in NAMED_MODELS else source
+
+
 def recommended_guidance(source: str) -> float:
     """The guidance to draw with when the user names none: the model folder's ``charforge.json``, else SD's 7.5.
 
@@ -109,7 +123,7 @@ def recommended_guidance(source: str) -> float:
     scratch can need less (the mini world's turns the taught pink hair purple at 7.5; its maker's choice, 5, is
     stored with it). Read without loading the model, so it can key caches before anything is drawn.
     """
-    path = Path(source).expanduser() / MODEL_DEFAULTS_FILE
+    path = Path(model_location(source)).expanduser() / MODEL_DEFAULTS_FILE
     if not path.is_file():
         return DEFAULT_GUIDANCE
     try:
@@ -129,8 +143,9 @@ def load_base_model(
     base_config: str | None = None,
     torch_dtype: torch.dtype = torch.float32,
 ) -> BaseModel:
-    """Load ``source`` (hub id, diffusers folder, or single file) and detect its family."""
+    """Load ``source`` (hub id, diffusers folder, single file, or a registered name) and detect its family."""
     quiet_loading()
+    source = model_location(source)
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():

@@ -15,7 +15,7 @@ import re
 import shutil
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +200,9 @@ def train(
                 trainable.modules[name].gradient_checkpointing_enable()
 
     # 3. Data: latents and prompt embeddings, cached once.
-    data = _build_data(config, workspace, base, adapter, trainable, images, resolution, is_main and show_progress)
+    data = _build_data(
+        config, workspace, base, adapter, trainable, images, resolution, is_main and show_progress, autocast=accelerator.autocast
+    )
     accelerator.wait_for_everyone()
 
     # 4. Optimizer and schedule (scaled by processes: accelerate steps the schedule once per process).
@@ -285,13 +287,14 @@ def train(
             trainable.save(
                 tmp,
                 kohya_name=character.token if config.save_kohya else None,
-                pipe=pipe,
+                pipe=_pipeline_to_save(pipe, config, trainable, weight_dtype),
                 single_file_name=character.token if config.save_single_file else None,
             )
         summary = {
             "base": base.source,
             "family": base.family.value,
             "method": config.method,
+            "precision": precision,  # what --mixed-precision (auto) resolved to on this machine
             "steps": step,
             "resolution": resolution,
             "token": character.token,
@@ -303,6 +306,19 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final_dir, step, losses)
+
+
+def _pipeline_to_save(pipe, config: TrainConfig, trainable: Trainable, weight_dtype: torch.dtype):
+    """The pipeline a full model is saved from: the trained modules with the base's own frozen parts.
+
+    Under mixed precision the frozen parts were cast to the compute dtype; casting them back would save weights
+    rounded through bf16, so, as diffusers' scripts do, the frozen parts are the base's, loaded again in fp32.
+    """
+    if trainable.uses_lora or weight_dtype == torch.float32:
+        return pipe
+    fresh = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config).pipe
+    fresh.register_modules(**trainable.modules)
+    return fresh
 
 
 def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, weight_dtype) -> None:
@@ -318,11 +334,13 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
 
     place(pipe.vae, torch.float32)  # the VAE only encodes once; fp32 avoids SDXL-VAE overflow
     for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-        place(encoder, torch.float32 if name in trainable.modules and not trainable.uses_lora else weight_dtype)
+        # An encoder whose identifier rows train stays fp32 whole: its fp32 embeddings would meet bf16 LayerNorms,
+        # which CPU kernels refuse even under autocast (fp32 input, bf16 weights).
+        trains_whole = name in trainable.modules and not trainable.uses_lora
+        place(encoder, torch.float32 if trains_whole or name in trainable.token_tables else weight_dtype)
     place(pipe.unet, weight_dtype if trainable.uses_lora else torch.float32)
     if trainable.uses_lora and weight_dtype != torch.float32:
-        with_tables = [getattr(pipe, name) for name in trainable.token_tables if name not in trainable.modules]
-        cast_training_params([*trainable.modules.values(), *with_tables], dtype=torch.float32)
+        cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
 
 
 def _check_token_in_captions(workspace, images: list[Path], prompts: list[str], token: str) -> None:
@@ -348,7 +366,9 @@ class _Data:
     noise_scheduler: object
 
 
-def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, resolution, show) -> _Data:
+def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, resolution, show, autocast=nullcontext) -> _Data:
+    """``autocast``: the run's precision context. Under bf16/fp16 the frozen parts are already cast (the VAE stays
+    fp32), so the pipeline draws class images in mixed dtypes, which only autocast reconciles."""
     from diffusers import DDPMScheduler
 
     character = workspace.character
@@ -376,17 +396,18 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
     image_set = encode_latents(vae, pixels) if config.cache_latents else PixelSet(pixels, vae)
     class_set, class_prompts = None, []
     if config.prior_preservation:
-        class_images = ensure_class_images(
-            base.pipe,
-            workspace.class_images_dir,
-            base_source=base.source,
-            prompts=[fill(t) for t in config.class_prompt or ["a picture of a {class_word}"]],
-            count=config.num_class_images,
-            resolution=resolution,
-            steps=config.class_inference_steps,
-            seed=config.seed,
-            show_progress=show,
-        )
+        with autocast():
+            class_images = ensure_class_images(
+                base.pipe,
+                workspace.class_images_dir,
+                base_source=base.source,
+                prompts=[fill(t) for t in config.class_prompt or ["a picture of a {class_word}"]],
+                count=config.num_class_images,
+                resolution=resolution,
+                steps=config.class_inference_steps,
+                seed=config.seed,
+                show_progress=show,
+            )
         paths, class_prompts = [p for p, _ in class_images], [prompt for _, prompt in class_images]
         class_set = encode_latents(vae, load_pixels(paths, resolution, step=resolution_multiple(base.pipe)))
     embeddings = None
@@ -449,7 +470,9 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
         embeds = PromptEmbeds.cat([data.embeddings[p] for p in prompts])
     else:
         encoders = [wrapped.get(n, e) for n, e in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True)]
-        embeds = adapter.encode(adapter.tokenize(prompts), encoders)
+        # Autocast: an encoder accelerate did not wrap (only its token rows train) holds bf16 layers but fp32 rows.
+        with accelerator.autocast():
+            embeds = adapter.encode(adapter.tokenize(prompts), encoders)
     device = accelerator.device
     unet = wrapped["unet"]
     dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype

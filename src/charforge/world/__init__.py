@@ -13,3 +13,12 @@ REBUILD_HINT = "rebuild it with `charforge world build` (or restore it with `git
 # a taught character's pink hair to purple. Chosen on the base alone, on 100 validation prompts that are neither the
 # demo's test prompts nor its fresh prompts (fidelity 0.59 / 0.64 / 0.65 / 0.66 / 0.64 at guidance 2 / 3 / 4 / 5 / 7.5).
 RECOMMENDED_GUIDANCE = 5.0
+
+
+def _register() -> None:
+    from ..models.loading import register_named_model
+
+    register_named_model("world", MODEL_DIR)  # --base world, a storyboard's `model: world`
+
+
+_register()

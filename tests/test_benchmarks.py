@@ -1,0 +1,44 @@
+"""Each benchmark runs at its smallest size for a step or two, so a rename breaks the suite, not the next
+person who measures. No timing is asserted: speed is measured by running the benchmarks on demand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(*args: str, cwd: Path) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_runs_in_both_precisions(tmp_path):
+    out = _run(
+        str(BENCHMARKS / "train_step.py"), "--sizes", "tiny", "--steps", "2", "--mixed-precision", "no,bf16",
+        "--cache", str(tmp_path / "cache"), cwd=tmp_path,
+    )  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.startswith("tiny")]
+    assert [(r[2], r[3]) for r in rows] == [("fp32", "charforge"), ("bf16", "charforge")], out
+
+
+def test_train_step_benchmark_refuses_an_unknown_precision(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train_step.py"), "--mixed-precision", "fp8"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--mixed-precision fp8" in done.stderr
+
+
+def test_eval_scoring_benchmark_runs(tmp_path):
+    out = _run(
+        str(BENCHMARKS / "eval_scoring.py"), "--images", "2", "--batch", "2", "--size", "64", "--encoders", "tiny", cwd=tmp_path
+    )
+    assert "ms per scored image" in out and "all (CLIP + DINO + palette)" in out
