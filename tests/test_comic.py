@@ -17,7 +17,7 @@ from charforge.comic import EXAMPLE
 from charforge.comic.fonts import font_source
 from charforge.comic.layout import TEMPLATES, Rect, layout_panels, panel_count
 from charforge.comic.lettering import LetteringError, layout_balloon, size_balloon
-from charforge.comic.panels import join_regions
+from charforge.comic.panels import fit_around_subject, generation_size, join_regions, subject_box
 from charforge.comic.schema import BalloonSpec, LayoutSpec, RowSpec, StoryError
 from charforge.generate.metadata import read_png_params
 
@@ -124,6 +124,34 @@ def test_balloons_go_where_the_picture_is_quiet():
     assert balloon.box[0] >= 195
 
 
+def test_panels_are_drawn_in_shapes_the_model_knows_and_fitted_around_the_character():
+    # the mini world's model knows squares only: every panel is drawn at its native square, not at 48x80
+    assert generation_size(64, 8, 0.6, square=True) == (64, 64) == generation_size(64, 8, 3.0, square=True)
+    assert generation_size(512, 8, 1.0) == (512, 512)
+    assert generation_size(512, 8, 5.0) == (720, 360)  # a 5:1 strip is drawn at 2:1 and cropped
+    assert generation_size(512, 8, 0.1) == (360, 720)
+    # a tall figure on white, fitted into a wide panel: its head and feet stay in (padded with white, not cut)
+    figure = Image.new("RGB", (64, 64), "white")
+    figure.paste((200, 30, 90), (26, 3, 38, 61))
+    wide = np.asarray(fit_around_subject(figure, (300, 100)))
+    rows = np.nonzero((wide < 200).any(axis=(1, 2)))[0]
+    assert rows.min() > 0 and rows.max() < 99 and rows.max() - rows.min() > 80
+    tall = np.asarray(fit_around_subject(figure, (60, 200)))
+    columns = np.nonzero((tall < 200).any(axis=(0, 2)))[0]
+    assert columns.min() > 0 and columns.max() < 59
+
+
+def test_balloons_keep_off_the_character_when_there_is_room():
+    panel = Image.new("RGB", (400, 300), "white")
+    panel.paste((40, 90, 200), (20, 20, 220, 290))  # a flat figure on the left: quiet inside, so only its box repels
+    figure = subject_box(panel)
+    assert figure == (20.0, 20.0, 220.0, 290.0)
+    spec = BalloonSpec(text="Over here")
+    kw = dict(max_size=20, min_size=8, direction="ltr", order=0, where="p")
+    balloon = layout_balloon(spec, font_source(), panel, [], avoid=figure, **kw)
+    assert balloon.box[0] >= 220, balloon.box
+
+
 def test_join_regions_keeps_both_sides():
     left, right = Image.new("RGB", (64, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))
     joined = np.asarray(join_regions([left, right], [1, 1], (200, 100)))
@@ -168,6 +196,9 @@ def test_lettering_change_does_not_redraw_and_one_panel_reseeds(story, tmp_path)
     assert [p["number"] for p in sidecar["panels"]] == list(range(1, 10))
     assert sidecar["panels"][3]["pictures"][0]["seed"] == 7
     assert len(sidecar["panels"][6]["pictures"]) == 2  # the two-shot
+    # --panel without --seed redraws with the seed after the one it was last drawn with (7 -> 8), never a no-op
+    fourth = api.comic(story, painter=painter, panel=4, show_progress=False)
+    assert len(painter.calls) == 12 and fourth.drawn == 1 and painter.calls[-1].seed == 8 and fourth.redrawn == (4, 8)
 
 
 def test_example_renders_with_a_tiny_model_and_two_loras(story, tiny_sd1, workspace, tmp_path):

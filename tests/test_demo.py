@@ -24,6 +24,9 @@ def test_world_demo_takes_its_training_options_and_refuses_a_bad_method_in_one_l
     assert not (tmp_path / "d").exists()  # refused before anything was made
     code, out, err = run_cli("world", "demo", tmp_path / "d", "--guidance", "-1", capsys=capsys)
     assert code == 2 and "--guidance" in err and "Traceback" not in err + out and not (tmp_path / "d").exists()
+    # `charforge demo` is the same command: it takes the same options
+    code, out, err = run_cli("demo", tmp_path / "d", "--guidance", "-1", "--train-seed", "1", capsys=capsys)
+    assert code == 2 and "--guidance -1.0 is negative" in err and "Traceback" not in err + out and not (tmp_path / "d").exists()
 
 
 @pytest.mark.slow

@@ -87,3 +87,23 @@ def test_a_package_outside_the_tested_range_is_one_line(monkeypatch, capsys, tmp
     monkeypatch.setenv("CHARFORGE_SKIP_VERSION_CHECK", "1")
     code, _, err = run_cli("init", tmp_path / "x", "--token", "sks", "--class-word", "girl", capsys=capsys)
     assert code == 0, err
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import typer
+
+    from charforge.cli import app
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    missing = []
+    for path, command in walk(typer.main.get_command(app), ["charforge"]):
+        if not (command.help or "").strip():
+            missing.append(" ".join(path))
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option" and not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+    assert missing == []

@@ -275,12 +275,17 @@ def test_ratings_survive_a_restart_and_compare_with_the_automated_verdicts(train
     result = CliRunner().invoke(app, ["rate", str(ws.root), "--no-preview"], input="g\nq\n")
     assert "4 pictures to rate (2 rated)" in result.output and "rated 3" in result.output
     metrics = json.loads((ws.run_dir("latest") / "eval" / "metrics.json").read_text())
-    assert metrics["human"]["rated"] == 3 and metrics["points"][0]["human_ratio"] == 0.5
+    # the run's newest checkpoint is rated first (good, flawed), then the one before (good); the base model last
+    ratios = {p["point"]: p.get("human_ratio") for p in metrics["points"]}
+    assert metrics["human"]["rated"] == 3 and ratios == {"step-000000": None, "step-000002": 1.0, "step-000004": 0.5}
     assert 0.0 <= metrics["human"]["agreement"] <= 1.0
     eval_dir = ws.run_dir("latest") / "eval"
     with RatingStore(ws.root / "ratings.sqlite") as store:
-        first = metrics["images"][0]["file"]
+        first = next(r["file"] for r in metrics["images"] if r["step"] == 4)
         assert store.get(metrics["run"], first, eval_dir) == Rating(metrics["run"], first, True)
+    # the viewer: the picture at a readable size beside a grid of the references, not a strip thousands of px wide
+    with Image.open(eval_dir / "rate-view.png") as view:
+        assert view.width < 1400 and view.height >= 384
 
 
 def test_sweep_interrupted_after_its_first_run_continues_with_the_second(workspace, tiny_sd1, monkeypatch, tmp_path):

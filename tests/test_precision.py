@@ -136,3 +136,13 @@ def test_fp16_on_cpu_is_refused_in_one_line(workspace, tiny_sd1):
         pytest.skip("fp16 is allowed on CUDA")
     with pytest.raises(CharforgeError, match="fp16 needs a CUDA GPU; on CPU use bf16 or no"):
         api.train(workspace, base=str(tiny_sd1), max_train_steps=1, show_progress=False, **{**FAST, "mixed_precision": "fp16"})
+
+
+def test_one_process_trains_fp32_then_bf16_then_fp32(workspace, tiny_sd1):
+    """accelerate's per-process state must not pin the first run's precision (a sweep, the API, the web UI)."""
+    for precision in ("no", "bf16", "no"):
+        result = api.train(
+            workspace, base=str(tiny_sd1), max_train_steps=1, show_progress=False, run=f"r-{precision}", overwrite=True,
+            **{**FAST, "mixed_precision": precision},
+        )  # fmt: skip
+        assert json.loads((result.run_dir / "run.json").read_text())["precision"] == precision

@@ -55,8 +55,11 @@ def test_every_kind_of_file(ws, tmp_path):
     assert by_name["a_plain.png"].status == "ok", by_name["a_plain.png"]
     assert by_name["b_transparent.png"].status == "ok", by_name["b_transparent.png"]
     assert by_name["c_rotated.jpg"].size == (240, 400)  # EXIF orientation applied
-    assert "duplicate of a_plain.png" in by_name["d_duplicate.png"].reasons[0]
-    assert any("almost blank" in r for r in by_name["e_blank.png"].reasons)
+    # the same picture under another name is not added twice; a blank one teaches nothing and is skipped
+    assert by_name["d_duplicate.png"].status == "already there"
+    assert by_name["d_duplicate.png"].reasons[0] == "already there as a_plain.png"
+    assert by_name["d_duplicate.png"].output == by_name["a_plain.png"].output
+    assert by_name["e_blank.png"].status == "skipped" and "almost blank" in by_name["e_blank.png"].reasons[0]
     assert any("blurred" in r for r in by_name["f_blurred.png"].reasons)
     assert by_name["g_tiny.png"].status == "skipped" and "too small" in by_name["g_tiny.png"].reasons[0]
     assert by_name["h_truncated.png"].status == "skipped" and "corrupt or truncated" in by_name["h_truncated.png"].reasons[0]
@@ -66,11 +69,11 @@ def test_every_kind_of_file(ws, tmp_path):
     assert transparent.mode == "RGB" and transparent.getpixel((2, 2)) == (255, 255, 255)
     assert all(Image.open(f.output).size == (256, 256) for f in report.files if f.output)
     saved = json.loads((ws.root / "prepare-report.json").read_text())
-    assert {e["status"] for e in saved} == {"ok", "flagged", "skipped"}
+    assert {e["status"] for e in saved} == {"ok", "flagged", "already there", "skipped"}
     # originals are copied untouched, and the inputs were never modified
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()} == before
     for f in report.files:
-        if f.output:
+        if f.output and f.status != "already there":
             name = f.source.split("/")[-1]
             assert hashlib.sha256((ws.originals_dir / name).read_bytes()).hexdigest() == before[name]
 
@@ -171,3 +174,40 @@ def test_globs_and_background_colour(ws, tmp_path, capsys):
     assert Image.open(ws.images_dir / "x1.png").getpixel((1, 1)) == (0, 0, 0)
     code, _, err = run_cli("prepare", ws.root, str(tmp_path / "nothing*.png"), capsys=capsys)
     assert code == 2 and "matches no file" in err
+
+
+def test_prepare_again_adds_nothing_new_and_keep_flagged_keeps_a_blank(ws, tmp_path, capsys):
+    from conftest import run_cli
+
+    src = tmp_path / "again"
+    src.mkdir()
+    for i in range(2):
+        draw_character(i, size=96).save(src / f"pose-{i}.png")
+    Image.new("RGBA", (300, 300), (0, 0, 0, 0)).save(src / "blank.png")  # fully transparent: nothing on it
+    code, out, err = run_cli("prepare", ws.root, src, "--resolution", "64", "--zoom-out", "1", capsys=capsys)
+    assert code == 0, err
+    first = sorted(p.name for p in ws.images_dir.iterdir())
+    assert first == ["pose-0-zoom0.png", "pose-0.png", "pose-1-zoom0.png", "pose-1.png"]  # the blank is not kept
+    assert "skipped" in err and "--keep-flagged keeps it" in err
+
+    code, out, err = run_cli("prepare", ws.root, src, "--resolution", "64", "--zoom-out", "1", capsys=capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in ws.images_dir.iterdir()) == first  # idempotent: same content, same files
+    assert sorted(p.name for p in ws.originals_dir.iterdir()) == ["pose-0.png", "pose-1.png"]
+    assert "0 new image(s) (2 already there)" in out
+    saved = json.loads((ws.root / "prepare-report.json").read_text())
+    assert [e["status"] for e in saved] == ["skipped", "already there", "already there"]
+
+    code, out, err = run_cli("prepare", ws.root, src / "blank.png", "--resolution", "64", "--keep-flagged", capsys=capsys)
+    assert code == 0, err
+    assert (ws.images_dir / "blank.png").is_file()
+
+
+def test_svg_says_how_to_export_a_png(ws, tmp_path, capsys):
+    from conftest import run_cli
+
+    svg = tmp_path / "hero.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>')
+    code, out, err = run_cli("prepare", ws.root, svg, capsys=capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "hero.svg: SVG is not supported: export it as a PNG" in err.strip().splitlines()[-1]

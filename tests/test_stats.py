@@ -43,3 +43,18 @@ def test_known_colours_and_shares_are_recovered(tmp_path):
         assert (report.folder / name).is_file()
     hue = json.loads((report.folder / "stats.json").read_text())["hsv"]["overall"]["hue"]
     assert np.argmax(hue) in (0, 35)  # red dominates the saturation-weighted hue histogram
+
+
+def test_a_portrait_that_runs_off_the_bottom_edge_keeps_its_white_background_out_of_the_palette(tmp_path):
+    """The demo character's portrait: her body touches the bottom edge, the three other edges are white."""
+    from conftest import draw_character
+
+    ws = api.init(tmp_path / "ws", token="sks", class_word="girl")
+    portrait = draw_character(2, size=256)  # REFERENCE_SCENES[2] is the portrait
+    assert np.asarray(portrait)[-1].min() < 200  # it does run off the bottom edge
+    portrait.save(tmp_path / "portrait.png")
+    api.prepare(ws, [tmp_path / "portrait.png"], resolution=256)
+    report = api.stats(ws, colours=6)
+    assert report.images[0].background == "#ffffff" and report.images[0].subject_share < 0.6
+    near_white = sum(s.share for s in report.images[0].palette if min(s.rgb) > 230)
+    assert near_white < 0.1, report.images[0].palette

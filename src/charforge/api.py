@@ -194,7 +194,6 @@ def generate(
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     return GenerationResult(generate_images(model, prompts, folder, loras=all_loras, **options), folder)
 
 

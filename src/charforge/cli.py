@@ -20,7 +20,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 import typer  # noqa: E402
 
 from .config import PRESETS, TrainConfig  # noqa: E402
-from .errors import CharforgeError, TrainingInterrupted  # noqa: E402
+from .errors import CharforgeError, PicturesInterrupted, TrainingInterrupted  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -106,6 +106,9 @@ def prepare(
         typer.Option(help="Also add this many copies of each with the character shrunk to 70-90% and moved off-centre."),
     ] = 0,
     strict: Annotated[bool, typer.Option(help="Stop at the first unusable file instead of skipping it.")] = False,
+    keep_flagged: Annotated[
+        bool, typer.Option(help="Also keep almost-blank images for training (skipped by default: they teach nothing).")
+    ] = False,
 ) -> None:
     """Copy images in: validate, EXIF-rotate, sRGB, transparency onto a background, frame the character, resize."""
     from rich.console import Console
@@ -124,11 +127,12 @@ def prepare(
         color_jitter=color_jitter,
         zoom_out=zoom_out,
         strict=strict,
+        keep_flagged=keep_flagged,
     )
     table = Table(title="prepare")
     for column in ("file", "status", "size", "subject", "notes"):
         table.add_column(column)
-    colours = {"ok": "green", "flagged": "yellow", "skipped": "red"}
+    colours = {"ok": "green", "flagged": "yellow", "already there": "dim", "skipped": "red"}
     for f in report.files:
         size = f"{f.size[0]}x{f.size[1]}" if f.size else ""
         share = f"{f.subject_share:.0%}" if f.subject_share is not None else ""
@@ -136,7 +140,9 @@ def prepare(
     Console(stderr=True).print(table)
     for f in report.skipped:
         typer.echo(f"warning: skipped {f.source}: {', '.join(f.reasons)}", err=True)
-    _echo_done(f"{len(report.written)} image(s) prepared in", Path(workspace) / "images")
+    again = sum(f.status == "already there" for f in report.files)
+    note = f" ({again} already there)" if again else ""
+    _echo_done(f"{len(report.written) - again} new image(s){note} prepared in", Path(workspace) / "images")
 
 
 def _parse_colour(text: str) -> tuple[int, int, int]:
@@ -210,7 +216,10 @@ def _option_type(annotation: Any) -> Any:
 def _config_options(func):
     """Add one ``--flag`` per TrainConfig field (default None = "not given") to ``func``'s signature."""
     sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values() if p.name != "options"]
+    # The module's annotations are strings (``from __future__ import annotations``); a replaced signature must carry
+    # them resolved, with their Annotated[...] metadata, or typer drops the function's own options' help.
+    hints = typing.get_type_hints(func, include_extras=True)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "options"]
     for name, field in TrainConfig.model_fields.items():
         if name == "base":
             continue
@@ -232,7 +241,10 @@ def _config_options(func):
 @_config_options
 def train(
     workspace: WorkspaceArg,
-    base: Annotated[Optional[str], typer.Option(help="Base model: hub id, diffusers folder or single-file .safetensors.")] = None,
+    base: Annotated[
+        Optional[str],
+        typer.Option(help="Base model: hub id, diffusers folder, single-file .safetensors, or world (the mini world)."),
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file whose keys equal these flags.")] = None,
     preset: Annotated[
         Optional[str], typer.Option(help=f"Named settings: {', '.join(PRESETS)} (lr 1e-4, 1800 steps, 1024 px).")
@@ -343,7 +355,9 @@ def comic(
     story: Annotated[Path, typer.Argument(help="The storyboard YAML (with --example: where to write one).")] = Path("story.yaml"),
     example: Annotated[bool, typer.Option(help="Write a commented example storyboard (the thesis' page) to STORY.")] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: beside STORY, named after it).")] = None,
-    panel: Annotated[int | None, typer.Option(help="With --seed: redraw this panel (1 = first) with another seed.")] = None,
+    panel: Annotated[
+        int | None, typer.Option(help="Redraw this panel (1 = first) with another seed: --seed, else the next one.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="The new seed for --panel.")] = None,
     overwrite: Annotated[bool, typer.Option(help="With --example: replace an existing file.")] = False,
 ) -> None:
@@ -356,6 +370,9 @@ def comic(
         return
     result = api.comic(story, out=out, panel=panel, seed=seed)
     typer.echo(f"{result.drawn} picture(s) drawn, {result.cached} from the cache; font: {result.font}")
+    if result.redrawn:
+        number, used = result.redrawn
+        typer.echo(f"panel {number} drawn with seed {used}; put `seed: {used}` in its entry to keep it")
     for page in result.pages:
         _echo_done("page", page)
     _echo_done("pdf", result.pdf)
@@ -480,12 +497,14 @@ def rate(
     with RatingStore(ws.root / "ratings.sqlite") as store:
         rated = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
         todo = [] if summary else [r for r in metrics["images"] if r["file"] not in rated]
+        # The run's own pictures first, newest checkpoint first: the base model's (step 0) matter least.
+        todo.sort(key=lambda r: (r["step"] == 0, -r["step"]))
         typer.echo(f"{len(todo)} pictures to rate ({len(rated)} rated); the picture and references: {view}")
         for i, row in enumerate(todo, 1):
             image = open_rgb(eval_dir / row["file"])
             side_by_side(image, references).save(view)
             if preview:
-                typer.echo(half_blocks(side_by_side(image, references[:3], cell=64), width=96))
+                typer.echo(half_blocks(side_by_side(image, references[:6], cell=96), width=72))
             auto = "" if row.get("ok") is None else f" (automated: {'pass' if row['ok'] else 'fail'})"
             typer.echo(f"[{i}/{len(todo)}] {row['point']} {row['prompt']} seed {row['seed']}{auto}")
             answer = typer.prompt("g = good, f = flawed, s = skip, q = quit", default="s").strip().lower()
@@ -547,18 +566,6 @@ def sweep(
     _echo_done("report", result.report)
 
 
-@app.command()
-def demo(
-    folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
-        "charforge-demo"
-    ),
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default 1000).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
-) -> None:
-    """The quick start's main job on the embedded default (the mini world): same as `charforge world demo`."""
-    world_demo(folder=folder, steps=steps, overwrite=overwrite)
-
-
 # -- the mini world ----------------------------------------------------------------------------------
 world_app = typer.Typer(no_args_is_help=True, help="The mini world: cartoon characters, a small pretrained model, a judge.")
 app.add_typer(world_app, name="world")
@@ -592,7 +599,7 @@ def world_build(
 @world_app.command("demo")
 def world_demo(
     folder: Annotated[Path, typer.Argument(help="Folder for the experiment (replaced if an earlier demo made it).")] = Path(
-        "charforge-world-demo"
+        "charforge-demo"
     ),
     character: Annotated[str, typer.Option(help="Held-out character to teach.")] = "unicorn-girl",
     method: Annotated[
@@ -638,10 +645,18 @@ def world_demo(
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
     for name, s in result.scores["scores"].items():
         identity = "" if s["identity"] is None else f"identity {s['identity']:.2f} (share {s['identity_share']:.2f})  "
+        asked = s["per_attribute"]
         typer.echo(
-            f"{name:32s} {identity}prompt fidelity {s['prompt_fidelity']:.2f}  pose {s['per_attribute'].get('pose', 0):.2f}"
+            f"{name:32s} {identity}prompt fidelity {s['prompt_fidelity']:.2f}  pose {asked.get('pose', 0):.2f}  "
+            f"expression {asked.get('expression', 0):.2f}"
         )
     _echo_done("report", result.report)
+
+
+# The quick start's main job on the embedded default: the same command, with the same options, as `world demo`.
+app.command("demo", help="The quick start's main job on the embedded default (the mini world); same as `charforge world demo`.")(
+    world_demo
+)
 
 
 @world_app.command("render")
@@ -694,6 +709,9 @@ def main() -> None:
         sys.exit(2)
     except TrainingInterrupted as exc:
         typer.echo(f"{exc}; continue with `charforge train WORKSPACE --resume`", err=True)
+        sys.exit(130)
+    except PicturesInterrupted as exc:
+        typer.echo(str(exc), err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -55,15 +55,20 @@ class TrainConfig(BaseModel):
         "DreamBooth methods, which use the instance prompt. DreamBooth captions must name the token.",
     )
     resolution: int | None = Field(None, ge=8, description="Training resolution in pixels; default: the family's native size.")
-    train_batch_size: int = Field(1, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
+    train_batch_size: int = Field(1, ge=1, description="Images per step (all of one aspect-ratio bucket).")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Steps whose gradients add up before one update (effective batch = batch x this)."
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="Learning rate of the UNet (its LoRA, or all of it for dreambooth).")
     text_encoder_lr: float | None = Field(
         None, gt=0, description="Learning rate of the text encoder (its LoRA, or all of it for dreambooth); default: the UNet's."
     )
-    lr_scheduler: LrScheduler = "constant"
-    lr_warmup_steps: int = Field(0, ge=0)
-    max_train_steps: int = Field(500, ge=1)
+    lr_scheduler: LrScheduler = Field(
+        "constant",
+        description="Learning-rate schedule (diffusers' get_scheduler): constant, constant_with_warmup, linear, cosine, ...",
+    )
+    lr_warmup_steps: int = Field(0, ge=0, description="Steps over which the learning rate rises from 0.")
+    max_train_steps: int = Field(500, ge=1, description="Optimizer steps to train for.")
     rank: int = Field(4, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; default: the rank (scale 1).")
     lora_targets: LoraTargets = Field(
@@ -80,34 +85,42 @@ class TrainConfig(BaseModel):
         description="LoRA methods: also train the identifier's input embedding, every other word frozen (pivotal "
         "tuning, diffusers' --train_text_encoder_ti); saved beside the LoRA. Needed where the base never learnt the token.",
     )
-    seed: int = 0
-    mixed_precision: Precision = Field("auto", description="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
-    gradient_checkpointing: bool = False
+    seed: int = Field(0, description="Seed of the LoRA init, the data order and the noise: the same seed trains the same.")
+    mixed_precision: Precision = Field(
+        "auto",
+        description="auto: bf16 on CUDA where supported (else fp16), bf16 on CPUs with native bf16, else fp32; "
+        "no: fp32; bf16 (any CPU or GPU); fp16 (CUDA only).",
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, slower.")
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is the paper's choice).")
-    noise_offset: float = Field(0.0, ge=0)
+    noise_offset: float = Field(0.0, ge=0, description="Offset noise (e.g. 0.05) so very dark or bright pictures can be learnt.")
     use_8bit_adam: bool = Field(False, description="bitsandbytes AdamW8bit (CUDA only).")
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = Field(1.0, gt=0)
+    adam_beta1: float = Field(0.9, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, description="AdamW beta2.")
+    adam_weight_decay: float = Field(1e-2, description="AdamW weight decay (never on the identifier's embedding rows).")
+    adam_epsilon: float = Field(1e-8, description="AdamW epsilon.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
     cache_latents: bool = Field(True, description="Encode training images with the VAE once, not every step.")
     cache_text_embeddings: bool = Field(True, description="Encode prompts once when the text encoder is frozen.")
-    checkpointing_steps: int = Field(100, ge=1)
+    checkpointing_steps: int = Field(100, ge=1, description="Write a resumable checkpoint every N steps.")
     checkpoints_total_limit: int | None = Field(None, ge=1, description="Keep only the newest N checkpoints.")
     validation_steps: int = Field(100, ge=0, description="Sample validation images every N steps (0: never).")
-    validation_prompts: list[str] = Field(default_factory=lambda: ["a picture of {token} {class_word}"])
-    validation_seeds: list[int] = Field(default_factory=lambda: [0, 1])
-    validation_inference_steps: int = Field(25, ge=1)
-    prior_preservation: bool = False
+    validation_prompts: list[str] = Field(
+        default_factory=lambda: ["a picture of {token} {class_word}"], description="Prompts of the validation grids (repeat)."
+    )
+    validation_seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds of the validation grids (repeat).")
+    validation_inference_steps: int = Field(25, ge=1, description="Inference steps of each validation picture.")
+    prior_preservation: bool = Field(
+        False, description="Also train on class images the base draws, so the class word keeps its meaning."
+    )
     class_prompt: list[str] | None = Field(
         None,
         description="Prompt for class images; repeat for several (the class images are shared out among them, e.g. the "
         "scenes of the captions without the token); default 'a picture of a {class_word}'.",
     )
-    num_class_images: int = Field(100, ge=1)
-    prior_loss_weight: float = Field(1.0, ge=0)
-    class_inference_steps: int = Field(25, ge=1)
+    num_class_images: int = Field(100, ge=1, description="Class images for prior preservation (drawn once, cached).")
+    prior_loss_weight: float = Field(1.0, ge=0, description="Weight of the class images' loss.")
+    class_inference_steps: int = Field(25, ge=1, description="Inference steps of each class image.")
     save_kohya: bool = Field(True, description="Also write a kohya-format LoRA for A1111/ComfyUI.")
     save_single_file: bool = Field(
         False, description="dreambooth: also write the model as one A1111/ComfyUI .safetensors (SD1.x)."

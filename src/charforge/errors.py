@@ -18,3 +18,12 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}")
         self.step = step
         self.checkpoint = checkpoint
+
+
+class PicturesInterrupted(Exception):
+    """Raised on Ctrl-C while drawing, once the pictures already drawn are safely written; the CLI exits 130."""
+
+    def __init__(self, written: int, total: int, folder: str, hint: str = "") -> None:
+        super().__init__(f"interrupted; {written} of {total} pictures written to {folder}{hint}")
+        self.written = written
+        self.total = total

@@ -173,10 +173,21 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return max(0.0, w) * max(0.0, h)
 
 
+# How much a balloon over the character costs, against 1 for a fully busy spot and 50 for one over another balloon:
+# it keeps off the figure wherever the panel has room, and covers it only where nothing else is free.
+SUBJECT_COST = 8.0
+
+
 def choose_spot(
-    size: tuple[float, float], panel: Image.Image, taken: list[tuple[float, ...]], direction: str, order: int
+    size: tuple[float, float],
+    panel: Image.Image,
+    taken: list[tuple[float, ...]],
+    direction: str,
+    order: int,
+    avoid: tuple[float, ...] | None = None,
 ) -> tuple[float, float]:
-    """Centre of the least busy, free spot for a box of ``size``; earlier balloons sit nearer the reading start."""
+    """Centre of the least busy, free spot for a box of ``size``, off the ``avoid`` box (the character) where it
+    can be; earlier balloons sit nearer the reading start."""
     pw, ph = panel.size
     w, h = min(size[0], pw - 2), min(size[1], ph - 2)
     table = _integral(busyness(panel))
@@ -188,9 +199,10 @@ def choose_spot(
             box = (x0, y0, x0 + w, y0 + h)
             busy = _box_sum(table, x0, y0, int(x0 + w), int(y0 + h)) / area
             clash = sum(_overlap(box, t) for t in taken) / area
+            on_subject = _overlap(box, avoid) / area if avoid is not None else 0.0
             cx, cy = x0 + w / 2, y0 + h / 2
             start = (pw - cx) / pw if direction == "rtl" else cx / pw
-            cost = busy + 50.0 * clash + 0.08 * cy / ph + 0.04 * start * (1 if order == 0 else 0.3)
+            cost = busy + 50.0 * clash + SUBJECT_COST * on_subject + 0.08 * cy / ph + 0.04 * start * (1 if order == 0 else 0.3)
             if cost < best_cost:
                 best, best_cost = (cx, cy), cost
     return best
@@ -221,13 +233,14 @@ def layout_balloon(
     direction: str,
     order: int,
     where: str,
+    avoid: tuple[float, ...] | None = None,
 ) -> Balloon:
     a, b, margin, block = size_balloon(spec, fonts, panel.size, max_size, min_size, where)
     pw, ph = panel.size
     if spec.at is not None:
         cx, cy = spec.at[0] * pw, spec.at[1] * ph
     else:
-        cx, cy = choose_spot((2 * (a + margin), 2 * (b + margin)), panel, taken, direction, order)
+        cx, cy = choose_spot((2 * (a + margin), 2 * (b + margin)), panel, taken, direction, order, avoid)
     # keep the whole balloon inside the panel
     cx = min(max(cx, a + margin + 1), pw - a - margin - 1)
     cy = min(max(cy, b + margin + 1), ph - b - margin - 1)

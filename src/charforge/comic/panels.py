@@ -74,11 +74,22 @@ class PanelPainter(Protocol):
     def __call__(self, job: PanelJob) -> Image.Image: ...
 
 
-def generation_size(native: int, multiple: int, aspect: float, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
-    """The model's native area in the panel's shape, rounded to what the model accepts."""
+# Aspect ratios the SD families draw whole (SDXL's buckets span about 1:2 to 2:1); a panel outside them is cropped.
+MAX_ASPECT = 2.0
+
+
+def generation_size(
+    native: int, multiple: int, aspect: float, fixed: tuple[int, int] | None = None, *, square: bool = False
+) -> tuple[int, int]:
+    """A size the model draws well for a panel of ``aspect`` (width / height), rounded to what it accepts.
+
+    The model's native area in the panel's shape, within 1:2 .. 2:1; ``square``: the native square, for a model
+    trained on squares only. The picture is then fitted into the panel by a crop around the subject.
+    """
     if fixed is not None:
         w, h = fixed
     else:
+        aspect = 1.0 if square else min(MAX_ASPECT, max(1 / MAX_ASPECT, aspect))
         w, h = native * aspect**0.5, native / aspect**0.5
     clamp = lambda v: max(multiple, int(round(v / multiple)) * multiple)  # noqa: E731
     return clamp(w), clamp(h)
@@ -192,7 +203,7 @@ def join_regions(images: list[Image.Image], widths: list[float], size: tuple[int
         left = int(round(x))
         right = total_w if i == len(images) - 1 else int(round(x + share * total_w))
         lo = max(0, left - (fade if i else 0))
-        tile = image.resize((right - lo, total_h), Image.Resampling.LANCZOS)
+        tile = fit_around_subject(image, (right - lo, total_h))
         mask = Image.new("L", tile.size, 255)
         if i:
             ramp = Image.linear_gradient("L").rotate(90, expand=True).resize((left - lo or 1, total_h))
@@ -200,3 +211,22 @@ def join_regions(images: list[Image.Image], widths: list[float], size: tuple[int
         out.paste(tile, (lo, 0), mask)
         x += share * total_w
     return out
+
+
+def fit_around_subject(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` in a panel of ``size``: cropped to its shape around the character (never cutting it off; on a plain
+    background the figure is padded with it instead), then resized. A busy scene is cropped about the centre."""
+    from ..data.subject import find_subject, frame_subject
+
+    framed = frame_subject(image, find_subject(image), aspect=size[0] / max(1, size[1]))
+    return framed.resize(size, Image.Resampling.LANCZOS)
+
+
+def subject_box(image: Image.Image) -> tuple[float, float, float, float] | None:
+    """The character's box on a plain background (None on a busy scene), for lettering to keep clear of."""
+    from ..data.subject import find_subject
+
+    subject = find_subject(image)
+    if not subject.flat_background or subject.empty:
+        return None
+    return tuple(float(v) for v in subject.bbox)

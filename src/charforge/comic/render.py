@@ -13,17 +13,28 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
-from PIL import Image, ImageColor, ImageDraw, ImageOps
+from PIL import Image, ImageColor, ImageDraw
 from tqdm.auto import tqdm
 
 from .. import atomic
 from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
+from ..models.loading import square_only
 from . import layout as layouts
 from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
-from .panels import DiffusersPainter, PanelCache, PanelJob, PanelPainter, generation_size, join_regions, paint
+from .panels import (
+    DiffusersPainter,
+    PanelCache,
+    PanelJob,
+    PanelPainter,
+    fit_around_subject,
+    generation_size,
+    join_regions,
+    paint,
+    subject_box,
+)
 from .schema import REFERENCE, PanelSpec, Storyboard, StoryError, line_of, load_storyboard
 
 FRAMING_WORDS = {"close-up": "close-up", "medium": "medium shot", "wide": "wide shot"}
@@ -38,6 +49,7 @@ class ComicResult:
     cached: int
     font: str
     sidecars: list[Path] = field(default_factory=list)
+    redrawn: tuple[int, int] | None = None  # (panel, seed) when one panel was redrawn
 
 
 @dataclass
@@ -201,6 +213,7 @@ class Story:
         spec, model = panel.spec, self.board.model
         base = self.base_model()
         native, multiple = painter.geometry(base)
+        square = square_only(base)
         rect = panel.rect
         assert rect is not None
         parts = (
@@ -219,7 +232,7 @@ class Story:
         out = []
         for text, names, share, part_seed in parts:
             aspect = rect.width * share / total / max(1, rect.height)
-            width, height = generation_size(native, multiple, aspect, spec.size or model.size)
+            width, height = generation_size(native, multiple, aspect, spec.size or model.size, square=square)
             job = PanelJob(
                 prompt=self.prompt(text, spec),
                 negative=spec.negative if spec.negative is not None else self.board.negative,
@@ -274,6 +287,9 @@ def render_comic(
         raise CharforgeError(f"--panel {panel}: the storyboard has panels 1 to {len(all_panels)}")
     if seed is not None and panel is None:
         raise CharforgeError("--seed needs --panel N: it redraws one panel with that seed")
+    if panel is not None and seed is None:  # redraw with the seed after the one it was last drawn with
+        last = _last_seed(folder, panel)
+        seed = (last if last is not None else story.seed(all_panels[panel - 1])) + 1
 
     page_w, page_h = board.page.pixels()
     margin, gutter = board.page.margin, board.page.gutter
@@ -302,7 +318,7 @@ def render_comic(
             picture, record = _picture(story, item, painter, cache, panel_seed)
             drawn += record.pop("drawn")
             cached += record.pop("from_cache")
-            picture = ImageOps.fit(picture, rect.size, method=Image.Resampling.LANCZOS)
+            picture = fit_around_subject(picture, rect.size)
             _letter(picture, item, story, fonts)
             page.paste(picture, (rect.x0, rect.y0))
             if board.page.border:
@@ -326,7 +342,21 @@ def render_comic(
     pdf = folder / f"{story_path.stem}.pdf"
     with atomic.atomic_path(pdf) as tmp:
         pages[0].save(tmp, format="PDF", save_all=True, append_images=pages[1:], resolution=float(board.page.dpi))
-    return ComicResult(page_paths, pdf, folder, drawn, cached, fonts.label, sidecar_paths)
+    redrawn = (panel, seed) if panel is not None and seed is not None else None
+    return ComicResult(page_paths, pdf, folder, drawn, cached, fonts.label, sidecar_paths, redrawn)
+
+
+def _last_seed(folder: Path, panel: int) -> int | None:
+    """The seed panel ``panel`` was drawn with at the last render (from the pages' JSON sidecars), if any."""
+    for side in sorted(folder.glob("page-*.json")):
+        try:
+            info = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for record in info.get("panels", []):
+            if record.get("number") == panel and isinstance(record.get("seed"), int):
+                return record["seed"]
+    return None
 
 
 def _picture(story: Story, item: _Panel, painter: PanelPainter, cache: PanelCache, seed: int) -> tuple[Image.Image, dict]:
@@ -348,7 +378,7 @@ def _picture(story: Story, item: _Panel, painter: PanelPainter, cache: PanelCach
     rect = item.rect
     assert rect is not None
     picture = images[0] if len(images) == 1 else join_regions(images, [s for _, s in jobs], rect.size)
-    return picture, {"pictures": keys, "drawn": drawn, "from_cache": len(jobs) - drawn}
+    return picture, {"seed": seed, "pictures": keys, "drawn": drawn, "from_cache": len(jobs) - drawn}
 
 
 def _letter(picture: Image.Image, item: _Panel, story: Story, fonts: FontSource) -> None:
@@ -363,11 +393,14 @@ def _letter(picture: Image.Image, item: _Panel, story: Story, fonts: FontSource)
         draw_narration(picture, caption, fonts)
         taken.append(caption.box)
     reference = picture.copy()  # placement reads the picture, not the balloons already drawn
+    figure = subject_box(reference)
     for i, spec in enumerate(item.spec.balloons):
         if spec.tail is None:
             spec = spec.model_copy(update={"tail": _speaker_point(item.spec, spec.speaker) or "bottom"})
         where = f"{story.path}:{line_of(story.root, item.loc + ('balloons', i))}: panel {item.number}"
-        balloon = layout_balloon(spec, fonts, reference, taken, direction=direction, order=i, where=where, **size_range)
+        balloon = layout_balloon(
+            spec, fonts, reference, taken, direction=direction, order=i, where=where, avoid=figure, **size_range
+        )
         draw_balloon(picture, balloon, fonts)
         taken.append(balloon.box)
     for i, spec in enumerate(item.spec.sounds):

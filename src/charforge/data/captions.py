@@ -74,9 +74,16 @@ class TransformersCaptioner:
         class_name, default_id, self.prompt = MODEL_CAPTIONERS[kind]
         self.model_id = model or default_id
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        from ..models.hub import local_files_only
+
+        local = local_files_only(
+            self.model_id, what=f"--captioner {kind}", instead="pass --model with a local folder, or --captioner template"
+        )
         try:
-            self.processor = transformers.AutoProcessor.from_pretrained(self.model_id)
-            self.model = getattr(transformers, class_name).from_pretrained(self.model_id, use_safetensors=True)
+            self.processor = transformers.AutoProcessor.from_pretrained(self.model_id, local_files_only=local)
+            self.model = getattr(transformers, class_name).from_pretrained(
+                self.model_id, use_safetensors=True, local_files_only=local
+            )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise CharforgeError(

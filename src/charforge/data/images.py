@@ -80,6 +80,10 @@ def load_image(path: str | Path, *, min_side: int = MIN_SIDE, background: tuple[
             image = ImageOps.exif_transpose(opened)
             image.load()
     except UnidentifiedImageError as exc:
+        if path.suffix.lower() in (".svg", ".svgz"):
+            raise ImageProblem(
+                path, "SVG is not supported: export it as a PNG at 1024 px or more (e.g. inkscape IN.svg -o OUT.png -w 1024)"
+            ) from exc
         raise ImageProblem(path, "not an image file") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(path, f"corrupt or truncated image ({exc})") from exc

@@ -9,6 +9,7 @@ with their reason; usable but doubtful ones (blurred, almost blank, duplicates, 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable
@@ -26,12 +27,14 @@ from .quality import BLANK_SHARE, BLUR_THRESHOLD, dhash, find_duplicates, sharpn
 from .subject import find_subject, frame_subject
 
 REPORT_FILE = "prepare-report.json"
+BLANK_REASON = "almost blank: no subject found against the background"
 
 
 @dataclass
 class FileReport:
     source: str
-    status: str = "ok"  # "ok", "flagged" (kept, look at it) or "skipped" (not used)
+    # "ok", "flagged" (kept, look at it), "already there" (the same picture was prepared before) or "skipped"
+    status: str = "ok"
     reasons: list[str] = field(default_factory=list)
     output: str | None = None
     size: tuple[int, int] | None = None  # original pixels
@@ -70,6 +73,7 @@ class PrepareOptions:
     color_jitter: float = 0.0
     zoom_out: int = 0  # copies with the character shrunk to 70-90 % and moved off-centre
     strict: bool = False
+    keep_flagged: bool = False  # also train on almost-blank images (otherwise skipped)
     seed: int = 0
 
 
@@ -108,6 +112,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
     hashes: dict[str, int] = {}
     copies: dict[str, str] = {}  # augmented copy -> its source: `caption` gives a copy its source's caption
     buckets = make_buckets(options.resolution) if options.buckets else None
+    existing = _prepared_pictures(workspace.images_dir)
     for path in expand_inputs(inputs):
         entry = FileReport(source=str(path))
         report.files.append(entry)
@@ -120,18 +125,34 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
             continue
         entry.size = image.size
         framed = _frame(image, entry, options, buckets)
-        target = _unique(workspace.images_dir, path.stem, ".png")
-        with atomic.atomic_path(target) as tmp:
-            framed.save(tmp, format="PNG")
-        # the original is named after its normalised image, so stats can pair them even when input stems clash
-        with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
-            shutil.copyfile(path, tmp)
+        if BLANK_REASON in entry.reasons and not options.keep_flagged:
+            entry.status = "skipped"
+            entry.reasons.append("not used for training (--keep-flagged keeps it)")
+            continue
+        hashes_seen = len(hashes)
+        target = existing.get(_content_key(framed))
+        if target is not None:  # prepared before: the same picture is not added twice
+            entry.status = "already there"
+            entry.reasons.insert(0, f"already there as {target.name}")
+        else:
+            target = _unique(workspace.images_dir, path.stem, ".png")
+            with atomic.atomic_path(target) as tmp:
+                framed.save(tmp, format="PNG")
+            # the original is named after its normalised image, so stats can pair them even when input stems clash
+            with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
+                shutil.copyfile(path, tmp)
+            existing[_content_key(framed)] = target
         entry.output = str(target)
         hashes[str(target)] = dhash(framed)
+        if len(hashes) == hashes_seen:  # the same picture given twice in one call: the second adds nothing
+            continue
         for suffix, extra in _augmentations(framed, options):
+            if _content_key(extra) in existing:
+                continue
             copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
             with atomic.atomic_path(copy) as tmp:
                 extra.save(tmp, format="PNG")
+            existing[_content_key(extra)] = copy
             copies[copy.stem] = target.stem
     _flag_duplicates(report, hashes)
     if copies:
@@ -147,7 +168,7 @@ def _frame(image: Image.Image, entry: FileReport, options: PrepareOptions, bucke
     subject = find_subject(image)
     entry.subject_share = round(subject.area_share, 4)
     if subject.area_share < BLANK_SHARE:
-        entry.flag("almost blank: no subject found against the background")
+        entry.flag(BLANK_REASON)
     if sharpness(image) < BLUR_THRESHOLD:
         entry.flag("blurred: edges are soft; a sharper drawing trains better")
     if options.crop == "center":
@@ -211,6 +232,22 @@ def _flag_duplicates(report: PrepareReport, hashes: dict[str, int]) -> None:
     for first, later, distance in find_duplicates(hashes):
         kind = "duplicate" if distance == 0 else f"near-duplicate ({distance}/64 hash bits differ)"
         by_output[later].flag(f"{kind} of {Path(by_output[first].source).name}")
+
+
+def _content_key(image: Image.Image) -> str:
+    """The pixels' identity: prepare run again on the same drawings writes the same pixels, so it finds them."""
+    rgb = image.convert("RGB")
+    return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
+
+
+def _prepared_pictures(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(folder.glob("*.png")):
+        with Image.open(path) as image:
+            out.setdefault(_content_key(image), path)
+    return out
 
 
 def _unique(folder: Path, stem: str, suffix: str) -> Path:

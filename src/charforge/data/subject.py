@@ -1,8 +1,9 @@
 """Find the character on a plain background and frame it without cutting it off.
 
 Artists' drawings usually sit on white or one flat colour. The background colour is the median of the
-border pixels; if most of the border is within ``tolerance`` of it, the background is flat and the
-subject is everything that differs from it. No model is needed for that case.
+border pixels; if most of the border (or three of its four edges: a portrait runs off the bottom) is
+within ``tolerance`` of it, the background is flat and the subject is everything that differs from it.
+No model is needed for that case.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def subject_mask(image: Image.Image, background: tuple[int, int, int], tolerance
 
 
 def find_subject(image: Image.Image, tolerance: int = 24, flat_share: float = 0.9) -> Subject:
+    """The background is flat when three of the four edges are (a portrait or a bust runs off the bottom edge
+    but still sits on white), or when the whole border is; the subject is what differs from it."""
     array = np.asarray(image.convert("RGB"), dtype=np.int16)
     h, w, _ = array.shape
-    border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
-    background = tuple(int(v) for v in np.median(border, axis=0))
-    close = np.abs(border - np.array(background)).max(axis=1) <= tolerance
-    if close.mean() < flat_share:
+    edges = [array[0], array[-1], array[:, 0], array[:, -1]]
+    background = tuple(int(v) for v in np.median(np.concatenate(edges), axis=0))
+    close = [np.abs(edge - np.array(background)).max(axis=1) <= tolerance for edge in edges]
+    flat_edges = sum(c.mean() >= flat_share for c in close)
+    if flat_edges < 3 and np.concatenate(close).mean() < flat_share:
         return Subject((0, 0, w, h), background, False, 1.0)
     mask = subject_mask(image, background, tolerance)
     if not mask.any():

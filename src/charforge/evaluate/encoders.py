@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..errors import CharforgeError
+from ..models.hub import local_files_only
 from ..models.loading import first_line, quiet_loading
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -32,14 +33,15 @@ def _config(source: str, option: str, wanted: tuple[str, ...], what: str):
     from transformers import AutoConfig
 
     quiet_loading()
+    local = local_files_only(source, what=f"--{option}", instead=f"pass --{option} with a local folder, or --{option} none")
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError, TypeError) as exc:
         raise CharforgeError(f"--{option} {source}: cannot load ({first_line(exc)})") from exc
     kind = getattr(config, "model_type", "") or "unknown"
     if kind not in wanted:
         raise CharforgeError(f"--{option} {source}: a {kind} model, not {what}")
-    return config
+    return config, local
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -87,12 +89,15 @@ class ClipEncoder(_ImageEncoder):
     def load(cls, source: str, batch_size: int = 16) -> ClipEncoder:
         from transformers import AutoProcessor, CLIPModel
 
-        _config(source, "clip", ("clip",), "a CLIP model (text and image towers)")
+        _, local = _config(source, "clip", ("clip",), "a CLIP model (text and image towers)")
         model, processor = _loaded(
             "clip",
             source,
             "a CLIP model",
-            lambda: (CLIPModel.from_pretrained(source, use_safetensors=True), AutoProcessor.from_pretrained(source)),
+            lambda: (
+                CLIPModel.from_pretrained(source, use_safetensors=True, local_files_only=local),
+                AutoProcessor.from_pretrained(source, local_files_only=local),
+            ),
         )
         return cls(source, model, processor, batch_size)
 
@@ -122,14 +127,14 @@ class DinoEncoder(_ImageEncoder):
     def load(cls, source: str, batch_size: int = 16) -> DinoEncoder:
         from transformers import AutoImageProcessor, AutoModel, ViTModel
 
-        config = _config(source, "dino", DINO_TYPES, "a ViT/DINO image encoder")
+        config, local = _config(source, "dino", DINO_TYPES, "a ViT/DINO image encoder")
 
         def load():
             if config.model_type == "vit":  # DINO v1 checkpoints have no pooler; we read the CLS token anyway
-                model = ViTModel.from_pretrained(source, add_pooling_layer=False, use_safetensors=True)
+                model = ViTModel.from_pretrained(source, add_pooling_layer=False, use_safetensors=True, local_files_only=local)
             else:
-                model = AutoModel.from_pretrained(source, use_safetensors=True)
-            return model, AutoImageProcessor.from_pretrained(source)
+                model = AutoModel.from_pretrained(source, use_safetensors=True, local_files_only=local)
+            return model, AutoImageProcessor.from_pretrained(source, local_files_only=local)
 
         model, processor = _loaded("dino", source, "a DINO model", load)
         return cls(source, model, processor, batch_size)

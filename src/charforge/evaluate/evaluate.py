@@ -25,7 +25,7 @@ from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
-from .quality import Thresholds, best_point, calibrate, summarise
+from .quality import Thresholds, best_point, calibrate, no_pass_note, summarise
 from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
 from .scores import References, Scorer, leave_one_out, open_rgb
 
@@ -164,6 +164,7 @@ def evaluate_run(
             {"point": point.name, "label": point.label, "step": point.step, "base": point.weights is None, **summary}
         )
     best = best_point(summaries)
+    verdict = no_pass_note(summaries, rows, thresholds)
     metrics = {
         "run": run_dir.name,
         "base": painter.base,
@@ -177,7 +178,7 @@ def evaluate_run(
         "world_character": ws.character.world or None,
         "references": [str(p) for p in references.paths],
         "thresholds": thresholds.to_dict(),
-        "notes": notes + thresholds.notes,
+        "notes": ([verdict] if verdict else []) + notes + thresholds.notes,
         "points": summaries,
         "best": None
         if best is None

@@ -42,6 +42,12 @@ class Thresholds:
         checks = [row[name] >= limit for name, limit in self.values.items() if name in row]
         return all(checks) if checks else None
 
+    def failures(self, row: dict) -> list[str]:
+        """The criteria one image fails (judged: which of identity / asked attributes the judge missed)."""
+        if self.judged:
+            return [name for name in ("identity", "fidelity") if row.get(name, 0.0) < 1.0]
+        return [name for name, limit in self.values.items() if name in row and row[name] < limit]
+
     def to_dict(self) -> dict:
         how = "judge: every identity and asked attribute found" if self.judged else "calibrated on the references"
         return {"values": {k: round(v, 4) for k, v in self.values.items()}, "rule": how, "notes": self.notes}
@@ -86,3 +92,22 @@ def best_point(points: list[dict]) -> dict | None:
     if not trained:
         return None
     return max(trained, key=lambda p: (p.get("quality_ratio") or 0.0, identity_score(p), -p["step"]))
+
+
+def no_pass_note(points: list[dict], rows: list[dict], thresholds: Thresholds) -> str | None:
+    """When no trained point passes anything, the "best" one is only the tie-break's pick: say so, and what fails most."""
+    trained = [p for p in points if not p.get("base")]
+    if (
+        not trained
+        or any((p.get("quality_ratio") or 0.0) > 0 for p in trained)
+        or all(p.get("quality_ratio") is None for p in trained)
+    ):
+        return None
+    names = {p["point"] for p in trained}
+    mine = [r for r in rows if r.get("point") in names]
+    counts: dict[str, int] = {}
+    for row in mine:
+        for name in thresholds.failures(row):
+            counts[name] = counts.get(name, 0) + 1
+    worst = ", ".join(f"{name} in {n / len(mine):.0%} of pictures" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"no checkpoint passes the criteria; ranked by identity score (failing most: {worst or 'none'})"

@@ -19,7 +19,7 @@ from PIL import Image
 from .. import atomic
 from ..config import TrainConfig
 from ..digest import folder_digest
-from ..errors import CharforgeError
+from ..errors import CharforgeError, PicturesInterrupted
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw_batch, native_size
@@ -251,20 +251,25 @@ def draw_all(
         pending.clear()
 
     drawn = 0
-    for i, job in enumerate(jobs):
-        key = painter.key(job)
-        path = store.get(job, key)
-        if path is not None:
-            paths[i] = path
-            if progress is not None:
-                progress(1)
-            continue
-        if pending and _batch_key(pending[0][1]) != _batch_key(job):
+    try:
+        for i, job in enumerate(jobs):
+            key = painter.key(job)
+            path = store.get(job, key)
+            if path is not None:
+                paths[i] = path
+                if progress is not None:
+                    progress(1)
+                continue
+            if pending and _batch_key(pending[0][1]) != _batch_key(job):
+                flush()
+            pending.append((i, job, key))
+            drawn += 1
+            if len(pending) >= batch_size:
+                flush()
+        if pending:
             flush()
-        pending.append((i, job, key))
-        drawn += 1
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
+    except KeyboardInterrupt:
+        # Every picture drawn so far is in the store (written atomically): evaluating again only draws the rest.
+        hint = "; run the same evaluate again to draw only the missing ones"
+        raise PicturesInterrupted(len(paths), len(jobs), str(store.folder), hint) from None
     return [paths[i] for i in range(len(jobs))], drawn

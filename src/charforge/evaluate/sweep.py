@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import api, atomic
+from ..config import build_train_config
 from ..errors import CharforgeError
 from ..plots import pyplot, save_figure
 from ..train.checkpoint import list_checkpoints
@@ -78,6 +79,12 @@ def run_sweep(
     show_progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> SweepResult:
+    def run_options(run: SweepRun) -> dict[str, Any]:
+        return {**(train_options or {}), **{k: v for k, v in run.overrides().items() if v is not None}}
+
+    for run in runs:  # every run's settings are checked before anything is made (no empty sweep folder on a typo)
+        if _state(ws, run.name(name)) in ("new", "restart"):
+            build_train_config(config_file=config_file, preset=preset, overrides=run_options(run))
     folder = ws.root / "sweeps" / name
     folder.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -94,7 +101,7 @@ def run_sweep(
         if state == "resume":
             api.resume(ws, run=run_name, show_progress=show_progress)
         elif state in ("new", "restart"):
-            options = {**(train_options or {}), **{k: v for k, v in run.overrides().items() if v is not None}}
+            options = run_options(run)
             api.train(
                 ws,
                 run=run_name,

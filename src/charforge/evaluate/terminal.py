@@ -8,14 +8,17 @@ from PIL import Image
 from ..generate.sheet import contact_sheet
 
 
-def side_by_side(image: Image.Image, references: list[Image.Image], cell: int = 256) -> Image.Image:
-    """The picture to rate first, then the references, in one row (also saved for an image viewer)."""
-    return contact_sheet(
-        [image, *references],
-        ["rate this", *[f"reference {i + 1}" for i in range(len(references))]],
-        columns=1 + len(references),
-        cell=cell,
-    )
+def side_by_side(image: Image.Image, references: list[Image.Image], cell: int = 384) -> Image.Image:
+    """The picture to rate at a readable size, beside a grid of the references at half that size (also saved for an
+    image viewer): a strip of every reference at full size was thousands of pixels wide and unreadable."""
+    small = max(32, cell // 2)
+    columns = max(1, min(3, len(references)))
+    grid = contact_sheet(references, [f"reference {i + 1}" for i in range(len(references))], columns=columns, cell=small)
+    picture = contact_sheet([image], ["rate this"], columns=1, cell=cell)
+    out = Image.new("RGB", (picture.width + grid.width, max(picture.height, grid.height)), "white")
+    out.paste(picture, (0, 0))
+    out.paste(grid, (picture.width, 0))
+    return out
 
 
 def half_blocks(image: Image.Image, width: int = 48) -> str:

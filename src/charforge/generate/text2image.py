@@ -11,7 +11,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import atomic
-from ..errors import CharforgeError
+from ..errors import CharforgeError, PicturesInterrupted
 from ..models.loading import BaseModel, recommended_guidance
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .metadata import GenerationParams, save_png
@@ -105,12 +105,12 @@ def read_prompts_file(path: Path) -> list[str]:
 
 
 def new_output_dir(root: Path) -> Path:
+    """A free timestamped folder name under ``root``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder, n = root / stamp, 2
     while folder.exists():
         folder, n = root / f"{stamp}-{n}", n + 1
-    folder.mkdir(parents=True)
-    return folder
+    return folder  # made when the first picture is written, so a refused request leaves no empty folder
 
 
 def native_size(pipe) -> tuple[int, int]:
@@ -223,37 +223,46 @@ def generate_images(
     seed_list = seeds or [seed + k for k in range(num_images)]
     jobs = [(p, s) for p in prompts for s in seed_list]
     paths, images, labels = [], [], []
-    with tqdm(total=len(jobs), desc="generate", unit="img", disable=not show_progress) as bar:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start : start + batch_size]
-            drawn = draw_batch(
-                pipe,
-                [p for p, _ in batch],
-                [s for _, s in batch],
-                negative_prompt=negative_prompt,
-                steps=steps,
-                guidance=guidance,
-                width=width,
-                height=height,
-            )
-            for i, ((prompt, s), image) in enumerate(zip(batch, drawn, strict=True), start):
-                params = GenerationParams(
-                    prompt=prompt,
+    try:
+        with tqdm(total=len(jobs), desc="generate", unit="img", disable=not show_progress) as bar:
+            for start in range(0, len(jobs), batch_size):
+                batch = jobs[start : start + batch_size]
+                drawn = draw_batch(
+                    pipe,
+                    [p for p, _ in batch],
+                    [s for _, s in batch],
                     negative_prompt=negative_prompt,
                     steps=steps,
-                    sampler=sampler_label(sampler),
-                    cfg_scale=guidance,
-                    seed=s,
+                    guidance=guidance,
                     width=width,
                     height=height,
-                    model=base.name,
-                    loras=[(spec.name, spec.weight) for spec in loras],
                 )
-                paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
-                images.append(image)
-                labels.append(f"{s}: {prompt}")
-            bar.update(len(batch))
-    sheet = contact_sheet(images, labels, columns=len(seed_list))
+                for i, ((prompt, s), image) in enumerate(zip(batch, drawn, strict=True), start):
+                    params = GenerationParams(
+                        prompt=prompt,
+                        negative_prompt=negative_prompt,
+                        steps=steps,
+                        sampler=sampler_label(sampler),
+                        cfg_scale=guidance,
+                        seed=s,
+                        width=width,
+                        height=height,
+                        model=base.name,
+                        loras=[(spec.name, spec.weight) for spec in loras],
+                    )
+                    paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
+                    images.append(image)
+                    labels.append(f"{s}: {prompt}")
+                bar.update(len(batch))
+    except KeyboardInterrupt:
+        if images:  # what was drawn is kept, with its sheet
+            _write_sheet(images, labels, len(seed_list), out_dir)
+        raise PicturesInterrupted(len(paths), len(jobs), str(out_dir)) from None
+    _write_sheet(images, labels, len(seed_list), out_dir)
+    return paths
+
+
+def _write_sheet(images: list, labels: list[str], columns: int, out_dir: Path) -> None:
+    sheet = contact_sheet(images, labels, columns=columns)
     with atomic.atomic_path(out_dir / "contact-sheet.png") as tmp:
         sheet.save(tmp, format="PNG")
-    return paths

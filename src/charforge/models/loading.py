@@ -98,8 +98,11 @@ def _single_file_keys(path: Path, allow_unsafe_pickle: bool) -> set[str]:
                 return set(f.keys())
         except Exception as exc:  # safetensors raises its own error types for bad headers
             raise CharforgeError(f"{path}: not a valid .safetensors file ({exc})") from exc
-    state = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
-    return set(state.get("state_dict", state).keys())
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
+        return set(state.get("state_dict", state).keys())
+    except Exception as exc:  # a broken or foreign pickle: UnpicklingError, EOFError, RuntimeError, AttributeError
+        raise CharforgeError(f"{path}: not a readable {path.suffix} checkpoint ({first_line(exc)})") from exc
 
 
 # Models that ship inside a package, by name, accepted wherever a base model is taken (``--base world``, a storyboard's
@@ -116,6 +119,20 @@ def model_location(source: str) -> str:
     return str(NAMED_MODELS[source]) if source in NAMED_MODELS else source
 
 
+def model_defaults(source: str) -> dict[str, Any]:
+    """What the model's maker stored beside it (``charforge.json`` in its folder): how to draw it. Empty elsewhere."""
+    path = Path(model_location(source)).expanduser() / MODEL_DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CharforgeError(f"{path}: not valid JSON ({first_line(exc)})") from exc
+    if not isinstance(data, dict):
+        raise CharforgeError(f'{path}: expected a JSON object such as {{"guidance": 5.0}}')
+    return data
+
+
 def recommended_guidance(source: str) -> float:
     """The guidance to draw with when the user names none: the model folder's ``charforge.json``, else SD's 7.5.
 
@@ -123,17 +140,26 @@ def recommended_guidance(source: str) -> float:
     scratch can need less (the mini world's turns the taught pink hair purple at 7.5; its maker's choice, 5, is
     stored with it). Read without loading the model, so it can key caches before anything is drawn.
     """
-    path = Path(model_location(source)).expanduser() / MODEL_DEFAULTS_FILE
-    if not path.is_file():
-        return DEFAULT_GUIDANCE
+    value = model_defaults(source).get("guidance", DEFAULT_GUIDANCE)
+    where = Path(model_location(source)).expanduser() / MODEL_DEFAULTS_FILE
     try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("guidance", DEFAULT_GUIDANCE)
         guidance = float(value)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise CharforgeError(f'{path}: not a JSON object with a numeric "guidance" ({first_line(exc)})') from exc
+    except (ValueError, TypeError) as exc:
+        raise CharforgeError(f'{where}: "guidance" must be a number (got {value!r})') from exc
     if guidance < 0:
-        raise CharforgeError(f"{path}: guidance {guidance} is negative")
+        raise CharforgeError(f"{where}: guidance {guidance} is negative")
     return guidance
+
+
+def square_only(source: str) -> bool:
+    """Whether the model was trained on square pictures only (``"shapes": "square"``): other shapes come out
+    broken (the mini world's model, shown a 48x80 canvas, cuts heads off), so callers draw it square and crop."""
+    return model_defaults(source).get("shapes") == "square"
+
+
+def write_model_defaults(folder: Path, defaults: dict[str, Any]) -> None:
+    """Store what a model should be drawn with beside it (read back by :func:`model_defaults`)."""
+    (Path(folder) / MODEL_DEFAULTS_FILE).write_text(json.dumps(defaults, indent=2) + "\n", encoding="utf-8")
 
 
 def load_base_model(

@@ -27,7 +27,7 @@ from .. import atomic
 from ..config import TrainConfig, dump_config
 from ..errors import CharforgeError, TrainingInterrupted
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
-from ..models.loading import BaseModel, load_base_model
+from ..models.loading import BaseModel, load_base_model, model_defaults, recommended_guidance, write_model_defaults
 from ..workspace import Workspace
 from . import checkpoint as ckpt
 from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, same_size
@@ -171,6 +171,7 @@ def train(
     character = workspace.character
     images = workspace.training_images()
     # cpu=True without CUDA makes `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo DDP).
+    _forget_previous_precision()
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=precision,
@@ -282,6 +283,7 @@ def train(
 
     # 6. The result: final weights in the formats other tools load.
     final_dir = run_dir / "final"
+    guidance = recommended_guidance(base.source)
     if is_main:
         with atomic.atomic_dir(final_dir, replace=True) as tmp:
             trainable.save(
@@ -290,11 +292,14 @@ def train(
                 pipe=_pipeline_to_save(pipe, config, trainable, weight_dtype),
                 single_file_name=character.token if config.save_single_file else None,
             )
+            if not trainable.uses_lora:  # a full model is a base of its own: it keeps how its base is drawn
+                write_model_defaults(tmp, {**model_defaults(base.source), "guidance": guidance})
         summary = {
             "base": base.source,
             "family": base.family.value,
             "method": config.method,
             "precision": precision,  # what --mixed-precision (auto) resolved to on this machine
+            "recommended_guidance": guidance,  # the base's, which generate / evaluate / comic draw at by default
             "steps": step,
             "resolution": resolution,
             "token": character.token,
@@ -319,6 +324,16 @@ def _pipeline_to_save(pipe, config: TrainConfig, trainable: Trainable, weight_dt
     fresh = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config).pipe
     fresh.register_modules(**trainable.modules)
     return fresh
+
+
+def _forget_previous_precision() -> None:
+    """accelerate keeps one AcceleratorState per process and refuses an Accelerator of another precision after the
+    first ("AcceleratorState has already been initialized"): a second run in one process (a sweep, the Python API, the
+    web UI) may train in another precision. Only the precision state is dropped; the process group (PartialState),
+    which `accelerate launch` set up, stays. accelerate has no public call for this; its own tests use this one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, weight_dtype) -> None:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .. import atomic
-from ..models.loading import MODEL_DEFAULTS_FILE
+from ..models.loading import write_model_defaults
 from ..models.tiny import sd_scheduler
 from . import RECOMMENDED_GUIDANCE
 from .attributes import Character, Scene, partial_caption, random_scene, training_character
@@ -416,5 +416,5 @@ def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, p
     with atomic.atomic_dir(out, replace=True) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         (tmp / "build.json").write_text(json.dumps({"config": asdict(config)}, indent=2))
-        (tmp / MODEL_DEFAULTS_FILE).write_text(json.dumps({"guidance": RECOMMENDED_GUIDANCE}, indent=2) + "\n")
+        write_model_defaults(tmp, {"guidance": RECOMMENDED_GUIDANCE, "shapes": "square"})  # trained on squares only
     return out

@@ -190,7 +190,8 @@ def run_experiment(
     asked_pose = [_asked(s, None) for s in TEST_SCENES for _ in config.seeds]
     asked_full = [_asked(s, character) for s in TEST_SCENES for _ in config.seeds]
     out: dict[str, WorldScores] = {}
-    grids: dict[str, list[Image.Image]] = {}
+    grids: dict[str, tuple[list[Image.Image], list[str]]] = {}  # report name -> pictures and what each was asked for
+    test_labels = [f"{s.pose}, {s.expression}, {s.background} (seed {seed})" for s in TEST_SCENES for seed in config.seeds]
 
     def draw(
         prompts: list[str], *, use_run: bool, checkpoint: int | None = None, seeds: tuple[int, ...] = config.seeds
@@ -212,7 +213,7 @@ def run_experiment(
 
     def scored(name: str, images: list[Image.Image], asked: list[dict[str, str]], with_identity: bool = True) -> None:
         out[name] = score(images, asked, character=character if with_identity else None, references=references, judge=judge)
-        grids[name] = images
+        grids[name] = (images, test_labels)
 
     scored("trained", draw(test_prompts, use_run=True), asked_pose)
     scored("base, same prompts", draw(test_prompts, use_run=False), asked_pose)
@@ -231,7 +232,8 @@ def run_experiment(
         fresh = [(training_character(rng), random_scene(rng)) for _ in range(config.fresh_prompts)]
         fresh_images = draw([caption(c, s) for c, s in fresh], seeds=(0,), use_run=False)
         out[f"base, {config.fresh_prompts} fresh prompts"] = score(fresh_images, [_asked(s, c) for c, s in fresh], judge=judge)
-        grids[f"base, {config.fresh_prompts} fresh prompts"] = fresh_images[:24]
+        fresh_labels = [f"{c.hair_colour} {c.hair_style} hair, {s.pose}" for c, s in fresh[:24]]
+        grids[f"base, {config.fresh_prompts} fresh prompts"] = (fresh_images[:24], fresh_labels)
 
     # identity over checkpoints (automated counterpart of the thesis' quality ratio per checkpoint)
     from ..train.checkpoint import list_checkpoints
@@ -292,8 +294,10 @@ def _write_report(folder: Path, run_dir: Path, references, grids, result: dict, 
     assets = folder / "report"
     assets.mkdir(exist_ok=True)
     contact_sheet(list(references), columns=6, cell=128).save(assets / "references.png")
-    for i, images in enumerate(grids.values()):
-        contact_sheet(images, columns=len(config.seeds) if i < 4 else 8, cell=128).save(assets / f"grid-{i}.png")
+    for i, (images, labels) in enumerate(grids.values()):
+        # one row per prompt (its pose, expression, background), one column per seed; every cell says which
+        columns = len(config.seeds) if i < 4 else 8
+        contact_sheet(images, labels, columns=columns, cell=160).save(assets / f"grid-{i}.png")
     if (run_dir / "loss.png").exists():
         shutil.copy(run_dir / "loss.png", assets / "loss.png")
     _plot_curve(result["checkpoints"], assets / "checkpoints.png")
