@@ -208,7 +208,7 @@ def test_caption_errors(workspace, tmp_path, capsys):
     code, _, err = run_cli("caption", workspace.root, "--captioner", "gpt", capsys=capsys)
     assert code == 2 and "--captioner 'gpt' is unknown" in err
     code, _, err = run_cli("caption", workspace.root, "--captioner", "blip", "--model", tmp_path / "none", capsys=capsys)
-    assert code == 2 and "could not load" in err and "Traceback" not in err
+    assert code == 2 and "none: cannot load (no such folder)" in err and "Traceback" not in err
     with pytest.raises(CharforgeError, match="--token-mode"):
         api.caption(workspace, captioner="template", token_mode="middle", template="a picture")
 

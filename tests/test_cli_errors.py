@@ -40,7 +40,7 @@ def test_prepare_empty_folder_and_bad_files(tmp_path, capsys, drawings):
     code, out, err = run_cli("prepare", tmp_path / "ws", mixed, capsys=capsys)
     assert code == 0
     assert "skipped" in err and "readme.txt: not an image file" in err and "small.png: too small" in err
-    assert "1 image(s) prepared" in out
+    assert "1 new image(s) prepared" in out
     _assert_clean_error(*run_cli("prepare", tmp_path / "ws", mixed, "--strict", capsys=capsys)[::2], "readme.txt")
     only_bad = tmp_path / "bad"
     only_bad.mkdir()

@@ -128,8 +128,8 @@ def test_panels_are_drawn_in_shapes_the_model_knows_and_fitted_around_the_charac
     # the mini world's model knows squares only: every panel is drawn at its native square, not at 48x80
     assert generation_size(64, 8, 0.6, square=True) == (64, 64) == generation_size(64, 8, 3.0, square=True)
     assert generation_size(512, 8, 1.0) == (512, 512)
-    assert generation_size(512, 8, 5.0) == (720, 360)  # a 5:1 strip is drawn at 2:1 and cropped
-    assert generation_size(512, 8, 0.1) == (360, 720)
+    assert generation_size(512, 8, 5.0) == (728, 360)  # a 5:1 strip is drawn at 2:1 and cropped
+    assert generation_size(512, 8, 0.1) == (360, 728)
     # a tall figure on white, fitted into a wide panel: its head and feet stay in (padded with white, not cut)
     figure = Image.new("RGB", (64, 64), "white")
     figure.paste((200, 30, 90), (26, 3, 38, 61))

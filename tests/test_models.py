@@ -52,7 +52,7 @@ def test_missing_path_and_unknown_hub_id(tmp_path, monkeypatch):
     with pytest.raises(CharforgeError, match="not a diffusers model folder"):
         load_base_model(str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CharforgeError, match="could not load 'someone/no-such-model' from the Hugging Face hub"):
+    with pytest.raises(CharforgeError, match="--base: 'someone/no-such-model' is not on this machine and HF_HUB_OFFLINE is set"):
         load_base_model("someone/no-such-model")
 
 

@@ -170,7 +170,7 @@ def test_globs_and_background_colour(ws, tmp_path, capsys):
         "prepare", ws.root, str(tmp_path / "x*.png"), "--background", "#000000", "--resolution", "128", capsys=capsys
     )
     assert code == 0, err
-    assert "2 image(s) prepared" in out and "duplicate of x1.png" in err
+    assert "1 new image(s) (1 already there) prepared" in out and "already there as x1.png" in err  # same pixels
     assert Image.open(ws.images_dir / "x1.png").getpixel((1, 1)) == (0, 0, 0)
     code, _, err = run_cli("prepare", ws.root, str(tmp_path / "nothing*.png"), capsys=capsys)
     assert code == 2 and "matches no file" in err

@@ -113,6 +113,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
     copies: dict[str, str] = {}  # augmented copy -> its source: `caption` gives a copy its source's caption
     buckets = make_buckets(options.resolution) if options.buckets else None
     existing = _prepared_pictures(workspace.images_dir)
+    before = dict(existing)  # an augmented copy is skipped only if an earlier prepare made it (idempotence)
     for path in expand_inputs(inputs):
         entry = FileReport(source=str(path))
         report.files.append(entry)
@@ -147,7 +148,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         if len(hashes) == hashes_seen:  # the same picture given twice in one call: the second adds nothing
             continue
         for suffix, extra in _augmentations(framed, options):
-            if _content_key(extra) in existing:
+            if _content_key(extra) in before:
                 continue
             copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
             with atomic.atomic_path(copy) as tmp:

@@ -36,24 +36,27 @@ def _hub_answers() -> bool:
     return True
 
 
-def _cached(repo_id: str) -> bool:
+def _cached(repo_id: str, filename: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
     except Exception:  # an id that is not a valid repo name is not cached either
         return False
 
 
-def local_files_only(source: str, *, what: str, instead: str) -> bool:
+def local_files_only(source: str, *, what: str, instead: str, config_file: str = "config.json") -> bool:
     """For ``from_pretrained(source, local_files_only=...)``: True when the hub is out of reach but the model is
-    cached; raises a one-line error when it is neither local, cached nor reachable. ``instead``: what to pass."""
+    cached; raises a one-line error when it is neither local, cached nor reachable. ``instead``: what to pass;
+    ``config_file``: the file every such repository has (``model_index.json`` for a diffusers pipeline)."""
     if Path(source).expanduser().exists():
         return False
+    if source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:  # a folder, not a hub id like org/name
+        raise CharforgeError(f"{what} {source}: cannot load (no such folder)")
     offline = _offline_by_setting()
     if not offline and _hub_answers():
         return False
-    if _cached(source):
+    if _cached(source, config_file):
         return True
     why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
     raise CharforgeError(f"{what}: {source!r} is not on this machine and {why}; {instead}")

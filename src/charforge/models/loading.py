@@ -228,9 +228,14 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
     from diffusers import DiffusionPipeline
     from huggingface_hub import hf_hub_download
 
+    from .hub import local_files_only
+
+    local = local_files_only(
+        repo_id, what="--base", instead="pass a local diffusers folder or .safetensors file", config_file="model_index.json"
+    )
     try:
-        index_path = hf_hub_download(repo_id, "model_index.json")
-        unet_config_path = hf_hub_download(repo_id, "unet/config.json")
+        index_path = hf_hub_download(repo_id, "model_index.json", local_files_only=local)
+        unet_config_path = hf_hub_download(repo_id, "unet/config.json", local_files_only=local)
     except Exception as exc:  # offline, unknown repo, gated repo: all end here
         raise CharforgeError(
             f"could not load {repo_id!r} from the Hugging Face hub ({first_line(exc)}); "
@@ -240,7 +245,9 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
     family = detect_family(
         json.loads(Path(unet_config_path).read_text(encoding="utf-8")), has_second_text_encoder="text_encoder_2" in index
     )
-    pipe = DiffusionPipeline.from_pretrained(repo_id, dtype=dtype, use_safetensors=True, **_sd_kwargs(family))
+    pipe = DiffusionPipeline.from_pretrained(
+        repo_id, dtype=dtype, use_safetensors=True, local_files_only=local, **_sd_kwargs(family)
+    )
     return BaseModel(pipe, family, repo_id)
 
 

@@ -120,7 +120,12 @@ def _asked(scene: Scene, character: Character | None) -> dict[str, str]:
 
 
 def run_experiment(
-    folder: Path, config: ExperimentConfig | None = None, *, overwrite: bool = False, log: Callable[[str], None] = print
+    folder: Path,
+    config: ExperimentConfig | None = None,
+    *,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+    show_progress: bool = True,
 ) -> ExperimentResult:
     config = config or ExperimentConfig()
     check_model(MODEL_DIR)
@@ -179,7 +184,7 @@ def run_experiment(
         validation_prompts=[scene_prompt(instance, TEST_SCENES[0])],
         validation_inference_steps=25,
         seed=config.train_seed,
-        show_progress=True,
+        show_progress=show_progress,
     )
     run_dir = ws.run_dir("latest")
     log(f"trained {config.steps} steps: {run_dir}")
@@ -207,7 +212,7 @@ def run_experiment(
             steps=config.inference_steps,
             batch_size=config.batch_size,
             guidance=config.guidance,
-            show_progress=False,
+            show_progress=show_progress,  # the scoring phase draws for minutes: each group of pictures shows a bar
         )
         return [open_rgb(p) for p in result.images]
 
