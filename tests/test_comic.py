@@ -329,3 +329,14 @@ pages:
     story.write_text(story.read_text().replace("speaker: b", "speaker: c"))
     with pytest.raises(StoryError, match=r"two.yaml:13: panel 2: unknown character 'c'"):
         api.comic(story, painter=painter, show_progress=False)
+
+
+def test_in_a_scene_of_flat_regions_the_crop_follows_the_figure_and_balloons_avoid_it():
+    scene = Image.new("RGB", (64, 64), (240, 190, 210))  # a pink wall
+    scene.paste((120, 200, 120), (0, 52, 64, 64))  # a green floor
+    scene.paste((60, 80, 220), (40, 10, 56, 58))  # the figure, off to the right
+    box = subject_box(scene)
+    assert box is not None and 38 <= box[0] <= 42 and box[2] >= 54
+    tall = np.asarray(fit_around_subject(scene, (30, 64)))  # a narrow panel: the window moves right, onto her
+    columns = np.nonzero((np.abs(tall.astype(int) - (60, 80, 220)).max(axis=2) < 30).any(axis=0))[0]
+    assert len(columns) > 10

@@ -214,19 +214,27 @@ def join_regions(images: list[Image.Image], widths: list[float], size: tuple[int
 
 
 def fit_around_subject(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``image`` in a panel of ``size``: cropped to its shape around the character (never cutting it off; on a plain
-    background the figure is padded with it instead), then resized. A busy scene is cropped about the centre."""
-    from ..data.subject import find_subject, frame_subject
+    """``image`` in a panel of ``size``: cropped to its shape around the character, then resized. On a plain
+    background the figure is never cut (it is padded with the background instead); in a scene of flat regions the
+    window moves over the figure; a busy picture is cropped about its centre."""
+    from ..data.subject import crop_towards, find_subject, frame_subject, scene_subject_box
 
-    framed = frame_subject(image, find_subject(image), aspect=size[0] / max(1, size[1]))
+    aspect = size[0] / max(1, size[1])
+    subject = find_subject(image)
+    if subject.flat_background:
+        framed = frame_subject(image, subject, aspect=aspect)
+    else:
+        framed = crop_towards(image, scene_subject_box(image), aspect)
     return framed.resize(size, Image.Resampling.LANCZOS)
 
 
 def subject_box(image: Image.Image) -> tuple[float, float, float, float] | None:
-    """The character's box on a plain background (None on a busy scene), for lettering to keep clear of."""
-    from ..data.subject import find_subject
+    """The character's box (on a plain background, or in a scene of flat regions), for lettering to keep clear of;
+    None on a busy picture."""
+    from ..data.subject import find_subject, scene_subject_box
 
     subject = find_subject(image)
-    if not subject.flat_background or subject.empty:
-        return None
-    return tuple(float(v) for v in subject.bbox)
+    if subject.flat_background:
+        return None if subject.empty else tuple(float(v) for v in subject.bbox)
+    box = scene_subject_box(image)
+    return None if box is None else tuple(float(v) for v in box)

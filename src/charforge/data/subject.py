@@ -86,3 +86,34 @@ def _slide(start: float, length: float, limit: int, low: float, high: float) -> 
     if length <= limit:
         start = min(max(start, 0.0), limit - length)
     return min(max(start, high - length), low)
+
+
+def scene_subject_box(image: Image.Image, tolerance: int = 40, edge_trim: float = 0.03) -> tuple[int, int, int, int] | None:
+    """Where the figure is in a scene built of flat regions (a wall and a floor, a sky and a meadow): the pixels that
+    differ from every edge's own colour, their outer few percent trimmed (stray texture). None when nothing or
+    nearly everything differs, i.e. a busy picture with no figure to find this way."""
+    array = np.asarray(image.convert("RGB"), dtype=np.int16)
+    h, w, _ = array.shape
+    colours = [np.median(edge, axis=0) for edge in (array[0], array[-1], array[:, 0], array[:, -1])]
+    differs = np.min([np.abs(array - c).max(axis=2) for c in colours], axis=0) > tolerance
+    share = differs.mean()
+    if not 0.02 <= share <= 0.7:
+        return None
+    ys, xs = np.nonzero(differs)
+    lo, hi = 100 * edge_trim, 100 * (1 - edge_trim)
+    x0, x1 = np.percentile(xs, [lo, hi])
+    y0, y1 = np.percentile(ys, [lo, hi])
+    return int(x0), int(y0), min(w, int(x1) + 1), min(h, int(y1) + 1)
+
+
+def crop_towards(image: Image.Image, box: tuple[int, int, int, int] | None, aspect: float) -> Image.Image:
+    """The largest window of ``aspect`` in ``image``, moved over ``box`` (its top kept when it is taller than the
+    window: a head matters more than feet); no padding, as a scene has no plain colour to pad with."""
+    w, h = image.size
+    win_w = min(w, h * aspect)
+    win_h = win_w / aspect
+    x0, y0, x1, y1 = box or (0, 0, w, h)
+    left = min(max((x0 + x1) / 2 - win_w / 2, 0), w - win_w)
+    top = (y0 + y1) / 2 - win_h / 2 if y1 - y0 <= win_h else y0 - 0.02 * h
+    top = min(max(top, 0), h - win_h)
+    return image.crop((round(left), round(top), round(left + win_w), round(top + win_h)))
