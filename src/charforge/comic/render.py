@@ -20,7 +20,7 @@ from .. import atomic
 from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
-from ..models.loading import square_only
+from ..models.loading import model_location, square_only
 from . import layout as layouts
 from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
@@ -101,11 +101,7 @@ class Story:
         return value if value.is_absolute() else self.folder / value
 
     def base_model(self) -> str:
-        from ..models.loading import NAMED_MODELS
-
-        base = self.board.model.base
-        if base in NAMED_MODELS:
-            return base
+        base = model_location(self.board.model.base)  # `world` -> the shipped model's folder
         local = self.resolve_path(Path(base))
         return str(local) if local.exists() else base
 

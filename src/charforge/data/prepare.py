@@ -130,8 +130,9 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
             entry.status = "skipped"
             entry.reasons.append("not used for training (--keep-flagged keeps it)")
             continue
-        hashes_seen = len(hashes)
-        target = existing.get(_content_key(framed))
+        key = _content_key(framed)
+        target = existing.get(key)
+        repeated = target is not None and str(target) in hashes  # the same picture given twice in this call
         if target is not None:  # prepared before: the same picture is not added twice
             entry.status = "already there"
             entry.reasons.insert(0, f"already there as {target.name}")
@@ -142,18 +143,19 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
             # the original is named after its normalised image, so stats can pair them even when input stems clash
             with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
                 shutil.copyfile(path, tmp)
-            existing[_content_key(framed)] = target
+            existing[key] = target
         entry.output = str(target)
         hashes[str(target)] = dhash(framed)
-        if len(hashes) == hashes_seen:  # the same picture given twice in one call: the second adds nothing
+        if repeated:  # its copies were made with its first occurrence
             continue
         for suffix, extra in _augmentations(framed, options):
-            if _content_key(extra) in before:
+            extra_key = _content_key(extra)
+            if extra_key in before:
                 continue
             copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
             with atomic.atomic_path(copy) as tmp:
                 extra.save(tmp, format="PNG")
-            existing[_content_key(extra)] = copy
+            existing[extra_key] = copy
             copies[copy.stem] = target.stem
     _flag_duplicates(report, hashes)
     if copies:

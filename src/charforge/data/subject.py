@@ -37,7 +37,7 @@ def find_subject(image: Image.Image, tolerance: int = 24, flat_share: float = 0.
     but still sits on white), or when the whole border is; the subject is what differs from it."""
     array = np.asarray(image.convert("RGB"), dtype=np.int16)
     h, w, _ = array.shape
-    edges = [array[0], array[-1], array[:, 0], array[:, -1]]
+    edges = _edges(array)
     background = tuple(int(v) for v in np.median(np.concatenate(edges), axis=0))
     close = [np.abs(edge - np.array(background)).max(axis=1) <= tolerance for edge in edges]
     flat_edges = sum(c.mean() >= flat_share for c in close)
@@ -48,6 +48,11 @@ def find_subject(image: Image.Image, tolerance: int = 24, flat_share: float = 0.
         return Subject((0, 0, w, h), background, True, 0.0)
     ys, xs = np.nonzero(mask)
     return Subject((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), background, True, float(mask.mean()))
+
+
+def _edges(array: np.ndarray) -> list[np.ndarray]:
+    """The top, bottom, left and right rows of pixels of an (H, W, 3) array."""
+    return [array[0], array[-1], array[:, 0], array[:, -1]]
 
 
 def frame_subject(image: Image.Image, subject: Subject, aspect: float = 1.0, margin: float = 0.04) -> Image.Image:
@@ -94,7 +99,7 @@ def scene_subject_box(image: Image.Image, tolerance: int = 40, edge_trim: float 
     nearly everything differs, i.e. a busy picture with no figure to find this way."""
     array = np.asarray(image.convert("RGB"), dtype=np.int16)
     h, w, _ = array.shape
-    colours = [np.median(edge, axis=0) for edge in (array[0], array[-1], array[:, 0], array[:, -1])]
+    colours = [np.median(edge, axis=0) for edge in _edges(array)]
     differs = np.min([np.abs(array - c).max(axis=2) for c in colours], axis=0) > tolerance
     share = differs.mean()
     if not 0.02 <= share <= 0.7:

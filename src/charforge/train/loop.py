@@ -285,6 +285,7 @@ def train(
     final_dir = run_dir / "final"
     guidance = recommended_guidance(base.source)
     if is_main:
+        drawn_as = {**model_defaults(base.source), "guidance": guidance}  # how the base is drawn, for a full model
         with atomic.atomic_dir(final_dir, replace=True) as tmp:
             trainable.save(
                 tmp,
@@ -293,7 +294,7 @@ def train(
                 single_file_name=character.token if config.save_single_file else None,
             )
             if not trainable.uses_lora:  # a full model is a base of its own: it keeps how its base is drawn
-                write_model_defaults(tmp, {**model_defaults(base.source), "guidance": guidance})
+                write_model_defaults(tmp, drawn_as)
         summary = {
             "base": base.source,
             "family": base.family.value,
@@ -485,9 +486,7 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
         embeds = PromptEmbeds.cat([data.embeddings[p] for p in prompts])
     else:
         encoders = [wrapped.get(n, e) for n, e in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True)]
-        # Autocast: an encoder accelerate did not wrap (only its token rows train) holds bf16 layers but fp32 rows.
-        with accelerator.autocast():
-            embeds = adapter.encode(adapter.tokenize(prompts), encoders)
+        embeds = adapter.encode(adapter.tokenize(prompts), encoders)
     device = accelerator.device
     unet = wrapped["unet"]
     dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype
