@@ -33,7 +33,8 @@ def _one_line_error(code: int, out: str, err: str, *fragments: str) -> str:
     return line
 
 
-def test_a_full_dreambooth_model_keeps_the_guidance_its_base_recommends(workspace, tiny_sd1, tmp_path, capsys):
+def test_a_full_dreambooth_model_keeps_the_guidance_its_base_recommends(workspace, tiny_sd1, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `generate --base` writes outputs/ in the working folder
     base = tmp_path / "base"
     shutil.copytree(tiny_sd1, base)
     (base / "charforge.json").write_text('{"guidance": 3.0}')
@@ -86,7 +87,8 @@ def test_a_sweep_without_a_base_makes_nothing(workspace, capsys):
     assert not (workspace.root / "sweeps").exists()
 
 
-def test_outputs_follow_the_users_umask(tiny_sd1, tmp_path, capsys):
+def test_outputs_follow_the_users_umask(tiny_sd1, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outputs/ goes to the working folder
     old = os.umask(0o022)
     try:
         code, out, err = run_cli(
