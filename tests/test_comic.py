@@ -12,6 +12,7 @@ import pytest
 from conftest import FAST
 from PIL import Image
 
+from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.comic import EXAMPLE
 from charforge.comic.fonts import font_source
@@ -209,7 +210,7 @@ def test_example_renders_with_a_tiny_model_and_two_loras(story, tiny_sd1, worksp
         f"    prompt: UnicornGirl girl\n    lora: {run.final_dir}",
     ).replace(
         "    prompt: a girl with long blonde hair and brown skin in a red dress with cat ears",
-        f"    prompt: zoe girl\n    lora: {run.final_dir / 'UnicornGirl.safetensors'}\n    weight: 0.5",
+        f"    prompt: zoe girl\n    lora: {exported_file(run.final_dir)}\n    weight: 0.5",
     )
     text = text.replace('- prompt: "a cartoon of {lily}, standing, eyes closed"', '- prompt: "a cartoon of {lily} and {zoe}"')
     Image.new("RGB", (50, 80), (250, 120, 200)).save(tmp_path / "sketch.png")
@@ -235,7 +236,7 @@ def test_example_renders_with_a_tiny_model_and_two_loras(story, tiny_sd1, worksp
     assert job["prompt"].startswith("a cartoon of UnicornGirl girl and zoe girl") and "pink room" in job["prompt"]
     # the same panel without the LoRAs is a different picture
     plain = story.read_text().replace(f"    lora: {run.final_dir}\n", "")
-    plain = plain.replace(f"    lora: {run.final_dir / 'UnicornGirl.safetensors'}\n", "")
+    plain = plain.replace(f"    lora: {exported_file(run.final_dir)}\n", "")
     story.write_text(plain)
     again = api.comic(story, show_progress=False)
     key = json.loads(again.sidecars[0].read_text())["panels"][0]["pictures"][0]["key"]

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.evaluate.encoders import ClipEncoder, DinoEncoder
@@ -225,7 +226,7 @@ def test_promote_makes_a_checkpoint_final(trained):
     checkpoint = load_file(str(run_dir / "checkpoints" / "step-000002" / "pytorch_lora_weights.safetensors"))
     assert promoted.keys() == checkpoint.keys() and all(torch.equal(promoted[k], checkpoint[k]) for k in promoted)
     assert (run_dir / "final-before-promote" / "pytorch_lora_weights.safetensors").is_file()
-    assert (final / "UnicornGirl.safetensors").is_file()  # the kohya copy is rewritten too
+    assert (exported_file(final)).is_file()  # the kohya copy is rewritten too
     assert json.loads((run_dir / "run.json").read_text())["promoted_from_step"] == 2
     with pytest.raises(CharforgeError, match="no checkpoint at step 3"):
         api.promote(ws, step=3)

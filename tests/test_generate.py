@@ -9,6 +9,7 @@ import pytest
 from conftest import FAST, run_cli
 from PIL import Image
 
+from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.generate.metadata import GenerationParams, read_png_params
@@ -115,7 +116,7 @@ def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp
     zero = api.generate(
         None, ["x"], base=str(tiny_sd1), loras=[LoraSpec(run.final_dir, 0.0)], out_dir=tmp_path / "b", **common
     ).images[0]
-    kohya = run.final_dir / "UnicornGirl.safetensors"
+    kohya = exported_file(run.final_dir)
     two = api.generate(
         None,
         ["x"],

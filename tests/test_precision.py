@@ -48,7 +48,8 @@ def test_bf16_lora_with_prior_validation_and_pivotal_tuning_saves_fp32_that_a_fp
     assert json.loads((result.run_dir / "run.json").read_text())["precision"] == "bf16"
 
     # Saved in fp32 (the trained weights stay fp32 under mixed precision), in both formats.
-    for name in ("pytorch_lora_weights.safetensors", "UnicornGirl.safetensors", "token_embeddings.safetensors"):
+    kohya = f"UnicornGirl-{result.run_dir.name}.safetensors"  # the kohya copy is named after the run
+    for name in ("pytorch_lora_weights.safetensors", kohya, f"UnicornGirl-{result.run_dir.name}_emb.safetensors", "token_embeddings.safetensors"):
         dtypes = {t.dtype for t in load_file(str(result.final_dir / name)).values()}
         assert dtypes == {torch.float32}, (name, dtypes)
 

@@ -18,6 +18,7 @@ from conftest import FAST
 from PIL import Image
 from safetensors.torch import load_file
 
+from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.models.loading import load_base_model
@@ -84,9 +85,10 @@ def test_kohya_copy_has_kohya_keys_and_converts_back(workspace, tiny_sd1):
         show_progress=False,
         **FAST,
     )
-    kohya = load_file(str(result.final_dir / "UnicornGirl.safetensors"))
+    kohya = load_file(str(exported_file(result.final_dir)))
     assert any(k.startswith("lora_unet_") and k.endswith(".lora_down.weight") for k in kohya)
-    assert any(k.startswith("lora_te1_") and k.endswith(".lora_up.weight") for k in kohya)
+    assert any(k.startswith("lora_te_") and k.endswith(".lora_up.weight") for k in kohya)  # kohya's SD1 prefix
+    assert not any(k.startswith("lora_te1_") for k in kohya)
     alphas = [v for k, v in kohya.items() if k.endswith(".alpha")]
     assert alphas and all(float(a) == 8.0 for a in alphas)
     assert all(k.rsplit(".", 2)[0].count(".") == 0 for k in kohya)  # module path joined with "_"
@@ -94,7 +96,7 @@ def test_kohya_copy_has_kohya_keys_and_converts_back(workspace, tiny_sd1):
     from diffusers import StableDiffusionPipeline
 
     ours = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
-    back, alphas = StableDiffusionPipeline.lora_state_dict(str(result.final_dir / "UnicornGirl.safetensors"))
+    back, alphas = StableDiffusionPipeline.lora_state_dict(str(exported_file(result.final_dir)))
     assert {_canonical(k): v for k, v in back.items()}.keys() == {_canonical(k) for k in ours}
     canon_back = {_canonical(k): v for k, v in back.items()}
     for key, tensor in ours.items():
@@ -116,7 +118,7 @@ def test_sdxl_lora_with_text_encoders(workspace, tiny_sdxl):
     result = api.train(workspace, base=str(tiny_sdxl), max_train_steps=3, train_text_encoder=True, show_progress=False, **FAST)
     state = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
     assert {k.split(".")[0] for k in state} == {"unet", "text_encoder", "text_encoder_2"}
-    kohya = load_file(str(result.final_dir / "UnicornGirl.safetensors"))
+    kohya = load_file(str(exported_file(result.final_dir)))
     assert any(k.startswith("lora_te2_") for k in kohya)
     from diffusers import StableDiffusionXLPipeline
 
@@ -136,7 +138,7 @@ def test_dreambooth_full_saves_a_loadable_model(workspace, tiny_sd1):
         **FAST,
     )
     base = load_base_model(str(result.final_dir))
-    single = load_base_model(str(result.final_dir / "UnicornGirl.safetensors"), base_config=str(tiny_sd1))
+    single = load_base_model(str(exported_file(result.final_dir)), base_config=str(tiny_sd1))
     for a, b in zip(base.pipe.unet.parameters(), single.pipe.unet.parameters(), strict=True):
         torch.testing.assert_close(a, b.float(), rtol=0, atol=2e-3)  # the single file is fp16
     original = load_base_model(str(tiny_sd1))
@@ -411,7 +413,7 @@ def test_token_embedding_trains_only_the_identifier_travels_with_the_lora_and_re
     assert abs(with_rows - without_rows).mean() > 1e-4
 
     # The kohya copy bundles the rows (A1111 / ComfyUI keys) and, loaded alone, draws what the folder draws.
-    kohya_file = result.final_dir / "UnicornGirl.safetensors"
+    kohya_file = exported_file(result.final_dir)
     bundled = load_file(str(kohya_file))
     torch.testing.assert_close(bundled["bundle_emb.UnicornGirl.string_to_param.*"], rows["text_encoder"])
     model.pipe.unload_lora_weights()

@@ -121,7 +121,16 @@ class TrainConfig(BaseModel):
     num_class_images: int = Field(100, ge=1, description="Class images for prior preservation (drawn once, cached).")
     prior_loss_weight: float = Field(1.0, ge=0, description="Weight of the class images' loss.")
     class_inference_steps: int = Field(25, ge=1, description="Inference steps of each class image.")
-    save_kohya: bool = Field(True, description="Also write a kohya-format LoRA for A1111/ComfyUI.")
+    save_kohya: bool = Field(
+        True, description="Also write a kohya-format LoRA (and the identifier's embedding) for A1111, Forge, ComfyUI."
+    )
+    save_dtype: Literal["fp32", "fp16", "bf16"] | None = Field(
+        None,
+        description="Precision of the saved result, one for every part; default fp32 (fp16 for the single file).",
+    )
+    license: str | None = Field(
+        None, description="Licence of the result for its model card (e.g. creativeml-openrail-m); default: the base's."
+    )
     save_single_file: bool = Field(
         False, description="dreambooth: also write the model as one A1111/ComfyUI .safetensors (SD1.x)."
     )

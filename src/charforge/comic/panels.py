@@ -22,6 +22,7 @@ from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
+from ..models.loading import model_file_hash, model_name
 from ..models.token_embeddings import Restore, restore_token_embeddings
 
 
@@ -50,6 +51,7 @@ class PanelJob:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
 
     def params(self) -> GenerationParams:
+        specs = [LoraSpec(Path(p), w) for p, w, _ in self.loras]
         return GenerationParams(
             prompt=self.prompt,
             negative_prompt=self.negative,
@@ -59,8 +61,10 @@ class PanelJob:
             seed=self.seed,
             width=self.width,
             height=self.height,
-            model=Path(self.base).name or self.base,
-            loras=[(LoraSpec(Path(p), w).name, w) for p, w, _ in self.loras],
+            model=model_name(self.base),
+            model_hash=model_file_hash(self.base),
+            loras=[(spec.name, spec.weight) for spec in specs],
+            lora_hashes={spec.name: spec.hash() for spec in specs},
         )
 
 

@@ -235,7 +235,9 @@ def promote(ws: Workspace, run: str, step: int) -> Path:
     ``final/`` is kept as ``final-before-promote/``."""
     from ..models.adapters import adapter_for
     from ..models.loading import load_base_model
-    from ..train.checkpoint import list_checkpoints
+    from ..train.checkpoint import list_checkpoints, read_training_state
+    from ..train.export import training_facts, write_result
+    from ..train.loop import native_resolution
     from ..train.methods import setup_trainable
 
     run_dir = ws.run_dir(run)
@@ -243,26 +245,31 @@ def promote(ws: Workspace, run: str, step: int) -> Path:
     if step not in found:
         raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {step} (has: {sorted(found) or 'none'})")
     config = build_train_config(config_file=run_dir / "config.yaml")
+    summary_file = run_dir / "run.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
     base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
-    trainable = setup_trainable(config, base.pipe, adapter_for(base.family, base.pipe), base.family)
+    trainable = setup_trainable(config, base.pipe, adapter_for(base.family, base.pipe), base.family, token=ws.character.token)
     trainable.load(found[step])
+    facts = training_facts(
+        config,
+        ws,
+        base,
+        run_dir,
+        steps=step,
+        resolution=summary.get("resolution") or config.resolution or native_resolution(base.pipe),
+        started_at=summary.get("started_at") or read_training_state(found[step]).get("started_at", 0.0),
+        precision=summary.get("precision", config.mixed_precision),
+        class_image_count=config.num_class_images if config.prior_preservation else 0,
+    )
     final = run_dir / "final"
-    token = ws.character.token
     with atomic.atomic_dir(run_dir / ".final-promoted", replace=True) as tmp:
-        trainable.save(
-            tmp,
-            kohya_name=token if config.save_kohya else None,
-            pipe=base.pipe,
-            single_file_name=token if config.save_single_file else None,
-        )
+        write_result(tmp, trainable, base.pipe, config, facts, base, run_dir)
     if final.exists():
         previous = run_dir / "final-before-promote"
         if previous.exists():
             shutil.rmtree(previous)
         final.rename(previous)
     (run_dir / ".final-promoted").rename(final)
-    summary_file = run_dir / "run.json"
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
-    summary.update(promoted_from_step=step, final="final")
+    summary.update(promoted_from_step=step, final="final", output_name=facts.output_name)
     atomic.write_text(summary_file, json.dumps(summary, indent=1))
     return final

@@ -31,3 +31,22 @@ def make_scheduler(name: str, base_config):
 
 def sampler_label(name: str) -> str:
     return SAMPLERS[name][0]
+
+
+# A1111 1.9+ writes the noise schedule apart from the sampler ("Sampler: DPM++ 2M, Schedule type: Karras"). Its
+# k-diffusion samplers draw on a schedule chosen apart; "Uniform" is the one of diffusers' evenly spaced timesteps.
+# DDIM, PLMS and UniPC carry their own schedule there, so they get none.
+_K_SAMPLERS = {"DPM++ 2M", "Euler", "Euler a", "Heun", "DPM2"}
+
+
+def a1111_sampler(label: str) -> tuple[str, str]:
+    """(A1111's "Sampler", its "Schedule type" or "") for one of our labels."""
+    if label.endswith(" Karras"):
+        return label.removesuffix(" Karras"), "Karras"
+    return label, "Uniform" if label in _K_SAMPLERS else ""
+
+
+def label_from_a1111(sampler: str, schedule: str) -> str:
+    """Our label for A1111's pair (``a1111_sampler`` reversed); other programs' names pass through unchanged."""
+    combined = f"{sampler} {schedule}"
+    return combined if schedule == "Karras" and any(combined == v[0] for v in SAMPLERS.values()) else sampler

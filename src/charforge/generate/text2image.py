@@ -12,7 +12,10 @@ from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import CharforgeError, PicturesInterrupted
+from ..models.hashes import lora_hash
+from ..models.kohya import exported_file
 from ..models.loading import BaseModel, recommended_guidance
+from ..models.lora import DIFFUSERS_LORA_FILE
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
@@ -27,8 +30,22 @@ class LoraSpec:
     weight: float = 1.0
 
     @property
+    def file(self) -> Path:
+        """The file A1111 or ComfyUI would load: a result folder's kohya copy, else its diffusers file."""
+        if self.path.is_dir():
+            return exported_file(self.path) or self.path / DIFFUSERS_LORA_FILE
+        return self.path
+
+    @property
     def name(self) -> str:
-        return self.path.parent.name if self.path.name == "final" else self.path.stem
+        """The name ``<lora:NAME:w>`` calls it by in A1111: its file's, as A1111 lists the files of its LoRA folder."""
+        if self.path.is_dir() and exported_file(self.path) is None:
+            return self.path.parent.name if self.path.name == "final" else self.path.name
+        return self.file.stem
+
+    def hash(self) -> str:
+        """A1111's "Lora hashes" entry for it ("" for a folder with no LoRA file)."""
+        return lora_hash(self.file) if self.file.is_file() else ""
 
     @classmethod
     def parse(cls, text: str) -> LoraSpec:
@@ -222,6 +239,7 @@ def generate_images(
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
     seed_list = seeds or [seed + k for k in range(num_images)]
     jobs = [(p, s) for p in prompts for s in seed_list]
+    model_hash, lora_hashes = base.hash, {spec.name: spec.hash() for spec in loras}
     paths, images, labels = [], [], []
     try:
         with tqdm(total=len(jobs), desc="generate", unit="img", disable=not show_progress) as bar:
@@ -248,7 +266,9 @@ def generate_images(
                         width=width,
                         height=height,
                         model=base.name,
+                        model_hash=model_hash,
                         loras=[(spec.name, spec.weight) for spec in loras],
+                        lora_hashes=lora_hashes,
                     )
                     paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
                     images.append(image)

@@ -34,7 +34,30 @@ class BaseModel:
 
     @property
     def name(self) -> str:
-        return Path(self.source.rstrip("/")).stem if Path(self.source).exists() else self.source
+        return model_name(self.source)
+
+    @property
+    def hash(self) -> str:
+        return model_file_hash(self.source)
+
+
+def model_name(source: str) -> str:
+    """What A1111 would call a model: a taught model's own name (stored beside it), else its file or folder's."""
+    path = Path(source.rstrip("/"))
+    if not path.exists():
+        return source
+    return str(model_defaults(source).get("name") or path.stem)
+
+
+def model_file_hash(source: str) -> str:
+    """A1111's "Model hash": of the file A1111 would load (the source, or a folder's single-file copy), or ""."""
+    from .hashes import model_hash
+    from .kohya import exported_file
+
+    path: Path | None = Path(model_location(source)).expanduser()
+    if path is not None and path.is_dir():
+        path = exported_file(path)
+    return model_hash(path) if path is not None and path.is_file() else ""
 
 
 def pipeline_class(family: ModelFamily):

@@ -1,8 +1,8 @@
 """LoRA: inject into a UNet / text encoders with peft, save in diffusers and kohya formats, load back.
 
 Saved files follow the ecosystem: ``pytorch_lora_weights.safetensors`` that
-``DiffusionPipeline.load_lora_weights`` loads as is, and a kohya-style copy
-(``lora_unet_..._lora_down.weight`` + ``.alpha``) that A1111 and ComfyUI load.
+``DiffusionPipeline.load_lora_weights`` loads as is, and a kohya copy (``lora_unet_..._lora_down.weight`` +
+``.alpha``, see :mod:`charforge.models.kohya`) that A1111, Forge, ComfyUI and sd-scripts load.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .family import ModelFamily
+from .kohya import TrainingFacts
 
 # Which layers carry LoRA, by name as ``--lora-targets`` gives it:
 # - attention: the attention projections (diffusers' DreamBooth-LoRA scripts);
@@ -30,7 +31,6 @@ _TEXT_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
 _TEXT_LINEAR = [*_TEXT_ATTENTION, "fc1", "fc2"]  # a text encoder has no convolutions: "all" is every linear layer
 TEXT_ENCODER_TARGETS: dict[str, list[str]] = {"attention": _TEXT_ATTENTION, "transformer": _TEXT_LINEAR, "all": _TEXT_LINEAR}
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
-_KOHYA_BASE_VERSION = {ModelFamily.SD1: "sd_v1", ModelFamily.SD2: "sd_v2", ModelFamily.SDXL: "sdxl_base_v1-0"}
 
 
 def lora_config(rank: int, alpha: float, targets: list[str], dropout: float = 0.0):
@@ -68,20 +68,22 @@ def save_lora(
     rank: int,
     alpha: float,
     targets: str = "attention",
-    kohya_name: str | None = None,
+    kohya: TrainingFacts | None = None,
     token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write ``modules`` (``unet``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
 
-    Returns the diffusers-format file; with ``kohya_name`` a kohya copy is written beside it, with ``token_rows``
-    (an identifier's trained embedding) bundled into it.
+    Returns the diffusers-format file. With ``kohya`` (the training's facts) a kohya copy named
+    ``<kohya.output_name>.safetensors`` is written beside it, carrying ``token_rows`` (an identifier's trained
+    embedding) bundled, and the embedding alone as ``<output_name>_emb.safetensors``.
     """
     from .loading import pipeline_class
 
     # PEFT key names (``lora_A``/``lora_B``), which diffusers loads as they are. Its older
     # ``lora.down``/``lora.up`` names exist only for attention layers: converting a LoRA that also
     # covers feed-forward or convolution layers would mix the two and diffusers would drop a part.
-    layers = {name: peft_state_dict(m, name) for name, m in modules.items()}
+    layers = {name: {k: v.to(dtype) for k, v in peft_state_dict(m, name).items()} for name, m in modules.items()}
     kwargs = {f"{name}_lora_layers": sd for name, sd in layers.items()}
     metadata = {}
     for name in modules:
@@ -89,39 +91,35 @@ def save_lora(
         layers_of = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
         metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of[targets]).to_dict()
     pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
-    if kohya_name:
-        save_kohya(folder / f"{kohya_name}.safetensors", family, modules, rank=rank, alpha=alpha, token_rows=token_rows)
+    if kohya is not None:
+        save_kohya(
+            folder, kohya, family, layers, modules["unet"].config, rank=rank, alpha=alpha, targets=targets, token_rows=token_rows
+        )
     return folder / DIFFUSERS_LORA_FILE
 
 
 def save_kohya(
-    path: Path,
+    folder: Path,
+    facts: TrainingFacts,
     family: ModelFamily,
-    modules: dict[str, torch.nn.Module],
+    layers: dict[str, dict[str, torch.Tensor]],
+    unet_config,
     *,
     rank: int,
     alpha: float,
+    targets: str,
     token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
-) -> None:
-    from diffusers.utils import convert_state_dict_to_kohya
-    from safetensors.torch import save_file
-
+) -> Path:
+    """The kohya copy (see :mod:`charforge.models.kohya`), and the separate embedding file when there is one."""
+    from .kohya import EMBEDDING_SUFFIX, kohya_state_dict, lora_metadata, save_embedding, save_with_hash
     from .token_embeddings import bundle
 
-    prefixed = {f"{name}.{k}": v for name, m in modules.items() for k, v in peft_state_dict(m, name).items()}
-    kohya = convert_state_dict_to_kohya(prefixed)
-    # diffusers writes alpha = rank; the real alpha is what sets the scale (alpha / rank).
-    kohya = {k: (torch.tensor(float(alpha)) if k.endswith(".alpha") else v) for k, v in kohya.items()}
+    tensors = kohya_state_dict(layers, family, unet_config, alpha)
     if token_rows:
-        kohya.update(bundle(*token_rows))
-    metadata = {
-        "ss_network_module": "networks.lora",
-        "ss_network_dim": str(rank),
-        "ss_network_alpha": str(alpha),
-        "ss_base_model_version": _KOHYA_BASE_VERSION[family],
-        "modelspec.architecture": family.label,
-    }
-    save_file(kohya, str(path), metadata=metadata)
+        tensors.update(bundle(*token_rows))
+        save_embedding(folder / f"{facts.output_name}{EMBEDDING_SUFFIX}.safetensors", facts, family, token_rows[1])
+    metadata = lora_metadata(facts, family, rank=rank, alpha=alpha, targets=targets)
+    return save_with_hash(tensors, folder / f"{facts.output_name}.safetensors", metadata)
 
 
 def load_lora_into(folder_or_file: Path, modules: dict[str, torch.nn.Module], family: ModelFamily) -> None:

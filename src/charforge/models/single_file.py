@@ -102,11 +102,20 @@ def _rename(state: dict[str, torch.Tensor], prefixes: dict[str, str], inner: set
     return out
 
 
+def ldm_unet_names(state: dict[str, torch.Tensor], unet_config) -> dict[str, torch.Tensor]:
+    """``state`` (UNet keys in diffusers' names, weights or LoRA matrices alike) renamed to the original (LDM/SGM) ones.
+
+    kohya's SDXL LoRA files use these names: A1111 and ComfyUI find every SDXL module by them, where diffusers'
+    names map through per-program tables that miss some layers.
+    """
+    prefixes, resnets = _unet_prefixes(unet_config)
+    return _rename(state, prefixes, resnets, _UNET_RESNET)
+
+
 def to_ldm_state_dict(pipe, family: ModelFamily) -> dict[str, torch.Tensor]:
     if family is not ModelFamily.SD1:
         raise CharforgeError(f"single-file export supports SD1.x models for now, not {family.label}; use the diffusers folder")
-    unet_prefixes, unet_resnets = _unet_prefixes(pipe.unet.config)
-    unet = _rename(pipe.unet.state_dict(), unet_prefixes, unet_resnets, _UNET_RESNET)
+    unet = ldm_unet_names(pipe.unet.state_dict(), pipe.unet.config)
     vae_prefixes, vae_attentions = _vae_prefixes(pipe.vae.config)
     vae_state = {k.replace("conv_shortcut.", "nin_shortcut."): v for k, v in pipe.vae.state_dict().items()}
     vae = _rename(vae_state, vae_prefixes, vae_attentions, _VAE_ATTENTION)

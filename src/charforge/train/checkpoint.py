@@ -74,10 +74,18 @@ def save_checkpoint(
     return target
 
 
+def read_training_state(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's JSON state: ``step``, the seed and method, when the run started, the schedule."""
+    try:
+        return json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CharforgeError(f"{checkpoint}: checkpoint is unreadable ({exc}); resume from an earlier one") from exc
+
+
 def load_training_state(checkpoint: Path, optimizer, lr_scheduler) -> dict[str, Any]:
     """Restore optimizer and scheduler from ``checkpoint``; returns its JSON state (with ``step``)."""
+    state = read_training_state(checkpoint)
     try:
-        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
         tensors = load_file(str(checkpoint / OPTIMIZER_FILE))
     except (OSError, ValueError) as exc:
         raise CharforgeError(f"{checkpoint}: checkpoint is unreadable ({exc}); resume from an earlier one") from exc

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import shutil
 import signal
 import time
@@ -27,13 +26,15 @@ from .. import atomic
 from ..config import TrainConfig, dump_config
 from ..errors import CharforgeError, TrainingInterrupted
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
-from ..models.loading import BaseModel, load_base_model, model_defaults, recommended_guidance, write_model_defaults
+from ..models.loading import BaseModel, load_base_model, recommended_guidance
 from ..workspace import Workspace
 from . import checkpoint as ckpt
 from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, same_size
+from .export import training_facts, write_result
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
 from .prior import ensure_class_images
+from .prompts import training_prompts
 from .validation import validation_grid
 
 log = logging.getLogger(__name__)
@@ -221,11 +222,11 @@ def train(
     wrapped = dict(zip(names, prepared[: len(names)], strict=True))
     optimizer, lr_scheduler = prepared[len(names)], prepared[len(names) + 1]
 
-    start_step = 0
+    start_step, started_at = 0, time.time()
     if resume:
         start_step, checkpoint_dir = ckpt.list_checkpoints(run_dir)[-1]
         trainable.load(checkpoint_dir)
-        ckpt.load_training_state(checkpoint_dir, optimizer, lr_scheduler)
+        started_at = ckpt.load_training_state(checkpoint_dir, optimizer, lr_scheduler).get("started_at", started_at)
         log.info("resuming %s from step %d", run_dir.name, start_step)
     if start_step >= config.max_train_steps:
         raise CharforgeError(f"{run_dir.name} already reached step {start_step}; raise --max-train-steps to continue it")
@@ -244,7 +245,7 @@ def train(
         disable=not (is_main and show_progress),
         dynamic_ncols=True,
     )
-    save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator)
+    save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator, started_at)
     for module in wrapped.values():
         module.train()
     with stop_flag.installed():
@@ -283,29 +284,33 @@ def train(
 
     # 6. The result: final weights in the formats other tools load.
     final_dir = run_dir / "final"
-    guidance = recommended_guidance(base.source)
     if is_main:
-        drawn_as = {**model_defaults(base.source), "guidance": guidance}  # how the base is drawn, for a full model
+        facts = training_facts(
+            config,
+            workspace,
+            base,
+            run_dir,
+            steps=step,
+            resolution=resolution,
+            started_at=started_at,
+            precision=precision,
+            class_image_count=len(data.class_images) if data.class_images is not None else 0,
+        )
         with atomic.atomic_dir(final_dir, replace=True) as tmp:
-            trainable.save(
-                tmp,
-                kohya_name=character.token if config.save_kohya else None,
-                pipe=_pipeline_to_save(pipe, config, trainable, weight_dtype),
-                single_file_name=character.token if config.save_single_file else None,
-            )
-            if not trainable.uses_lora:  # a full model is a base of its own: it keeps how its base is drawn
-                write_model_defaults(tmp, drawn_as)
+            write_result(tmp, trainable, _pipeline_to_save(pipe, config, trainable, weight_dtype), config, facts, base, run_dir)
         summary = {
             "base": base.source,
             "family": base.family.value,
             "method": config.method,
             "precision": precision,  # what --mixed-precision (auto) resolved to on this machine
-            "recommended_guidance": guidance,  # the base's, which generate / evaluate / comic draw at by default
+            "recommended_guidance": recommended_guidance(base.source),  # generate / evaluate / comic draw at it by default
             "steps": step,
             "resolution": resolution,
             "token": character.token,
             "class_word": character.class_word,
             "final": "final",
+            "output_name": facts.output_name,
+            "started_at": started_at,
             "seconds": round(time.perf_counter() - started, 2),
         }
         atomic.write_text(run_dir / "run.json", json.dumps(summary, indent=1))
@@ -359,16 +364,6 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
         cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
 
 
-def _check_token_in_captions(workspace, images: list[Path], prompts: list[str], token: str) -> None:
-    """DreamBooth binds the character to its token; a caption without it would teach the class word instead."""
-    for image, prompt in zip(images, prompts, strict=True):
-        if not re.search(rf"(?<!\w){re.escape(token)}(?!\w)", prompt):
-            raise CharforgeError(
-                f"{workspace.captions_dir / (image.stem + '.txt')}: the caption does not name the token {token!r}; "
-                f"add it (e.g. '{token} girl, ...') or train without --captions"
-            )
-
-
 @dataclass
 class _Data:
     images: LatentSet | PixelSet
@@ -389,19 +384,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
 
     character = workspace.character
     fill = lambda t: config.prompt(t, character.token, character.class_word)  # noqa: E731
-    instance_prompt = fill(config.instance_prompt)
-    if config.uses_captions:
-        captions = [workspace.caption_for(p) for p in images]
-        missing = [p.name for p, c in zip(images, captions, strict=True) if c is None]
-        if missing:
-            log.warning(
-                "no caption for %d image(s) (%s); using the instance prompt for them", len(missing), ", ".join(missing[:3])
-            )
-        prompts = [c or instance_prompt for c in captions]
-        if config.method != "lora":
-            _check_token_in_captions(workspace, images, prompts, character.token)
-    else:
-        prompts = [instance_prompt] * len(images)
+    prompts = training_prompts(config, workspace, images)
     vae = base.pipe.vae
     pixels = load_pixels(images, resolution, step=resolution_multiple(base.pipe))
     if config.train_batch_size > 1 and not same_size(pixels):
@@ -515,7 +498,7 @@ def _any_process(accelerator, flag: bool) -> bool:
     return bool(accelerator.reduce(value, reduction="sum").item() > 0)
 
 
-def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, lr_scheduler, accelerator):
+def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, lr_scheduler, accelerator, started_at: float):
     def save(step: int) -> Path:
         path = run_dir / "checkpoints" / ckpt.step_dir_name(step)
         if accelerator.is_main_process:
@@ -525,7 +508,7 @@ def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, 
                 write_weights=trainable.save,
                 optimizer=optimizer,
                 lr_scheduler=lr_scheduler,
-                extra={"seed": config.seed, "method": config.method},
+                extra={"seed": config.seed, "method": config.method, "started_at": started_at},
                 keep=config.checkpoints_total_limit,
             )
         accelerator.wait_for_everyone()

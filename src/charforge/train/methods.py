@@ -17,6 +17,7 @@ import torch
 from ..config import TrainConfig
 from ..models.adapters import FamilyAdapter
 from ..models.family import ModelFamily
+from ..models.kohya import TrainingFacts
 from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
 from ..models.single_file import save_single_file
 from ..models.token_embeddings import (
@@ -58,8 +59,21 @@ class Trainable:
     def token_parameters(self) -> list[torch.nn.Parameter]:
         return [table for table, _ in self.token_tables.values()]
 
-    def save(self, folder: Path, *, kohya_name: str | None = None, pipe=None, single_file_name: str | None = None) -> None:
-        """Weights for a checkpoint (``pipe`` is None) or a final result (full pipeline for dreambooth)."""
+    def save(
+        self,
+        folder: Path,
+        *,
+        pipe=None,
+        facts: TrainingFacts | None = None,
+        kohya: bool = False,
+        single_file: bool = False,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        """Weights for a checkpoint (``pipe`` and ``facts`` None) or a final result: a LoRA's files, or the full
+        pipeline for dreambooth, all in one ``dtype`` (None: fp32, and fp16 for the single file as shared
+        checkpoints are); with ``facts``, the copies other programs load
+        (``kohya``: the kohya LoRA and embedding, ``single_file``: the one-file checkpoint), named after
+        ``facts.output_name``."""
         if self.uses_lora:
             rows = {name: table[ids] for name, (table, ids) in self.token_tables.items()}
             save_lora(
@@ -69,15 +83,19 @@ class Trainable:
                 rank=self.rank,
                 alpha=self.alpha,
                 targets=self.targets,
-                kohya_name=kohya_name,
+                kohya=facts if kohya else None,
                 token_rows=(self.token, rows) if rows else None,
+                dtype=dtype or torch.float32,
             )
             if rows:
                 save_token_embeddings(folder, self.token, rows)
         elif pipe is not None:
+            pipe.to(
+                dtype=dtype or torch.float32
+            )  # one dtype throughout: plain diffusers cannot draw with a bf16 encoder and fp32 UNet
             pipe.save_pretrained(folder, safe_serialization=True)
-            if single_file_name:
-                save_single_file(pipe, self.family, folder / f"{single_file_name}.safetensors")
+            if single_file and facts is not None:
+                save_single_file(pipe, self.family, folder / f"{facts.output_name}.safetensors", dtype=dtype or torch.float16)
         else:  # a DreamBooth checkpoint: only what trains, in the pipeline's folder names
             for name, module in self.modules.items():
                 module.save_pretrained(folder / name)  # safetensors in diffusers and transformers alike
