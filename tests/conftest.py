@@ -89,3 +89,29 @@ def unicorn_girl_workspace(root: Path):
     ws = api.init(root / "ws", token="sks", class_word="girl", world="unicorn-girl")
     api.prepare(ws, [drawings], resolution=64, crop="center")
     return ws
+
+
+def export_facts(output_name: str = "kohya", **changes):
+    """What a result's files record, for tests that write LoRA files without a training run."""
+    from charforge.models.kohya import TrainingFacts
+
+    facts = dict(
+        output_name=output_name,
+        token="sks",
+        class_word="girl",
+        trigger_prompt="a picture of sks girl",
+        base_source="tiny",
+        base_name="tiny",
+        base_hash="",
+        method="dreambooth-lora",
+        resolution=32,
+        steps=1,
+        started_at=0.0,
+        finished_at=0.0,
+        precision="no",
+        prediction_type="epsilon",
+        dataset_dir="images",
+        image_count=1,
+        class_image_count=0,
+    )
+    return TrainingFacts(**{**facts, **changes})

@@ -12,7 +12,6 @@ import pytest
 from conftest import FAST
 from PIL import Image
 
-from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.comic import EXAMPLE
 from charforge.comic.fonts import font_source
@@ -21,6 +20,7 @@ from charforge.comic.lettering import LetteringError, layout_balloon, size_ballo
 from charforge.comic.panels import fit_around_subject, generation_size, join_regions, subject_box
 from charforge.comic.schema import BalloonSpec, LayoutSpec, RowSpec, StoryError
 from charforge.generate.metadata import read_png_params
+from charforge.models.files import exported_file
 
 AREA = Rect(40, 60, 1200, 1700)
 
@@ -229,7 +229,8 @@ def test_example_renders_with_a_tiny_model_and_two_loras(story, tiny_sd1, worksp
     sidecar = json.loads(result.sidecars[0].read_text())
     cached = result.folder / "panels" / f"{sidecar['panels'][0]['pictures'][0]['key']}.png"
     params = read_png_params(cached)
-    assert params.loras == [("run-001", 1.0), ("UnicornGirl", 0.5)] and params.steps == 2
+    # both name the same LoRA the way A1111 lists it: the run's kohya file
+    assert params.loras == [("UnicornGirl-run-001", 1.0), ("UnicornGirl-run-001", 0.5)] and params.steps == 2
     assert json.loads(cached.with_name(sidecar["panels"][1]["pictures"][0]["key"] + ".json").read_text())["sketch"]
     assert sidecar["panels"][2]["image"].endswith("photo.png")
     job = json.loads(cached.with_suffix(".json").read_text())

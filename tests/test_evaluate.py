@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.evaluate.encoders import ClipEncoder, DinoEncoder
@@ -21,6 +20,7 @@ from charforge.evaluate.palette import palette_distance
 from charforge.evaluate.quality import Thresholds, best_point, calibrate
 from charforge.evaluate.ratings import Rating, RatingStore, cohen_kappa
 from charforge.evaluate.scores import References, cached_embeddings, leave_one_out, mean_similarity
+from charforge.models.files import exported_file
 from charforge.models.tiny import save_tiny_clip, save_tiny_dino
 
 PROMPTS = """seeds: [0]

@@ -9,11 +9,11 @@ import pytest
 from conftest import FAST, run_cli
 from PIL import Image
 
-from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.generate.metadata import GenerationParams, read_png_params
 from charforge.generate.schedulers import SAMPLERS
+from charforge.models.files import exported_file
 from charforge.models.loading import recommended_guidance
 
 
@@ -32,7 +32,8 @@ def test_params_text_round_trip():
     )
     text = params.to_text()
     assert text.splitlines()[1] == "Negative prompt: blurry, extra limbs"
-    assert "Steps: 50, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x768" in text
+    assert text.splitlines()[0] == "UnicornGirl, waving, happy <lora:unicorn:0.8> <lora:style:0.5>"  # A1111's tags
+    assert "Steps: 50, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 512x768" in text
     assert GenerationParams.from_text(text) == params
 
 
@@ -62,7 +63,7 @@ def test_generate_from_run_embeds_parameters_and_sheet(workspace, tiny_sd1, caps
     assert [p.seed for p in params] == [7, 8, 9]
     assert params[0].prompt == "a picture of UnicornGirl girl sad" and params[0].negative_prompt == "ugly"
     assert params[0].sampler == "Euler a" and params[0].steps == 3 and params[0].width == 32
-    assert params[0].loras == [("run-001", 1.0)]
+    assert params[0].loras == [("UnicornGirl-run-001", 1.0)]  # the kohya file's name, as A1111 lists it
     arrays = [np.asarray(Image.open(p)) for p in pngs]
     assert not np.array_equal(arrays[0], arrays[1])  # different seeds, different images
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import export_facts
 
 from charforge.models.family import ModelFamily
 from charforge.models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
@@ -48,7 +49,7 @@ def test_wider_lora_loads_whole_into_a_fresh_pipeline_in_both_formats(tmp_path, 
     for name, param in trained.unet.named_parameters():
         if "lora_B" in name:
             param.data.normal_(0, 0.05)
-    save_lora(tmp_path, family, {"unet": trained.unet}, rank=4, alpha=8, targets=targets, kohya_name="kohya")
+    save_lora(tmp_path, family, {"unet": trained.unet}, rank=4, alpha=8, targets=targets, kohya=export_facts("kohya"))
     x, t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([500])
     hidden = torch.randn(1, 77, trained.unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

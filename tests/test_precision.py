@@ -49,7 +49,8 @@ def test_bf16_lora_with_prior_validation_and_pivotal_tuning_saves_fp32_that_a_fp
 
     # Saved in fp32 (the trained weights stay fp32 under mixed precision), in both formats.
     kohya = f"UnicornGirl-{result.run_dir.name}.safetensors"  # the kohya copy is named after the run
-    for name in ("pytorch_lora_weights.safetensors", kohya, f"UnicornGirl-{result.run_dir.name}_emb.safetensors", "token_embeddings.safetensors"):
+    embedding = f"UnicornGirl-{result.run_dir.name}_emb.safetensors"
+    for name in ("pytorch_lora_weights.safetensors", kohya, embedding, "token_embeddings.safetensors"):
         dtypes = {t.dtype for t in load_file(str(result.final_dir / name)).values()}
         assert dtypes == {torch.float32}, (name, dtypes)
 

@@ -18,9 +18,9 @@ from conftest import FAST
 from PIL import Image
 from safetensors.torch import load_file
 
-from charforge.models.kohya import exported_file
 from charforge import api
 from charforge.errors import CharforgeError
+from charforge.models.files import exported_file
 from charforge.models.loading import load_base_model
 from charforge.train import checkpoint as ckpt
 

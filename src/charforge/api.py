@@ -253,6 +253,16 @@ def promote(workspace: str | Path | Workspace, *, run: str = "latest", step: int
     return _promote(open_workspace(workspace), run, step)
 
 
+def push(workspace: str | Path | Workspace, *, run: str = "latest", repo: str, private: bool = False) -> str:
+    """Upload the run's ``final/`` to the Hugging Face Hub as model repository ``repo``; returns its URL."""
+    from .publish import push_folder
+
+    final = open_workspace(workspace).run_dir(run) / "final"
+    if not final.is_dir():
+        raise CharforgeError(f"{final}: the run has no final result yet; finish or resume its training first")
+    return push_folder(final, repo, private=private)
+
+
 def rating_summary(workspace: str | Path | Workspace, *, run: str = "latest", rater: str = "") -> dict:
     """Human quality ratio per checkpoint from the stored ratings, beside the automated one, with their
     agreement; written into the run's ``metrics.json`` and report."""

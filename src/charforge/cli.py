@@ -459,6 +459,22 @@ def evaluate(
     _echo_done("report", result.report)
 
 
+@app.command()
+def push(
+    workspace: Annotated[Path, typer.Argument(help="The character workspace folder.")],
+    repo: Annotated[str, typer.Option(help="Hub model repository, user/name.")],
+    run: Annotated[str, typer.Option(help="Run name (default: the newest).")] = "latest",
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+) -> None:
+    """Upload a run's final/ (weights, model card, sample grid) to the Hugging Face Hub.
+
+    Uses the Hub token from HF_TOKEN or `hf auth login`; charforge never prints or stores it."""
+    from . import api
+
+    url = api.push(workspace, run=run, repo=repo, private=private)
+    _echo_done("pushed", url)
+
+
 def _print_points(metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table

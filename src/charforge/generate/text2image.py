@@ -12,10 +12,9 @@ from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import CharforgeError, PicturesInterrupted
+from ..models.files import DIFFUSERS_LORA_FILE, exported_file
 from ..models.hashes import lora_hash
-from ..models.kohya import exported_file
 from ..models.loading import BaseModel, recommended_guidance
-from ..models.lora import DIFFUSERS_LORA_FILE
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label

@@ -32,7 +32,6 @@ from .. import __version__, atomic
 from .family import ModelFamily
 from .hashes import tensor_bytes_sha256
 
-EMBEDDING_SUFFIX = "_emb"  # <lora name>_emb.safetensors: the identifier's embedding for textual-inversion loaders
 _BASE_VERSION = {ModelFamily.SD1: "sd_v1", ModelFamily.SD2: "sd_v2", ModelFamily.SDXL: "sdxl_base_v1-0"}
 _TEXT_PREFIX = {
     False: {"text_encoder": "lora_te"},  # one text encoder
@@ -195,16 +194,3 @@ def save_embedding(path: Path, facts: TrainingFacts, family: ModelFamily, rows: 
     tensors = {k: v.detach().float().cpu() for k, v in embedding_tensors(family, rows).items()}
     metadata = {**facts.modelspec(family, "textual-inversion"), "charforge.trigger_word": facts.token}
     return save_with_hash(tensors, path, metadata)
-
-
-def exported_file(folder: Path) -> Path | None:
-    """The kohya LoRA (or, for a full model, the single-file checkpoint) written into a result folder."""
-    from .lora import DIFFUSERS_LORA_FILE
-    from .token_embeddings import TOKEN_EMBEDDINGS_FILE
-
-    found = [
-        p
-        for p in sorted(folder.glob("*.safetensors"))
-        if p.name not in (DIFFUSERS_LORA_FILE, TOKEN_EMBEDDINGS_FILE) and not p.stem.endswith(EMBEDDING_SUFFIX)
-    ]
-    return found[0] if found else None

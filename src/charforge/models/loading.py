@@ -51,8 +51,8 @@ def model_name(source: str) -> str:
 
 def model_file_hash(source: str) -> str:
     """A1111's "Model hash": of the file A1111 would load (the source, or a folder's single-file copy), or ""."""
+    from .files import exported_file
     from .hashes import model_hash
-    from .kohya import exported_file
 
     path: Path | None = Path(model_location(source)).expanduser()
     if path is not None and path.is_dir():

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .family import ModelFamily
+from .files import DIFFUSERS_LORA_FILE, EMBEDDING_SUFFIX
 from .kohya import TrainingFacts
 
 # Which layers carry LoRA, by name as ``--lora-targets`` gives it:
@@ -30,7 +31,6 @@ UNET_TARGETS: dict[str, list[str]] = {
 _TEXT_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
 _TEXT_LINEAR = [*_TEXT_ATTENTION, "fc1", "fc2"]  # a text encoder has no convolutions: "all" is every linear layer
 TEXT_ENCODER_TARGETS: dict[str, list[str]] = {"attention": _TEXT_ATTENTION, "transformer": _TEXT_LINEAR, "all": _TEXT_LINEAR}
-DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 def lora_config(rank: int, alpha: float, targets: list[str], dropout: float = 0.0):
@@ -54,7 +54,9 @@ def peft_state_dict(module: torch.nn.Module, name: str = "unet") -> dict[str, to
     """
     from peft.utils import get_peft_model_state_dict
 
-    state = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    # A module built on the meta device (a full-size architecture without weights) keeps its meta tensors: the
+    # export tests check key names at real scale that way.
+    state = {k: v if v.is_meta else v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
     if name != "unet":
         state = {(k if k.startswith("text_model.") else f"text_model.{k}"): v for k, v in state.items()}
     return state
@@ -111,7 +113,7 @@ def save_kohya(
     token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """The kohya copy (see :mod:`charforge.models.kohya`), and the separate embedding file when there is one."""
-    from .kohya import EMBEDDING_SUFFIX, kohya_state_dict, lora_metadata, save_embedding, save_with_hash
+    from .kohya import kohya_state_dict, lora_metadata, save_embedding, save_with_hash
     from .token_embeddings import bundle
 
     tensors = kohya_state_dict(layers, family, unet_config, alpha)

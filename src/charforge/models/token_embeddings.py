@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-TOKEN_EMBEDDINGS_FILE = "token_embeddings.safetensors"
+from .files import TOKEN_EMBEDDINGS_FILE
+
 _TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}
 # Keys of an embedding bundled in a kohya LoRA file, as A1111's Lora extension and ComfyUI read them (OneTrainer writes
 # them): ``string_to_param.*`` (A1111's textual-inversion layout) for a model with one text encoder, ``clip_l`` and

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from .. import atomic
 from ..models.family import ModelFamily
-from ..models.kohya import EMBEDDING_SUFFIX, TrainingFacts
-from ..models.lora import DIFFUSERS_LORA_FILE
-from ..models.token_embeddings import TOKEN_EMBEDDINGS_FILE
+from ..models.files import DIFFUSERS_LORA_FILE, EMBEDDING_SUFFIX, TOKEN_EMBEDDINGS_FILE
+from ..models.kohya import TrainingFacts
 
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
