@@ -129,7 +129,7 @@ def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp
     a, b, c = (np.asarray(Image.open(p), dtype=np.int16) for p in (plain, zero, two))
     assert np.abs(a - b).max() <= 1
     assert np.abs(a - c).mean() > 0.5
-    assert read_png_params(two).loras == [("run-001", 0.5), ("UnicornGirl", 0.5)]
+    assert read_png_params(two).loras == [("UnicornGirl-run-001", 0.5), ("UnicornGirl-run-001", 0.5)]  # folder and file
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))

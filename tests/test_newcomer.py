@@ -39,7 +39,8 @@ def test_a_full_dreambooth_model_keeps_the_guidance_its_base_recommends(workspac
     shutil.copytree(tiny_sd1, base)
     (base / "charforge.json").write_text('{"guidance": 3.0}')
     result = api.train(workspace, base=str(base), method="dreambooth", max_train_steps=1, show_progress=False, **FAST)
-    assert json.loads((result.final_dir / "charforge.json").read_text()) == {"guidance": 3.0}
+    saved = json.loads((result.final_dir / "charforge.json").read_text())
+    assert saved == {"guidance": 3.0, "name": f"UnicornGirl-{result.run_dir.name}"}  # drawn as its base, named as itself
     assert json.loads((result.run_dir / "run.json").read_text())["recommended_guidance"] == 3.0
     # generate with the run, and with its final/ as a base of its own, draw at 3 without being told
     for args in (["generate", workspace.root], ["generate", "--base", result.final_dir]):
