@@ -79,8 +79,8 @@ def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
 def unicorn_girl_workspace(root: Path):
     """A workspace of the mini world's held-out unicorn girl: her six reference renders, prepared at 64 px
     as a user's drawings would be (files ``ref-0.png`` ... ``ref-5.png``)."""
+    from charforge.recipes.world_experiment import reference_images
     from charforge.world.attributes import held_out
-    from charforge.world.experiment import reference_images
 
     drawings = root / "drawings"
     drawings.mkdir()

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 
 from charforge.errors import CharforgeError
-from charforge.world.experiment import ExperimentConfig, run_experiment
+from charforge.recipes.world_experiment import ExperimentConfig, run_experiment
 
 
 def test_world_demo_takes_its_training_options_and_refuses_a_bad_method_in_one_line(tmp_path, capsys):

@@ -4,6 +4,7 @@ palette ordering on known colours, the quality rule, caching, promotion, ratings
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -22,6 +23,7 @@ from charforge.evaluate.ratings import Rating, RatingStore, cohen_kappa
 from charforge.evaluate.scores import References, cached_embeddings, leave_one_out, mean_similarity
 from charforge.models.files import exported_file
 from charforge.models.tiny import save_tiny_clip, save_tiny_dino
+from charforge.recipes.sweep import sweep
 
 PROMPTS = """seeds: [0]
 prompts:
@@ -232,6 +234,20 @@ def test_promote_makes_a_checkpoint_final(trained):
         api.promote(ws, step=3)
 
 
+def test_latest_is_the_run_trained_last_not_the_one_evaluated_or_promoted_last(workspace, tiny_sd1):
+    first = api.train(
+        workspace, base=str(tiny_sd1), run="first", max_train_steps=2, show_progress=False, **{**FAST, "checkpointing_steps": 1}
+    )
+    api.train(workspace, base=str(tiny_sd1), run="second", max_train_steps=1, show_progress=False, **FAST)
+    os.utime(first.run_dir / "config.yaml", (1, 1))  # however coarse the clock: "first" started long ago
+    assert workspace.run("latest").name == "second"
+    api.promote(workspace, run="first", step=1)  # rewrites first/final and first/run.json
+    (first.run_dir / "eval").mkdir()
+    assert workspace.run("latest").name == "second"
+    api.resume(workspace, run="first", max_train_steps=3)  # training it again makes it the latest
+    assert workspace.run("latest").name == "first"
+
+
 def test_evaluate_errors_are_one_line(trained, tiny_sdxl, tmp_path):
     ws, prompts = trained
     with pytest.raises(CharforgeError, match="run 'nope' not found"):
@@ -309,10 +325,10 @@ def test_sweep_interrupted_after_its_first_run_continues_with_the_second(workspa
 
     monkeypatch.setattr(api, "train", train_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        api.sweep(workspace, learning_rates=[1e-3, 1e-4], steps=[2], **options)
+        sweep(workspace, learning_rates=[1e-3, 1e-4], steps=[2], **options)
     assert calls == ["sweep-lr0.001-s2", "sweep-lr0.0001-s2"]
     calls.clear()
-    result = api.sweep(workspace, learning_rates=[1e-3, 1e-4], steps=[2], **options)
+    result = sweep(workspace, learning_rates=[1e-3, 1e-4], steps=[2], **options)
     assert calls == ["sweep-lr0.0001-s2"]  # the finished first run is not trained again
     assert [r["run"] for r in result.rows] == ["sweep-lr0.001-s2", "sweep-lr0.0001-s2"]
     assert result.winner is not None and result.report.is_file() and (result.folder / "loss.png").is_file()

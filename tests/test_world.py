@@ -190,7 +190,7 @@ def test_shipped_model_is_small_sd1_and_draws_what_it_is_asked():
 
 
 def test_missing_base_model_says_how_to_rebuild(tmp_path):
-    from charforge.world.experiment import check_model
+    from charforge.recipes.world_experiment import check_model
 
     with pytest.raises(CharforgeError, match="rebuild it with `charforge world build`"):
         check_model(tmp_path / "model")

@@ -21,11 +21,10 @@ from .data.stats import StatsReport, describe
 from .errors import CharforgeError
 from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
 from .models.loading import load_base_model, swap_finetuned
-from .train import checkpoint as ckpt
 from .train.loop import RunResult
 from .train.loop import train as _train
 from .workspace import Workspace
-from .world import MODEL_DIR as _WORLD_MODEL  # noqa: F401  (importing the mini world registers `--base world`)
+from .world import MODEL_DIR as _WORLD_MODEL  # noqa: F401  (importing the mini world registers `--base world`, `--captioner world`)
 
 __all__ = [
     "init",
@@ -42,7 +41,6 @@ __all__ = [
     "evaluate",
     "promote",
     "rating_summary",
-    "sweep",
     "TrainConfig",
 ]
 
@@ -108,9 +106,9 @@ def resume(
 ) -> RunResult:
     """Continue a run from its newest checkpoint with its stored config (optionally for longer)."""
     ws = open_workspace(workspace)
-    run_dir = ws.run_dir(run)
-    config = build_train_config(config_file=run_dir / "config.yaml", overrides={"max_train_steps": max_train_steps})
-    return _train(ws, config, run_name=run_dir.name, resume=True, show_progress=show_progress)
+    found = ws.run(run)
+    config = build_train_config(config_file=found.config_file, overrides={"max_train_steps": max_train_steps})
+    return _train(ws, config, run_name=found.name, resume=True, show_progress=show_progress)
 
 
 @dataclass
@@ -140,17 +138,9 @@ def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> RunMod
     A DreamBooth checkpoint holds only what trained (the UNet, and the text encoders with
     ``train_text_encoder``), so it is the run's base with those parts swapped in.
     """
-    run_dir = ws.run_dir(run)
-    config = build_train_config(config_file=run_dir / "config.yaml")
-    if checkpoint is not None:
-        found = dict(ckpt.list_checkpoints(run_dir))
-        if checkpoint not in found:
-            raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {checkpoint} (has: {sorted(found) or 'none'})")
-        weights = found[checkpoint]
-    else:
-        weights = run_dir / "final"
-        if not weights.is_dir():
-            raise CharforgeError(f"run {run_dir.name} has no final result yet; pick --checkpoint STEP or finish it with --resume")
+    found = ws.run(run)
+    config = found.config()
+    weights = found.checkpoint(checkpoint) if checkpoint is not None else found.final()
     if config.method == "dreambooth":
         if checkpoint is not None:
             return RunModel(config.base, [], config, finetuned=weights)
@@ -248,19 +238,17 @@ def evaluate(
 
 def promote(workspace: str | Path | Workspace, *, run: str = "latest", step: int) -> Path:
     """Make checkpoint ``step`` the run's ``final/`` (the previous one is kept as ``final-before-promote/``)."""
-    from .evaluate.evaluate import promote as _promote
+    from .train.export import promote as _promote
 
-    return _promote(open_workspace(workspace), run, step)
+    ws = open_workspace(workspace)
+    return _promote(ws, ws.run(run), step)
 
 
 def push(workspace: str | Path | Workspace, *, run: str = "latest", repo: str, private: bool = False) -> str:
     """Upload the run's ``final/`` to the Hugging Face Hub as model repository ``repo``; returns its URL."""
     from .publish import push_folder
 
-    final = open_workspace(workspace).run_dir(run) / "final"
-    if not final.is_dir():
-        raise CharforgeError(f"{final}: the run has no final result yet; finish or resume its training first")
-    return push_folder(final, repo, private=private)
+    return push_folder(open_workspace(workspace).run(run).final(), repo, private=private)
 
 
 def rating_summary(workspace: str | Path | Workspace, *, run: str = "latest", rater: str = "") -> dict:
@@ -280,32 +268,3 @@ def rating_summary(workspace: str | Path | Workspace, *, run: str = "latest", ra
     metrics["human"] = summary
     write_metrics(ws, run, metrics)
     return summary
-
-
-def sweep(
-    workspace: str | Path | Workspace,
-    *,
-    learning_rates: list[float],
-    steps: list[int],
-    ranks: list[int] | None = None,
-    name: str = "sweep",
-    config_file: str | Path | None = None,
-    preset: str | None = None,
-    eval_options: dict[str, Any] | None = None,
-    show_progress: bool = True,
-    **train_options: Any,
-):
-    """Train and evaluate every (learning rate, steps, rank) combination; resumable. Returns a ``SweepResult``."""
-    from .evaluate.evaluate import EvalOptions
-    from .evaluate.sweep import grid, run_sweep
-
-    return run_sweep(
-        open_workspace(workspace),
-        grid(learning_rates, steps, ranks),
-        name=name,
-        train_options=train_options,
-        config_file=config_file,
-        preset=preset,
-        eval_options=EvalOptions(**(eval_options or {})),
-        show_progress=show_progress,
-    )

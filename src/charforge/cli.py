@@ -561,9 +561,9 @@ def sweep(
     eval_steps: Annotated[int, typer.Option(help="Inference steps per evaluation picture.")] = 50,
 ) -> None:
     """Train and evaluate a grid of learning rates x steps (x ranks), resumably, and compare them."""
-    from . import api
+    from .recipes.sweep import sweep as run
 
-    result = api.sweep(
+    result = run(
         workspace,
         learning_rates=_floats(lr, "--lr"),
         steps=_ints(steps, "--steps") or [],
@@ -641,7 +641,7 @@ def world_demo(
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
     """The thesis experiment in miniature: teach a held-out character from six renders, score it, write a report."""
-    from .world.experiment import ExperimentConfig, run_experiment
+    from .recipes.world_experiment import ExperimentConfig, run_experiment
 
     given = {
         "method": method,

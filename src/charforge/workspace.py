@@ -11,8 +11,10 @@ import yaml
 
 from . import atomic
 from .errors import CharforgeError
+from .run import Run
 
 CHARACTER_FILE = "character.yaml"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}  # what counts as a picture
 _TOKEN_RE = re.compile(r"^\S+$")
 
 
@@ -98,8 +100,6 @@ class Workspace:
         return self.root / "outputs"
 
     def training_images(self) -> list[Path]:
-        from .data.images import IMAGE_SUFFIXES
-
         images = sorted(p for p in self.images_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise CharforgeError(f"{self.images_dir}: no training images; run `charforge prepare {self.root} IMAGES...`")
@@ -146,15 +146,19 @@ class Workspace:
             n += 1
         return f"run-{n:03d}"
 
-    def run_dir(self, name: str) -> Path:
-        """The folder of an existing run; ``latest`` is the most recently modified one."""
+    def run(self, name: str) -> Run:
+        """An existing run; ``latest`` is the one trained (started or resumed) last. Evaluating, rating or
+        promoting an older run does not make it the latest."""
         names = self.run_names()
         if name == "latest":
             if not names:
                 raise CharforgeError(f"{self.runs_dir}: no runs yet; run `charforge train {self.root}` first")
-            return max((self.runs_dir / n for n in names), key=lambda p: p.stat().st_mtime)
+            return max((Run(self.runs_dir / n) for n in names), key=Run.trained_at)
         path = self.runs_dir / name
         if not path.is_dir():
             known = ", ".join(names) or "none"
             raise CharforgeError(f"run {name!r} not found in {self.runs_dir} (runs: {known})")
-        return path
+        return Run(path)
+
+    def run_dir(self, name: str) -> Path:
+        return self.run(name).folder

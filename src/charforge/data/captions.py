@@ -32,7 +32,17 @@ MODEL_CAPTIONERS: dict[str, tuple[str, str, str | None]] = {
     "blip2": ("Blip2ForConditionalGeneration", "Salesforce/blip2-opt-2.7b", None),
     "florence2": ("Florence2ForConditionalGeneration", "florence-community/Florence-2-base", "<MORE_DETAILED_CAPTION>"),
 }
-CAPTIONERS = ["template", *MODEL_CAPTIONERS, "world"]
+# Captioners other packages provide, by name (the mini world registers "world", which reads each drawing's scene
+# with its judge): the factory takes (template or None, token, class word).
+_REGISTERED: dict[str, Callable[[str | None, str, str], Captioner]] = {}
+
+
+def register_captioner(name: str, factory: Callable[[str | None, str, str], Captioner]) -> None:
+    _REGISTERED[name] = factory
+
+
+def captioner_names() -> list[str]:
+    return ["template", *MODEL_CAPTIONERS, *_REGISTERED]
 # Nouns a captioner may use for a character; "replace" mode puts the token in front of the first one.
 _SUBJECT_NOUNS = (
     "girl",
@@ -117,12 +127,10 @@ def make_captioner(name: str, workspace: Workspace, *, model: str | None = None,
         return TemplateCaptioner(
             template or TemplateCaptioner.template, workspace.character.token, workspace.character.class_word
         )
-    if name == "world":
-        from ..world.captioner import SceneCaptioner
-
-        return SceneCaptioner(template or SceneCaptioner.template, workspace.character.token, workspace.character.class_word)
+    if name in _REGISTERED:
+        return _REGISTERED[name](template, workspace.character.token, workspace.character.class_word)
     if name not in MODEL_CAPTIONERS:
-        raise CharforgeError(f"--captioner {name!r} is unknown; choose from: {', '.join(CAPTIONERS)}")
+        raise CharforgeError(f"--captioner {name!r} is unknown; choose from: {', '.join(captioner_names())}")
     return TransformersCaptioner(name, model)
 
 

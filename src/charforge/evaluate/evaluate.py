@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import atomic
-from ..config import build_train_config
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
 from ..models.loading import recommended_guidance
@@ -96,12 +94,10 @@ def evaluate_run(
     ws: Workspace, run: str = "latest", options: EvalOptions | None = None, *, show_progress: bool = True
 ) -> EvalResult:
     options = options or EvalOptions()
-    run_dir = ws.run_dir(run)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise CharforgeError(f"{run_dir}: no config.yaml; is this a charforge run?")
-    config = build_train_config(config_file=config_file)
-    points = run_points(run_dir, options.checkpoints)
+    found = ws.run(run)
+    run_dir = found.folder
+    config = found.config()
+    points = run_points(found, options.checkpoints)
     token, class_word = ws.character.token, ws.character.class_word
     prompt_set = load_prompt_set(options.prompts or default_prompt_file(ws), token=token, class_word=class_word)
     steps = prompt_set.steps or options.steps
@@ -112,8 +108,7 @@ def evaluate_run(
     started = time.perf_counter()
 
     # 1. pictures: every point x prompt x seed, cached
-    summary_file = run_dir / "run.json"
-    family = json.loads(summary_file.read_text(encoding="utf-8")).get("family") if summary_file.is_file() else None
+    family = found.summary().get("family")
     painter = CheckpointPainter(
         config,
         base=options.base,
@@ -228,48 +223,3 @@ def load_metrics(ws: Workspace, run: str) -> dict:
     if not path.is_file():
         raise CharforgeError(f"{path}: no evaluation yet; run `charforge evaluate {ws.root} --run {run}` first")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def promote(ws: Workspace, run: str, step: int) -> Path:
-    """Make checkpoint ``step`` the run's ``final/`` result (in every format training writes); the old
-    ``final/`` is kept as ``final-before-promote/``."""
-    from ..models.adapters import adapter_for
-    from ..models.loading import load_base_model
-    from ..train.checkpoint import list_checkpoints, read_training_state
-    from ..train.export import training_facts, write_result
-    from ..train.loop import native_resolution
-    from ..train.methods import setup_trainable
-
-    run_dir = ws.run_dir(run)
-    found = dict(list_checkpoints(run_dir))
-    if step not in found:
-        raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {step} (has: {sorted(found) or 'none'})")
-    config = build_train_config(config_file=run_dir / "config.yaml")
-    summary_file = run_dir / "run.json"
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
-    base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
-    trainable = setup_trainable(config, base.pipe, adapter_for(base.family, base.pipe), base.family, token=ws.character.token)
-    trainable.load(found[step])
-    facts = training_facts(
-        config,
-        ws,
-        base,
-        run_dir,
-        steps=step,
-        resolution=summary.get("resolution") or config.resolution or native_resolution(base.pipe),
-        started_at=summary.get("started_at") or read_training_state(found[step]).get("started_at", 0.0),
-        precision=summary.get("precision", config.mixed_precision),
-        class_image_count=config.num_class_images if config.prior_preservation else 0,
-    )
-    final = run_dir / "final"
-    with atomic.atomic_dir(run_dir / ".final-promoted", replace=True) as tmp:
-        write_result(tmp, trainable, base.pipe, config, facts, base, run_dir)
-    if final.exists():
-        previous = run_dir / "final-before-promote"
-        if previous.exists():
-            shutil.rmtree(previous)
-        final.rename(previous)
-    (run_dir / ".final-promoted").rename(final)
-    summary.update(promoted_from_step=step, final="final", output_name=facts.output_name)
-    atomic.write_text(summary_file, json.dumps(summary, indent=1))
-    return final

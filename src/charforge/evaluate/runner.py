@@ -25,7 +25,7 @@ from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from ..generate.text2image import LoraSpec, apply_loras, draw_batch, native_size
 from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
 from ..models.token_embeddings import Restore, restore_token_embeddings
-from ..train.checkpoint import list_checkpoints, step_dir_name
+from ..run import Run, step_dir_name
 from .prompts import EvalPrompt
 
 
@@ -42,24 +42,24 @@ class EvalPoint:
         return "base" if self.weights is None else ("final" if self.name == "final" else f"step {self.step}")
 
 
-def run_points(run_dir: Path, steps: list[int] | None = None) -> list[EvalPoint]:
+def run_points(run: Run, steps: list[int] | None = None) -> list[EvalPoint]:
     """Step 0 (the base model), every checkpoint (or those in ``steps``), and ``final`` if no checkpoint has its step."""
-    found = dict(list_checkpoints(run_dir))
+    found = dict(run.checkpoints())
     if steps is not None:
         unknown = sorted(set(steps) - set(found) - {0})
         if unknown:
             have = ", ".join(str(s) for s in sorted(found)) or "none"
-            raise CharforgeError(f"run {run_dir.name} has no checkpoint at step {', '.join(map(str, unknown))} (has: {have})")
+            raise CharforgeError(f"run {run.name} has no checkpoint at step {', '.join(map(str, unknown))} (has: {have})")
         found = {s: p for s, p in found.items() if s in steps}
     points = [EvalPoint(0, None, step_dir_name(0))]
     points += [EvalPoint(step, path, step_dir_name(step)) for step, path in sorted(found.items())]
-    summary = run_dir / "run.json"
-    if (run_dir / "final").is_dir() and summary.is_file() and steps is None:
-        final_step = int(json.loads(summary.read_text(encoding="utf-8")).get("steps", 0))
+    summary = run.summary()
+    if run.final_dir.is_dir() and summary and steps is None:
+        final_step = int(summary.get("steps", 0))
         if final_step not in found:
-            points.append(EvalPoint(final_step, run_dir / "final", "final"))
+            points.append(EvalPoint(final_step, run.final_dir, "final"))
     if len(points) == 1:
-        raise CharforgeError(f"run {run_dir.name} has no checkpoints and no final result yet; train it first")
+        raise CharforgeError(f"run {run.name} has no checkpoints and no final result yet; train it first")
     return points
 
 

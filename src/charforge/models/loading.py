@@ -60,6 +60,11 @@ def model_file_hash(source: str) -> str:
     return model_hash(path) if path is not None and path.is_file() else ""
 
 
+def native_resolution(pipe) -> int:
+    """The side in pixels the model was trained at."""
+    return int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+
+
 def pipeline_class(family: ModelFamily):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 

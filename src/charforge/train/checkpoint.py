@@ -8,7 +8,6 @@ crash or a full disk leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,13 @@ from safetensors.torch import load_file, save_file
 
 from .. import atomic
 from ..errors import CharforgeError
+from ..run import STATE_FILE, Run, step_dir_name  # noqa: F401 (step_dir_name: named here for the loop)
 
-STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).is_file()]
-    return sorted(found)
+    return Run(run_dir).checkpoints()
 
 
 def optimizer_to_safetensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -8,7 +8,6 @@ would have done, with no RNG state to save.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -23,10 +22,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import atomic
-from ..config import TrainConfig, dump_config
+from ..config import TrainConfig
 from ..errors import CharforgeError, TrainingInterrupted
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
-from ..models.loading import BaseModel, load_base_model, recommended_guidance
+from ..models.loading import BaseModel, load_base_model, native_resolution, recommended_guidance
+from ..run import Run
 from ..workspace import Workspace
 from . import checkpoint as ckpt
 from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, same_size
@@ -83,10 +83,6 @@ def check_resolution(resolution: int, pipe, family_label: str) -> None:
             f"--resolution {resolution} is not a multiple of {multiple}, which this {family_label} model needs; "
             f"try {lower} or {lower + multiple}"
         )
-
-
-def native_resolution(pipe) -> int:
-    return int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
 
 
 # -- 2. the run folder ----------------------------------------------------------------------------
@@ -186,7 +182,7 @@ def train(
     check_resolution(resolution, base.pipe, base.family.label)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(run_dir / "config.yaml", dump_config(config))
+        Run(run_dir).write_config(config)
     set_seed(config.seed)
 
     # 2. Model: what trains, in which precision.
@@ -313,7 +309,7 @@ def train(
             "started_at": started_at,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        atomic.write_text(run_dir / "run.json", json.dumps(summary, indent=1))
+        Run(run_dir).write_summary(summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final_dir, step, losses)

@@ -16,9 +16,18 @@ RECOMMENDED_GUIDANCE = 5.0
 
 
 def _register() -> None:
+    """What the rest of charforge finds by name without importing the mini world."""
+    from ..data.captions import register_captioner
     from ..models.loading import register_named_model
 
     register_named_model("world", MODEL_DIR)  # --base world, a storyboard's `model: world`
+    register_captioner("world", _scene_captioner)  # --captioner world
+
+
+def _scene_captioner(template: str | None, token: str, class_word: str):
+    from .captioner import SceneCaptioner
+
+    return SceneCaptioner(template or SceneCaptioner.template, token, class_word)
 
 
 _register()

@@ -19,12 +19,12 @@ from typing import Any
 from .. import api, atomic
 from ..config import build_train_config
 from ..errors import CharforgeError
+from ..evaluate.evaluate import EvalOptions, evaluate_run
+from ..evaluate.quality import best_point
 from ..plots import pyplot, save_figure
-from ..train.checkpoint import list_checkpoints
+from ..run import Run
 from ..train.metrics import moving_average, read_loss
 from ..workspace import Workspace
-from .evaluate import EvalOptions, evaluate_run
-from .quality import best_point
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,12 @@ def grid(learning_rates: list[float], steps: list[int], ranks: list[int] | None 
 
 def _state(ws: Workspace, name: str) -> str:
     """'done', 'resume' (has a checkpoint), 'restart' (a folder without any) or 'new'."""
-    run_dir = ws.runs_dir / name
-    if (run_dir / "final").is_dir() and (run_dir / "run.json").is_file():
+    run = Run(ws.runs_dir / name)
+    if run.final_dir.is_dir() and run.summary():
         return "done"
-    if list_checkpoints(run_dir):
+    if run.checkpoints():
         return "resume"
-    return "restart" if run_dir.exists() else "new"
+    return "restart" if run.folder.exists() else "new"
 
 
 def run_sweep(
@@ -176,3 +176,29 @@ tr.best{{background:#e7f7e7;font-weight:bold}}img{{max-width:100%}}</style>
 <h2>Loss curves</h2><img src="loss.png" alt="loss curves overlaid">
 """
     atomic.write_text(result.folder / "report.html", page)
+
+
+def sweep(
+    workspace: str | Path | Workspace,
+    *,
+    learning_rates: list[float],
+    steps: list[int],
+    ranks: list[int] | None = None,
+    name: str = "sweep",
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    eval_options: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    **train_options: Any,
+) -> SweepResult:
+    """Train and evaluate every (learning rate, steps, rank) combination; resumable."""
+    return run_sweep(
+        api.open_workspace(workspace),
+        grid(learning_rates, steps, ranks),
+        name=name,
+        train_options=train_options,
+        config_file=config_file,
+        preset=preset,
+        eval_options=EvalOptions(**(eval_options or {})),
+        show_progress=show_progress,
+    )

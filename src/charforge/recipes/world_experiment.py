@@ -24,8 +24,8 @@ from .. import api, atomic
 from ..errors import CharforgeError
 from ..evaluate.scores import open_rgb
 from ..generate.sheet import contact_sheet
-from . import MODEL_DIR, REBUILD_HINT, RECOMMENDED_GUIDANCE
-from .attributes import (
+from ..world import MODEL_DIR, REBUILD_HINT, RECOMMENDED_GUIDANCE
+from ..world.attributes import (
     REFERENCE_SCENES,
     Character,
     Scene,
@@ -35,9 +35,9 @@ from .attributes import (
     scene_prompt,
     training_character,
 )
-from .judge import Judge
-from .render import render
-from .score import WorldScores, score
+from ..world.judge import Judge
+from ..world.render import render
+from ..world.score import WorldScores, score
 
 # Poses and expressions that none of the six references shows (they are standing / portrait /
 # side / back views, smiling or with eyes closed).
