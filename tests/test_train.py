@@ -433,3 +433,29 @@ def test_token_embedding_trains_only_the_identifier_travels_with_the_lora_and_re
 def test_token_embedding_is_refused_for_full_dreambooth(workspace, tiny_sd1):
     with pytest.raises(CharforgeError, match="train_token_embedding is for the LoRA methods"):
         api.train(workspace, base=str(tiny_sd1), method="dreambooth", train_token_embedding=True, show_progress=False, **FAST)
+
+
+def test_masked_loss_weights_the_subject_and_leaves_a_busy_background_whole(workspace, tiny_sd1, tmp_path):
+    """--masked-loss: on drawings on white, the loss is the subject's; where no background is flat the mask would
+    be a guess, so those pictures train exactly as without it."""
+    from charforge.train.data_cache import loss_weights
+
+    images = workspace.training_images()
+    weights = loss_weights(images, 32, 8, 2, unmasked=0.25)
+    for w in weights:
+        assert w.shape == (1, 16, 16) and w.min() == 0.25 and w.max() == 1.0
+        assert 0.1 < (w == 1).float().mean() < 0.9  # the figure, not the white around it
+    common = dict(base=str(tiny_sd1), max_train_steps=2, show_progress=False, **FAST)
+    plain = api.train(workspace, run="plain", **common).losses
+    masked = api.train(workspace, run="masked", masked_loss=True, **common).losses
+    assert plain != masked
+
+    rng = np.random.default_rng(0)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(busy / f"noise-{i}.png")
+    ws = api.init(tmp_path / "busy-ws", token="UnicornGirl", class_word="girl")
+    api.prepare(ws, [busy])
+    assert all(bool((w == 1).all()) for w in loss_weights(ws.training_images(), 32, 8, 2))
+    assert api.train(ws, run="plain", **common).losses == api.train(ws, run="masked", masked_loss=True, **common).losses

@@ -94,6 +94,14 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, slower.")
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is the paper's choice).")
     noise_offset: float = Field(0.0, ge=0, description="Offset noise (e.g. 0.05) so very dark or bright pictures can be learnt.")
+    masked_loss: bool = Field(
+        False,
+        description="Weight the loss by each picture's subject (the character apart from a flat background, as prepare "
+        "finds it), so the background is not taught with the character; pictures on a busy background keep full weight.",
+    )
+    unmasked_weight: float = Field(
+        0.0, ge=0, le=1, description="With --masked-loss: the weight of the background (0: not learnt at all)."
+    )
     use_8bit_adam: bool = Field(False, description="bitsandbytes AdamW8bit (CUDA only).")
     adam_beta1: float = Field(0.9, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, description="AdamW beta2.")

@@ -43,6 +43,8 @@ def register_captioner(name: str, factory: Callable[[str | None, str, str], Capt
 
 def captioner_names() -> list[str]:
     return ["template", *MODEL_CAPTIONERS, *_REGISTERED]
+
+
 # Nouns a captioner may use for a character; "replace" mode puts the token in front of the first one.
 _SUBJECT_NOUNS = (
     "girl",

@@ -69,6 +69,32 @@ def load_pixels(paths: list[Path], resolution: int, step: int = 64) -> list[torc
     return out
 
 
+def loss_weights(paths: list[Path], resolution: int, step: int, vae_scale: int, unmasked: float = 0.0) -> list[torch.Tensor]:
+    """(1, h, w) latent-resolution weights per image for a masked loss: 1 on the subject, ``unmasked`` elsewhere.
+
+    The subject is what differs from a flat background (``data.subject``), framed as :func:`load_pixels` frames
+    the image; a latent cell counts when any of its pixels is subject, grown by one cell so outlines are learnt
+    whole. A picture whose background is not flat has no mask that can be trusted: it keeps weight 1 everywhere.
+    """
+    import torch.nn.functional as F
+
+    from ..data.subject import find_subject, subject_mask
+
+    out = []
+    for path in paths:
+        image = load_image(path, min_side=1)
+        fitted = ImageOps.fit(image, training_size(image.size, resolution, step), method=Image.Resampling.LANCZOS)
+        subject = find_subject(fitted)
+        latent = (fitted.height // vae_scale, fitted.width // vae_scale)
+        if not subject.flat_background or subject.empty:
+            out.append(torch.ones(1, *latent))
+            continue
+        mask = torch.from_numpy(subject_mask(fitted, subject.background)).float()[None, None]
+        cells = F.max_pool2d(F.adaptive_max_pool2d(mask, latent), 3, stride=1, padding=1)[0]
+        out.append(unmasked + (1.0 - unmasked) * cells)
+    return out
+
+
 def same_size(pixels: list[torch.Tensor]) -> bool:
     return len({tuple(p.shape) for p in pixels}) == 1
 

@@ -29,7 +29,7 @@ from ..models.loading import BaseModel, load_base_model, native_resolution, reco
 from ..run import Run
 from ..workspace import Workspace
 from . import checkpoint as ckpt
-from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, same_size
+from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, loss_weights, same_size
 from .export import training_facts, write_result
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
@@ -367,6 +367,7 @@ class _Data:
     class_images: LatentSet | None
     class_prompts: list[str]  # one per class image
     embeddings: dict[str, PromptEmbeds] | None  # cached when text encoders are frozen
+    weights: list[torch.Tensor] | None  # --masked-loss: per image, (1, h, w) loss weights at latent size
     scaling: float
     shift: float
     vae_scale: int
@@ -415,6 +416,11 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         class_images=class_set,
         class_prompts=class_prompts,
         embeddings=embeddings,
+        weights=loss_weights(
+            images, resolution, resolution_multiple(base.pipe), base.pipe.vae_scale_factor, config.unmasked_weight
+        )
+        if config.masked_loss
+        else None,
         scaling=float(vae_config.scaling_factor),
         shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
         vae_scale=base.pipe.vae_scale_factor,
@@ -476,7 +482,13 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     ).sample.float()
     v_prediction = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
-    per_sample = F.mse_loss(pred, target.to(device), reduction="none").mean(dim=(1, 2, 3))
+    per_element = F.mse_loss(pred, target.to(device), reduction="none")
+    if data.weights is not None:  # masked loss: the mean over each instance image's subject; class images whole
+        weights = torch.ones_like(per_element[:, :1])
+        weights[:bs] = torch.stack([data.weights[int(i)] for i in index]).to(device)
+        per_sample = (per_element * weights).mean(dim=(1, 2, 3)) / weights.mean(dim=(1, 2, 3))
+    else:
+        per_sample = per_element.mean(dim=(1, 2, 3))
     if config.snr_gamma:
         # Min-SNR weighting (Hang et al. 2023, arXiv:2303.09556).
         snr = compute_snr(scheduler, timesteps)
