@@ -19,8 +19,8 @@ from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .data.stats import StatsReport, describe
 from .errors import CharforgeError
-from .generate.text2image import LoraSpec, apply_loras, generate_images, new_output_dir
-from .models.loading import load_base_model, swap_finetuned
+from .generate.painter import Painter, Wearing
+from .generate.text2image import LoraSpec, generate_images, new_output_dir
 from .train.loop import RunResult
 from .train.loop import train as _train
 from .workspace import Workspace
@@ -160,9 +160,12 @@ def generate(
     out_dir: str | Path | None = None,
     allow_unsafe_pickle: bool = False,
     base_config: str | None = None,
+    painter: Painter | None = None,
     **options: Any,
 ) -> GenerationResult:
-    """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False."""
+    """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False.
+
+    ``painter``: one to reuse across calls, so each base is loaded once (its own loading options then apply)."""
     if not prompts:
         raise CharforgeError("no prompt given")
     ws = open_workspace(workspace) if workspace is not None else None
@@ -177,10 +180,8 @@ def generate(
         allow_unsafe_pickle = allow_unsafe_pickle or found.config.allow_unsafe_pickle
     if base is None:
         raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
-    model = load_base_model(base, allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
-    if finetuned is not None:
-        swap_finetuned(model.pipe, finetuned)
-    apply_loras(model, all_loras)
+    painter = painter or Painter(allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
+    model = painter.wear(base, Wearing.of(all_loras, finetuned))
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
     folder = Path(out_dir)

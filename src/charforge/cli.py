@@ -501,26 +501,18 @@ def rate(
     """Rate an evaluation's pictures by eye (good / flawed + tags); ratings go to ratings.sqlite in the workspace."""
     from . import api
     from .evaluate.evaluate import load_metrics
-    from .evaluate.ratings import TAGS, Rating, RatingStore
-    from .evaluate.scores import open_rgb
-    from .evaluate.terminal import half_blocks, side_by_side
+    from .evaluate.rating_session import RatingSession
+    from .evaluate.ratings import TAGS
+    from .evaluate.terminal import half_blocks
 
     ws = api.open_workspace(workspace)
-    metrics = load_metrics(ws, run)
-    eval_dir = ws.run_dir(run) / "eval"
-    references = [open_rgb(p) for p in ws.training_images()]
-    view = eval_dir / "rate-view.png"
-    with RatingStore(ws.root / "ratings.sqlite") as store:
-        rated = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
-        todo = [] if summary else [r for r in metrics["images"] if r["file"] not in rated]
-        # The run's own pictures first, newest checkpoint first: the base model's (step 0) matter least.
-        todo.sort(key=lambda r: (r["step"] == 0, -r["step"]))
-        typer.echo(f"{len(todo)} pictures to rate ({len(rated)} rated); the picture and references: {view}")
+    with RatingSession(ws, run, rater, only_summary=summary) as session:
+        todo = session.todo
+        typer.echo(f"{len(todo)} pictures to rate ({session.rated} rated); the picture and references: {session.view}")
         for i, row in enumerate(todo, 1):
-            image = open_rgb(eval_dir / row["file"])
-            side_by_side(image, references).save(view)
+            session.show(row)
             if preview:
-                typer.echo(half_blocks(side_by_side(image, references[:6], cell=96), width=72))
+                typer.echo(half_blocks(session.preview(row), width=72))
             auto = "" if row.get("ok") is None else f" (automated: {'pass' if row['ok'] else 'fail'})"
             typer.echo(f"[{i}/{len(todo)}] {row['point']} {row['prompt']} seed {row['seed']}{auto}")
             answer = typer.prompt("g = good, f = flawed, s = skip, q = quit", default="s").strip().lower()
@@ -535,7 +527,7 @@ def rate(
             if answer.startswith("f"):
                 text = typer.prompt(f"tags, comma-separated ({', '.join(TAGS)}; others allowed)", default="", show_default=False)
                 tags = tuple(t.strip() for t in text.split(",") if t.strip())
-            store.put(Rating(metrics["run"], row["file"], answer.startswith("g"), tags, rater), eval_dir)
+            session.record(row, answer.startswith("g"), tags)
     result = api.rating_summary(ws, run=run, rater=rater)
     _print_points(load_metrics(ws, run))
     agreement = "n/a" if result["agreement"] is None else f"{result['agreement']:.2f} (kappa {result['kappa']})"
@@ -654,10 +646,6 @@ def world_demo(
         "guidance": guidance,
     }
     config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
-    if config.method not in ("dreambooth", "dreambooth-lora", "lora"):
-        raise CharforgeError(f"--method {config.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
-    if config.guidance < 0:
-        raise CharforgeError(f"--guidance {config.guidance} is negative; use 0 or more (1: no guidance)")
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)
     for name, s in result.scores["scores"].items():
         identity = "" if s["identity"] is None else f"identity {s['identity']:.2f} (share {s['identity_share']:.2f})  "

@@ -20,10 +20,9 @@ from PIL import Image
 
 from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
-from ..generate.schedulers import make_scheduler, sampler_label
-from ..generate.text2image import LoraSpec, apply_loras, draw, native_size
+from ..generate.schedulers import sampler_label
+from ..generate.text2image import LoraSpec, draw, native_size
 from ..models.loading import model_file_hash, model_name
-from ..models.token_embeddings import Restore, restore_token_embeddings
 
 
 @dataclass(frozen=True)
@@ -103,19 +102,10 @@ class DiffusersPainter:
     """Loads each base model once and swaps LoRA sets between panels (two characters = two adapters)."""
 
     def __init__(self, *, allow_unsafe_pickle: bool = False) -> None:
-        self.allow_unsafe_pickle = allow_unsafe_pickle
-        self._models: dict[str, object] = {}
-        self._loras: dict[str, tuple] = {}
-        self._token_rows: dict[str, Restore] = {}  # per base: the identifier embeddings its LoRAs replaced
+        from ..generate.painter import Painter
+
+        self.painter = Painter(allow_unsafe_pickle=allow_unsafe_pickle)
         self._geometry: dict[str, tuple[int, int]] = {}
-
-    def _model(self, base: str):
-        from ..models.loading import load_base_model
-
-        if base not in self._models:
-            self._models[base] = load_base_model(base, allow_unsafe_pickle=self.allow_unsafe_pickle)
-            self._loras[base] = ()
-        return self._models[base]
 
     def geometry(self, base: str) -> tuple[int, int]:
         if base not in self._geometry:
@@ -130,21 +120,14 @@ class DiffusersPainter:
             scale = 2 ** (len(vae["block_out_channels"]) - 1)
             native, multiple = int(unet["sample_size"]) * scale, scale * 2 ** (len(unet["block_out_channels"]) - 1)
         else:
-            native, multiple = native_size(self._model(base).pipe)
+            native, multiple = native_size(self.painter.model(base).pipe)
         return native, math.lcm(8, multiple)  # diffusers pipelines also want multiples of 8
 
     def __call__(self, job: PanelJob) -> Image.Image:
-        model = self._model(job.base)
-        wanted = tuple((p, w) for p, w, _ in job.loras)
-        if self._loras[job.base] != wanted:
-            if self._loras[job.base]:
-                model.pipe.unload_lora_weights()
-                restore_token_embeddings(self._token_rows.pop(job.base, []))
-            self._token_rows[job.base] = apply_loras(model, [LoraSpec(Path(p), w) for p, w in wanted])
-            self._loras[job.base] = wanted
-        pipe = model.pipe
-        pipe.scheduler = make_scheduler(job.sampler, pipe.scheduler.config)
-        pipe.set_progress_bar_config(disable=True)
+        from ..generate.painter import Wearing
+
+        wearing = Wearing(loras=tuple((Path(p), float(w)) for p, w, _ in job.loras))
+        pipe = self.painter.wear(job.base, wearing, sampler=job.sampler).pipe
         sketch = Image.open(job.sketch[0]) if job.sketch else None
         return draw(
             pipe,

@@ -21,10 +21,10 @@ from ..config import TrainConfig
 from ..digest import folder_digest
 from ..errors import CharforgeError, PicturesInterrupted
 from ..generate.metadata import GenerationParams, save_png
-from ..generate.schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
-from ..generate.text2image import LoraSpec, apply_loras, draw_batch, native_size
-from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
-from ..models.token_embeddings import Restore, restore_token_embeddings
+from ..generate.painter import NOTHING, Painter, Wearing
+from ..generate.schedulers import DEFAULT_SAMPLER, sampler_label
+from ..generate.text2image import draw_batch, native_size
+from ..models.loading import BaseModel
 from ..run import Run, step_dir_name
 from .prompts import EvalPrompt
 
@@ -94,14 +94,10 @@ class CheckpointPainter:
     ) -> None:
         self.config = config
         self.base = base or config.base
-        self.family = family
         self.sampler = sampler
         self.steps = steps
         self.guidance = guidance
-        self._model: BaseModel | None = None
-        self._base_parts: dict = {}  # the base's parts a DreamBooth checkpoint replaced
-        self._token_rows: Restore = []  # the base's identifier embeddings a LoRA checkpoint replaced
-        self._current: EvalPoint | None = None
+        self.painter = Painter(allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config, family=family)
         self._digests: dict[Path, str] = {}
 
     # -- what decides a picture (no model needed) ---------------------------------------------------
@@ -132,47 +128,27 @@ class CheckpointPainter:
     # -- the model ------------------------------------------------------------------------------------
     @property
     def model(self) -> BaseModel:
-        if self._model is None:
-            model = load_base_model(
-                self.base, allow_unsafe_pickle=self.config.allow_unsafe_pickle, base_config=self.config.base_config
-            )
-            if self.family and model.family.value != self.family:
-                raise CharforgeError(
-                    f"--base {self.base} is a {model.family.label} model but the run was trained on {self.family}; "
-                    "evaluate with a base of the same family"
-                )
-            model.pipe.set_progress_bar_config(disable=True)
-            model.pipe.scheduler = make_scheduler(self.sampler, model.pipe.scheduler.config)
-            self._model = model
-        return self._model
+        return self.painter.model(self.base)
 
-    def use(self, point: EvalPoint) -> None:
-        if self._current == point:
-            return
-        model = self.model
-        pipe = model.pipe
-        if self._current is not None and self._current.weights is not None:
-            if self.config.method == "dreambooth":
-                restore_parts(pipe, self._base_parts)
-            else:
-                pipe.unload_lora_weights()
-                restore_token_embeddings(self._token_rows)
-        if point.weights is not None:
-            if self.config.method == "dreambooth":
-                self._base_parts = swap_finetuned(pipe, point.weights)
-            else:
-                self._token_rows = apply_loras(model, [LoraSpec(point.weights)])
-        self._current = point
+    def use(self, point: EvalPoint) -> BaseModel:
+        """The base wearing ``point``'s weights: a DreamBooth checkpoint's parts, or its LoRA."""
+        if point.weights is None:
+            wearing = NOTHING
+        elif self.config.method == "dreambooth":
+            wearing = Wearing(finetuned=point.weights)
+        else:
+            wearing = Wearing(loras=((point.weights, 1.0),))
+        return self.painter.wear(self.base, wearing, sampler=self.sampler)
 
     def draw(self, jobs: list[Job]) -> list[tuple[Image.Image, GenerationParams]]:
         """Pictures of ``jobs`` (one checkpoint, one negative prompt) in one pass of the model."""
         point, negative = _batch_key(jobs[0])
         if any(_batch_key(job) != (point, negative) for job in jobs):
             raise ValueError("a batch draws one checkpoint with one negative prompt")
-        self.use(point)
+        model = self.use(point)
         size = self.size()
         images = draw_batch(
-            self.model.pipe,
+            model.pipe,
             [job.prompt.text for job in jobs],
             [job.seed for job in jobs],
             negative_prompt=negative,

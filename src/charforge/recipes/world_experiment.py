@@ -23,6 +23,7 @@ from PIL import Image
 from .. import api, atomic
 from ..errors import CharforgeError
 from ..evaluate.scores import open_rgb
+from ..generate.painter import Painter
 from ..generate.sheet import contact_sheet
 from ..world import MODEL_DIR, REBUILD_HINT, RECOMMENDED_GUIDANCE
 from ..world.attributes import (
@@ -93,6 +94,13 @@ class ExperimentConfig:
     guidance: float = RECOMMENDED_GUIDANCE
     fresh_prompts: int = 100
     batch_size: int = 24  # pictures per pass of the model: the tiny UNet draws ~2x faster in batches on a CPU
+
+    def __post_init__(self) -> None:
+        """A wrong setting is a one-line error before anything is made (the CLI and the API alike)."""
+        if self.method not in ("dreambooth", "dreambooth-lora", "lora"):
+            raise CharforgeError(f"--method {self.method!r} is unknown; valid: dreambooth, dreambooth-lora, lora")
+        if self.guidance < 0:
+            raise CharforgeError(f"--guidance {self.guidance} is negative; use 0 or more (1: no guidance)")
 
 
 @dataclass
@@ -198,6 +206,8 @@ def run_experiment(
     grids: dict[str, tuple[list[Image.Image], list[str]]] = {}  # report name -> pictures and what each was asked for
     test_labels = [f"{s.pose}, {s.expression}, {s.background} (seed {seed})" for s in TEST_SCENES for seed in config.seeds]
 
+    painter = Painter()  # every group of pictures below draws with the same loaded models
+
     def draw(
         prompts: list[str], *, use_run: bool, checkpoint: int | None = None, seeds: tuple[int, ...] = config.seeds
     ) -> list[Image.Image]:
@@ -205,6 +215,7 @@ def run_experiment(
         result = api.generate(
             ws,
             prompts,
+            painter=painter,
             base=None if use_run else str(MODEL_DIR),
             use_run=use_run,
             checkpoint=checkpoint,

@@ -1,0 +1,87 @@
+"""The one painter: each base model loaded once, wearing one set of weights at a time.
+
+``generate``, evaluation, the comic and the mini-world experiment all draw through a :class:`Painter`, so what a
+base "wears" (LoRAs with weights and the identifier embeddings they carry, or a DreamBooth checkpoint's parts) is put
+on and taken off in one place, and a caller that draws many groups of pictures does not load the base again for each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CharforgeError
+from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
+from ..models.token_embeddings import Restore, restore_token_embeddings
+from .schedulers import make_scheduler
+from .text2image import LoraSpec, apply_loras
+
+
+@dataclass(frozen=True)
+class Wearing:
+    """What a base draws with: LoRAs (path, weight), or the parts of a DreamBooth checkpoint folder."""
+
+    loras: tuple[tuple[Path, float], ...] = ()
+    finetuned: Path | None = None
+
+    @classmethod
+    def of(cls, loras: list[LoraSpec] | tuple = (), finetuned: Path | None = None) -> Wearing:
+        return cls(tuple((Path(s.path), float(s.weight)) for s in loras), finetuned)
+
+    @property
+    def specs(self) -> list[LoraSpec]:
+        return [LoraSpec(path, weight) for path, weight in self.loras]
+
+
+NOTHING = Wearing()
+
+
+class Painter:
+    """Loads each base once (``allow_unsafe_pickle`` and ``base_config`` as ``load_base_model`` takes them)."""
+
+    def __init__(self, *, allow_unsafe_pickle: bool = False, base_config: str | None = None, family: str | None = None) -> None:
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self.base_config = base_config
+        self.family = family  # when set, a base of another family is refused (a run's weights only fit its own)
+        self._models: dict[str, BaseModel] = {}
+        self._wearing: dict[str, Wearing] = {}
+        self._undo: dict[str, tuple[Restore, dict]] = {}  # per base: token rows and parts to put back
+        self._sampler: dict[str, str] = {}
+
+    def model(self, base: str) -> BaseModel:
+        if base not in self._models:
+            model = load_base_model(base, allow_unsafe_pickle=self.allow_unsafe_pickle, base_config=self.base_config)
+            if self.family and model.family.value != self.family:
+                raise CharforgeError(
+                    f"--base {base} is a {model.family.label} model but the run was trained on {self.family}; "
+                    "use a base of the same family"
+                )
+            model.pipe.set_progress_bar_config(disable=True)
+            self._models[base] = model
+            self._wearing[base] = NOTHING
+        return self._models[base]
+
+    def wear(self, base: str, wearing: Wearing = NOTHING, *, sampler: str | None = None) -> BaseModel:
+        """The base with ``wearing`` on (and what it wore before taken off), drawing with ``sampler``."""
+        model = self.model(base)
+        if self._wearing[base] != wearing:
+            self._take_off(base)
+            rows: Restore = []
+            parts = swap_finetuned(model.pipe, wearing.finetuned) if wearing.finetuned is not None else {}
+            self._undo[base] = (rows, parts)  # recorded before the LoRAs: a failed LoRA still leaves the parts undoable
+            self._wearing[base] = Wearing(finetuned=wearing.finetuned)
+            rows += apply_loras(model, wearing.specs)
+            self._wearing[base] = wearing
+        if sampler is not None and self._sampler.get(base) != sampler:
+            model.pipe.scheduler = make_scheduler(sampler, model.pipe.scheduler.config)
+            self._sampler[base] = sampler
+        return model
+
+    def _take_off(self, base: str) -> None:
+        model, worn = self._models[base], self._wearing[base]
+        rows, parts = self._undo.pop(base, ([], {}))
+        if worn.loras:
+            model.pipe.unload_lora_weights()
+        restore_token_embeddings(rows)
+        restore_parts(model.pipe, parts)
+        self._wearing[base] = NOTHING
