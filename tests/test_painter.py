@@ -15,8 +15,8 @@ DRAW = dict(negative_prompt="", steps=3, guidance=5.0, width=32, height=32)
 PROMPT = "a picture of UnicornGirl girl"
 
 
-def pixels(painter: Painter, base: str, wearing: Wearing) -> np.ndarray:
-    pipe = painter.wear(base, wearing, sampler="euler").pipe
+def pixels(painter: Painter, base: str, wearing: Wearing = NOTHING, sampler: str = "euler") -> np.ndarray:
+    pipe = painter.wear(base, wearing, sampler=sampler).pipe
     return np.asarray(draw_batch(pipe, [PROMPT], [7], **DRAW)[0], dtype=np.int16)
 
 
@@ -55,3 +55,13 @@ def test_generate_draws_the_same_with_a_shared_painter(runs, tiny_sd1, tmp_path)
         None, [PROMPT], loras=[LoraSpec(lora.final_dir, 0.8)], painter=painter, out_dir=tmp_path / "c", **options
     ).images[0]
     assert np.array_equal(np.asarray(Image.open(alone)), np.asarray(Image.open(shared)))
+
+
+def test_a_sampler_does_not_inherit_the_options_of_the_one_before(tiny_sd1):
+    """Each sampler is built from the model's own scheduler settings: Karras sigmas do not carry over."""
+    base = str(tiny_sd1)
+    plain = pixels(Painter(), base, sampler="dpm++2m")
+    reused = Painter()
+    assert not np.array_equal(pixels(reused, base, sampler="dpm++2m-karras"), plain)
+    assert np.array_equal(pixels(reused, base, sampler="dpm++2m"), plain)
+    assert not reused.model(base).pipe.scheduler.config.use_karras_sigmas

@@ -46,7 +46,6 @@ class Painter:
         self._models: dict[str, BaseModel] = {}
         self._wearing: dict[str, Wearing] = {}
         self._undo: dict[str, tuple[Restore, dict]] = {}  # per base: token rows and parts to put back
-        self._sampler: dict[str, str] = {}
 
     def model(self, base: str) -> BaseModel:
         if base not in self._models:
@@ -72,9 +71,8 @@ class Painter:
             self._wearing[base] = Wearing(finetuned=wearing.finetuned)
             rows += apply_loras(model, wearing.specs)
             self._wearing[base] = wearing
-        if sampler is not None and self._sampler.get(base) != sampler:
-            model.pipe.scheduler = make_scheduler(sampler, model.pipe.scheduler.config)
-            self._sampler[base] = sampler
+        if sampler is not None:  # a fresh one each time: a scheduler is cheap, and another caller may have swapped it
+            model.pipe.scheduler = make_scheduler(sampler, model.scheduler_config)
         return model
 
     def _take_off(self, base: str) -> None:

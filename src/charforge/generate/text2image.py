@@ -229,7 +229,7 @@ def generate_images(
     pipe = base.pipe
     if guidance is None:
         guidance = recommended_guidance(base.source)
-    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(sampler, base.scheduler_config)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)
     width, height = width or native, height or native

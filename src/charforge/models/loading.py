@@ -31,6 +31,13 @@ class BaseModel:
     pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
     family: ModelFamily
     source: str  # as the user gave it; stored in configs and PNG metadata
+    # The scheduler settings the model came with (betas, prediction type). Every sampler is built from these, not
+    # from the last sampler's, whose own options (Karras sigmas, say) would otherwise carry over to the next.
+    scheduler_config: Any = None
+
+    def __post_init__(self) -> None:
+        if self.scheduler_config is None:
+            self.scheduler_config = self.pipe.scheduler.config
 
     @property
     def name(self) -> str:
