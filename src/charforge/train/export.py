@@ -14,7 +14,6 @@ import torch
 
 from .. import atomic
 from ..config import TrainConfig
-from ..models.hashes import model_hash
 from ..models.kohya import TrainingFacts
 from ..models.loading import BaseModel, model_defaults, recommended_guidance, write_model_defaults
 from ..run import Run
@@ -30,12 +29,6 @@ _SAVE_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloa
 def output_name(token: str, run_name: str) -> str:
     """``TOKEN-RUN``: the kohya file's name, so files of two runs do not collide in one LoRA folder."""
     return f"{token}-{run_name}"
-
-
-def base_model_hash(source: str) -> str:
-    """A1111's "Model hash" of a single-file base (a folder or hub id has none that A1111 would show)."""
-    path = Path(source)
-    return model_hash(path) if path.is_file() else ""
 
 
 def training_facts(
@@ -59,7 +52,7 @@ def training_facts(
         trigger_prompt=instance_prompt(config, workspace),
         base_source=base.source,
         base_name=base.name,
-        base_hash=base_model_hash(base.source),
+        base_hash=base.hash,  # A1111's "Model hash" of the file it would load, as the PNG parameters carry it
         method=config.method,
         resolution=resolution,
         steps=steps,
