@@ -18,25 +18,32 @@ from .config import TrainConfig, build_train_config
 from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .data.stats import StatsReport, describe
+from .data.uploads import UploadResult, store_uploads
 from .errors import CharforgeError
 from .generate.painter import Painter, Wearing
 from .generate.text2image import LoraSpec, generate_images, new_output_dir
-from .train.loop import RunResult
+from .train.loop import RunResult, TrainControl
 from .train.loop import train as _train
-from .workspace import Workspace
+from .workspace import CHARACTER_FILE, Workspace
 from .world import MODEL_DIR as _WORLD_MODEL  # noqa: F401  (importing the mini world registers `--base world`, `--captioner world`)
 
 __all__ = [
     "init",
     "open_workspace",
     "prepare",
+    "add_drawings",
+    "set_caption",
+    "list_workspaces",
     "caption",
     "stats",
     "train",
     "resume",
+    "run_status",
+    "RunStatus",
     "generate",
     "GenerationResult",
     "comic",
+    "check_comic",
     "write_comic_example",
     "evaluate",
     "promote",
@@ -60,6 +67,35 @@ def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], **o
     Bad files are skipped and doubtful ones flagged, each with a reason, in the returned report.
     """
     return prepare_images(open_workspace(workspace), inputs, PrepareOptions(**options))
+
+
+def list_workspaces(root: str | Path) -> list[Workspace]:
+    """The character workspaces directly inside ``root`` (the web UI's home folder), by name."""
+    root = Path(root)
+    found = [p for p in sorted(root.iterdir()) if (p / CHARACTER_FILE).is_file()] if root.is_dir() else []
+    return [Workspace.open(p) for p in found]
+
+
+def add_drawings(
+    workspace: str | Path | Workspace, files: list[tuple[Path, str]], **options: Any
+) -> tuple[UploadResult, PrepareReport | None]:
+    """Uploaded files (``(temporary path, name sent)``): checked by content, stored under safe names in
+    ``uploads/``, then prepared like any input. Returns what was refused at the door and prepare's report."""
+    ws = open_workspace(workspace)
+    uploaded = store_uploads(ws, files)
+    report = prepare_images(ws, uploaded.stored, PrepareOptions(**options)) if uploaded.stored else None
+    return uploaded, report
+
+
+def set_caption(workspace: str | Path | Workspace, image: str, text: str) -> Path:
+    """Write one training image's caption by hand; ``caption`` keeps hand edits unless told to overwrite."""
+    ws = open_workspace(workspace)
+    matches = [p for p in ws.training_images() if p.name == image or p.stem == image]
+    if not matches:
+        raise CharforgeError(f"{ws.images_dir}: no training image {image!r}")
+    if not text.strip():
+        raise CharforgeError(f"the caption of {image} is empty")
+    return ws.write_caption(matches[0], text)
 
 
 def caption(
@@ -94,21 +130,59 @@ def train(
     run: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    control: TrainControl | None = None,
     **options: Any,
 ) -> RunResult:
-    """Train a new run; ``options`` are :class:`TrainConfig` fields (they override file and preset)."""
+    """Train a new run; ``options`` are :class:`TrainConfig` fields (they override file and preset).
+
+    ``control``: stop / save now / sample now from another thread (the web UI's buttons)."""
     config = config or build_train_config(config_file=config_file, preset=preset, overrides=options)
-    return _train(open_workspace(workspace), config, run_name=run, overwrite=overwrite, show_progress=show_progress)
+    ws = open_workspace(workspace)
+    return _train(ws, config, run_name=run, overwrite=overwrite, show_progress=show_progress, control=control)
 
 
 def resume(
-    workspace: str | Path | Workspace, *, run: str = "latest", max_train_steps: int | None = None, show_progress: bool = True
+    workspace: str | Path | Workspace,
+    *,
+    run: str = "latest",
+    max_train_steps: int | None = None,
+    show_progress: bool = True,
+    control: TrainControl | None = None,
 ) -> RunResult:
     """Continue a run from its newest checkpoint with its stored config (optionally for longer)."""
     ws = open_workspace(workspace)
     found = ws.run(run)
     config = build_train_config(config_file=found.config_file, overrides={"max_train_steps": max_train_steps})
-    return _train(ws, config, run_name=found.name, resume=True, show_progress=show_progress)
+    return _train(ws, config, run_name=found.name, resume=True, show_progress=show_progress, control=control)
+
+
+@dataclass
+class RunStatus:
+    """Where a run stands, read from its folder while it trains (the web UI polls this)."""
+
+    name: str
+    steps: list[float]
+    losses: list[float]
+    samples: list[Path]  # validation grids, oldest first
+    checkpoints: list[int]
+    finished: bool
+    summary: dict[str, Any]
+
+
+def run_status(workspace: str | Path | Workspace, *, run: str = "latest") -> RunStatus:
+    from .train.metrics import read_loss
+
+    found = open_workspace(workspace).run(run)
+    steps, losses = read_loss(found.folder)
+    return RunStatus(
+        found.name,
+        steps,
+        losses,
+        found.samples(),
+        [step for step, _ in found.checkpoints()],
+        found.final_dir.is_dir(),
+        found.summary(),
+    )
 
 
 @dataclass
@@ -201,6 +275,13 @@ def comic(
     from .comic.render import render_comic
 
     return render_comic(story, out, painter=painter, panel=panel, seed=seed, show_progress=show_progress)
+
+
+def check_comic(story: str | Path) -> None:
+    """Validate a storyboard without drawing: raises a ``StoryError`` naming ``file:line`` and what is wrong."""
+    from .comic.render import Story
+
+    Story.load(story)
 
 
 def write_comic_example(path: str | Path, *, overwrite: bool = False) -> Path:

@@ -479,11 +479,9 @@ def _print_points(metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [
-        k
-        for k in ("quality_ratio", "human_ratio", "identity", "identity_share", "fidelity", "clip_i", "dino", "clip_t", "palette")
-        if any(p.get(k) is not None for p in metrics["points"])
-    ]
+    from .evaluate.quality import point_columns
+
+    keys = point_columns(metrics)
     table = Table("point", "images", *keys)
     for p in metrics["points"]:
         table.add_row(p["label"], str(p["images"]), *("" if p.get(k) is None else f"{p[k]:.3f}" for k in keys))
@@ -572,6 +570,30 @@ def sweep(
         typer.echo(f"{row['run']}: best step {best.get('step')} quality ratio {best.get('quality_ratio')}")
     typer.echo(f"winner: {result.winner['run'] if result.winner else 'none'}")
     _echo_done("report", result.report)
+
+
+@app.command()
+def ui(
+    home: Annotated[Path, typer.Argument(help="Folder of character workspaces the UI works in (made if missing).")] = Path("."),
+    host: Annotated[str, typer.Option(help="Address to bind; other than 127.0.0.1 needs --auth or --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 7860,
+    auth: Annotated[
+        Optional[str], typer.Option(help="user:password to log in with (or set CHARFORGE_UI_AUTH: not in the process list).")
+    ] = None,
+    token: Annotated[Optional[str], typer.Option(help="A login token, user name any (or set CHARFORGE_UI_TOKEN).")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in the default browser.")] = False,
+) -> None:
+    """The web UI: characters, training with live loss and samples, generation, evaluation and rating, comics."""
+    from .ui import serve
+
+    home.mkdir(parents=True, exist_ok=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: --host {host} serves the UI to other machines (behind the login)", err=True)
+    from .ui.app import block_until_interrupted
+
+    app, url, queue = serve(home, host=host, port=port, auth=auth, token=token, open_browser=open_browser, block=False)
+    typer.echo(f"charforge ui: {url} (home {home.resolve()}); Ctrl-C stops it (a training job checkpoints first)")
+    block_until_interrupted(app, queue)
 
 
 # -- the mini world ----------------------------------------------------------------------------------

@@ -90,6 +90,12 @@ class Run:
             raise CharforgeError(f"run {self.name} has no checkpoint at step {step} (has: {sorted(found) or 'none'})")
         return found[step]
 
+    def samples(self) -> list[Path]:
+        """The validation grids drawn while training (``samples/step-N.png``), oldest first."""
+        folder = self.folder / "samples"
+        found = [p for p in folder.glob("step-*.png") if _STEP_DIR.match(p.stem)] if folder.is_dir() else []
+        return sorted(found)
+
     def final(self) -> Path:
         if not self.final_dir.is_dir():
             raise CharforgeError(f"run {self.name} has no final result yet; pick --checkpoint STEP or finish it with --resume")

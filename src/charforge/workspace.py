@@ -105,6 +105,11 @@ class Workspace:
             raise CharforgeError(f"{self.images_dir}: no training images; run `charforge prepare {self.root} IMAGES...`")
         return images
 
+    def outputs(self, limit: int = 200) -> list[Path]:
+        """Generated pictures in ``outputs/``, newest first (contact sheets left out)."""
+        found = [p for p in self.outputs_dir.glob("*/*.png") if p.name != "contact-sheet.png"]
+        return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
+
     # -- augmented copies -------------------------------------------------------------------------
     @property
     def copies_file(self) -> Path:
@@ -132,6 +137,12 @@ class Workspace:
     def caption_for(self, image: Path) -> str | None:
         path = self.captions_dir / f"{image.stem}.txt"
         return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+    def write_caption(self, image: Path, text: str) -> Path:
+        """A caption written by hand (the web UI's editor): ``caption`` keeps it, as it keeps any hand edit."""
+        path = self.captions_dir / f"{Path(image).stem}.txt"
+        atomic.write_text(path, text.strip() + "\n")
+        return path
 
     # -- runs -----------------------------------------------------------------------------------
     def run_names(self) -> list[str]:

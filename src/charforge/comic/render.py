@@ -21,6 +21,7 @@ from ..digest import folder_digest
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
 from ..models.loading import model_location, square_only
+from ..progress import report as progress_report
 from . import layout as layouts
 from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
@@ -321,6 +322,7 @@ def render_comic(
                 ImageDraw.Draw(page).rectangle((rect.x0, rect.y0, rect.x1 - 1, rect.y1 - 1), outline=INK, width=board.page.border)
             info["panels"].append({"number": item.number, "box": list(rect.box()), **record})
             progress.update(1)
+            progress_report("comic: panels", item.number, len(all_panels))
         _title_and_credits(page, board, fonts, p, n_pages, title_h, credits_h, margin)
         pages.append(page)
         sidecars.append(info)

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import atomic
+from .. import atomic, progress
 from ..errors import CharforgeError
 from ..generate.schedulers import DEFAULT_SAMPLER
 from ..models.loading import recommended_guidance
@@ -120,7 +120,15 @@ def evaluate_run(
     jobs = [Job(point, prompt, seed) for point in points for prompt in prompt_set.prompts for seed in prompt_set.seeds]
     store = ImageStore(folder / "images")
     with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
-        paths, drawn = draw_all(jobs, painter, store, bar.update, batch_size=options.draw_batch_size)
+        done = 0
+
+        def advance(n: int) -> None:  # a disabled tqdm bar does not count, so the listener gets its own count
+            nonlocal done
+            done += n
+            bar.update(n)
+            progress.report("evaluate: draw", done, len(jobs))
+
+        paths, drawn = draw_all(jobs, painter, store, advance, batch_size=options.draw_batch_size)
     draw_seconds = time.perf_counter() - started
 
     # 2. scores

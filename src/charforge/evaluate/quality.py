@@ -27,6 +27,13 @@ import numpy as np
 
 IDENTITY_ORDER = ("identity_share", "dino", "clip_i")
 AVERAGED = ("clip_i", "dino", "clip_t", "palette", "identity", "identity_share", "fidelity")
+# The columns a table of checkpoints shows, in this order (the CLI, the HTML report, the web UI).
+POINT_COLUMNS = ("quality_ratio", "human_ratio", "identity", "identity_share", "fidelity", "clip_i", "dino", "clip_t", "palette")
+
+
+def point_columns(metrics: dict) -> list[str]:
+    """Those of :data:`POINT_COLUMNS` that some checkpoint of ``metrics`` has a value for."""
+    return [k for k in POINT_COLUMNS if any(p.get(k) is not None for p in metrics["points"])]
 
 
 @dataclass

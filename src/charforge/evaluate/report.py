@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import atomic
 from ..generate.sheet import contact_sheet
 from ..plots import pyplot, save_figure
+from .quality import point_columns
 from .scores import open_rgb
 
 CURVES = {
@@ -103,11 +104,7 @@ def _cell(value) -> str:
 
 
 def _page(metrics: dict, has_loss: bool) -> str:
-    columns = [
-        k
-        for k in ("quality_ratio", "human_ratio", "identity", "identity_share", "fidelity", "clip_i", "dino", "clip_t", "palette")
-        if any(p.get(k) is not None for p in metrics["points"])
-    ]
+    columns = point_columns(metrics)
     best = (metrics.get("best") or {}).get("point")
     head = "".join(f"<th>{html.escape(CURVES.get(c, c))}</th>" for c in columns)
     rows = "".join(

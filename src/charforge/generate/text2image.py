@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import atomic
+from .. import atomic, progress
 from ..errors import CharforgeError, PicturesInterrupted
 from ..models.files import DIFFUSERS_LORA_FILE, exported_file
 from ..models.hashes import lora_hash
@@ -273,6 +273,7 @@ def generate_images(
                     images.append(image)
                     labels.append(f"{s}: {prompt}")
                 bar.update(len(batch))
+                progress.report("generate", len(paths), len(jobs))
     except KeyboardInterrupt:
         if images:  # what was drawn is kept, with its sheet
             _write_sheet(images, labels, len(seed_list), out_dir)

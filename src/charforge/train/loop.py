@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import atomic
+from .. import atomic, progress
 from ..config import TrainConfig
 from ..errors import CharforgeError, TrainingInterrupted
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
@@ -123,11 +123,25 @@ def batch_indices(seed: int, micro_step: int, rank: int, world: int, batch: int,
 
 
 # -- 4. the loop ----------------------------------------------------------------------------------
-class _StopFlag:
-    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+class TrainControl:
+    """Requests to a running loop from outside it: stop (checkpoint, then stop), save now, sample now.
+
+    Ctrl-C is the terminal's way to ask for a stop (a second one aborts); the web UI's buttons set the same flags
+    from another thread. Each request is honoured at the end of the current step.
+    """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = False  # stop
+        self.save_requested = False
+        self.sample_requested = False
+
+    def take_save(self) -> bool:
+        asked, self.save_requested = self.save_requested, False
+        return asked
+
+    def take_sample(self) -> bool:
+        asked, self.sample_requested = self.sample_requested, False
+        return asked
 
     @contextmanager
     def installed(self):
@@ -155,9 +169,12 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
-    stop_flag: _StopFlag | None = None,
+    control: TrainControl | None = None,
 ) -> RunResult:
-    """Train ``config.method`` on the workspace's images; returns where the results are."""
+    """Train ``config.method`` on the workspace's images; returns where the results are.
+
+    ``control``: stop / save / sample requests from another thread (the web UI); each step is also reported to a
+    :mod:`charforge.progress` listener."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -229,7 +246,7 @@ def train(
     loss_log = LossLog(run_dir, resume_step=start_step) if is_main else None
 
     # 5. The loop.
-    stop_flag = stop_flag or _StopFlag()
+    control = control or TrainControl()
     losses: list[float] = []
     step = start_step
     started = time.perf_counter()
@@ -244,7 +261,7 @@ def train(
     save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator, started_at)
     for module in wrapped.values():
         module.train()
-    with stop_flag.installed():
+    with control.installed():
         while step < config.max_train_steps:
             step_loss = 0.0
             for k in range(config.gradient_accumulation_steps):
@@ -266,15 +283,17 @@ def train(
                 loss_log.add(step, step_loss, lr, time.perf_counter() - started)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
             bar.update(1)
-            stop = _any_process(accelerator, stop_flag.requested)
-            if step % config.checkpointing_steps == 0 or step == config.max_train_steps or stop:
+            progress.report("train", step, config.max_train_steps)
+            stop = _any_process(accelerator, control.requested)
+            if step % config.checkpointing_steps == 0 or step == config.max_train_steps or stop or control.take_save():
                 path = save(step)
                 if loss_log:
                     loss_log.plot(f"{character.token}: {config.method}, lr {config.learning_rate:g}")
                 if stop:
                     bar.close()
                     raise TrainingInterrupted(step, str(path))
-            if is_main and config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps):
+            every = config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps)
+            if is_main and (every or control.take_sample()):
                 _validate(pipe, config, character, resolution, run_dir, step, accelerator)
     bar.close()
 

@@ -1,0 +1,105 @@
+"""Comic page: edit a storyboard (its errors shown with their line), render it, preview the page, redraw one
+panel with another seed, download the pages and the PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from .. import api, atomic
+from ..errors import CharforgeError
+from .context import Context, guarded, one_line
+
+STORY_FILE = "story.yaml"
+
+
+def build(ctx: Context) -> gr.Textbox:
+    with gr.Tab("Comic", id="comic"):
+        with gr.Row():
+            path = gr.Textbox(
+                str(ctx.root / STORY_FILE), label="storyboard file (in the home folder)", elem_id="story-path", scale=3
+            )
+            open_button = gr.Button("Open", elem_id="open-story")
+            example = gr.Button("New from the example", elem_id="example-story")
+        editor = gr.Code(language="yaml", label="storyboard", lines=24, elem_id="story-editor")
+        with gr.Row():
+            save = gr.Button("Save and check", elem_id="save-story")
+            render = gr.Button("Render", variant="primary", elem_id="render-comic")
+            panel = gr.Number(None, precision=0, label="redraw panel")
+            seed = gr.Number(None, precision=0, label="with seed (empty: the next one)")
+            redraw = gr.Button("Redraw panel", elem_id="redraw-panel")
+        message = gr.Markdown(elem_id="comic-message")
+        pages = gr.Gallery(label="pages", columns=2, height=520, elem_id="comic-pages")
+        files = gr.File(label="download (pages and PDF)", file_count="multiple", interactive=False, elem_id="comic-files")
+        timer = gr.Timer(2.0)
+        shown = gr.State("")
+
+    def story_file(text: str) -> Path:
+        """The storyboard must live in the home folder: the UI reads and writes nothing outside it."""
+        target = Path(text or "").expanduser()
+        target = (target if target.is_absolute() else ctx.root / target).resolve()
+        if not target.is_relative_to(ctx.root.resolve()) or target.suffix not in (".yaml", ".yml"):
+            raise gr.Error(f"keep the storyboard in {ctx.root} as a .yaml file")
+        return target
+
+    @guarded
+    def on_open(text):
+        target = story_file(text)
+        if not target.is_file():
+            raise gr.Error(f"{target} does not exist yet; press 'New from the example'")
+        return target.read_text(encoding="utf-8"), str(target), "Opened."
+
+    @guarded
+    def on_example(text):
+        target = api.write_comic_example(story_file(text))
+        return target.read_text(encoding="utf-8"), str(target), f"Wrote the example storyboard to {target}."
+
+    def _save(text, content) -> Path:
+        target = story_file(text)
+        if not (content or "").strip():
+            raise gr.Error("the storyboard is empty")
+        atomic.write_text(target, content if content.endswith("\n") else content + "\n")
+        return target
+
+    @guarded
+    def on_save(text, content):
+        target = _save(text, content)
+        try:
+            api.check_comic(target)
+        except CharforgeError as exc:
+            return f"❌ {one_line(exc)}"
+        return f"✅ {target.name} is a valid storyboard."
+
+    @guarded
+    def on_render(text, content, number=None, new_seed=None):
+        target = _save(text, content)
+        api.check_comic(target)
+        options = {"story": str(target)}
+        if number:
+            options.update(panel=int(number), seed=int(new_seed) if new_seed is not None else None)
+        job = ctx.queue.submit("comic", **options)
+        what = f"panel {int(number)}" if number else "the comic"
+        return f"Queued drawing {what} (job {job.id}); the pages appear when it is done."
+
+    def on_tick(text, last):
+        try:
+            target = story_file(text)
+        except gr.Error:
+            return gr.update(), gr.update(), last
+        folder = target.with_suffix("")
+        found = sorted(folder.glob("page-*.png")) if folder.is_dir() else []
+        pdf = folder / f"{target.stem}.pdf"
+        stamp = ";".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in found)
+        if stamp == last:
+            return gr.update(), gr.update(), last
+        listed = [str(p) for p in found] + ([str(pdf)] if pdf.is_file() else [])
+        return [str(p) for p in found], listed or None, stamp
+
+    open_button.click(on_open, [path], [editor, path, message])
+    example.click(on_example, [path], [editor, path, message])
+    save.click(on_save, [path, editor], [message])
+    render.click(on_render, [path, editor], [message])
+    redraw.click(on_render, [path, editor, panel, seed], [message])
+    timer.tick(on_tick, [path, shown], [pages, files, shown])
+    return path

@@ -1,0 +1,147 @@
+"""Evaluate page: score a run's checkpoints, read its report, promote the best; and rate pictures by eye.
+
+Ratings go through :class:`~charforge.evaluate.rating_session.RatingSession` into the workspace's
+``ratings.sqlite``, the same store ``charforge rate`` uses, so a rating made in one is seen by the other.
+Keys: ``g`` good, ``f`` flawed (with the ticked tags), ``s`` skip.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import api
+from ..errors import CharforgeError
+from ..evaluate.evaluate import load_metrics
+from ..evaluate.quality import point_columns
+from ..evaluate.rating_session import RatingSession
+from ..evaluate.ratings import TAGS
+from .context import Context, file_url, guarded
+
+# Keyboard shortcuts of the rating view (ignored while typing in a text field).
+SHORTCUTS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+  const button = {g: "rate-good", f: "rate-flawed", s: "rate-skip"}[event.key];
+  const element = button && document.getElementById(button);
+  if (element && element.offsetParent !== null) { element.click(); event.preventDefault(); }
+});
+</script>
+"""
+
+
+def _metrics_table(metrics: dict) -> tuple[list[str], list[list]]:
+    keys = point_columns(metrics)
+    rows = [
+        [p["label"], p["step"], p["images"], *(None if p.get(k) is None else round(p[k], 3) for k in keys)]
+        for p in metrics["points"]
+    ]
+    return ["point", "step", "images", *keys], rows
+
+
+def build(ctx: Context, character: gr.Dropdown) -> None:
+    with gr.Tab("Evaluate", id="evaluate"):
+        with gr.Row():
+            run = gr.Dropdown(label="run", choices=["latest"], value="latest", elem_id="evaluate-run")
+            prompts = gr.Textbox(label="prompt set (empty: the default one)", placeholder="prompts.yaml")
+            clip = gr.Textbox("default", label="CLIP (hub id, folder, or none)")
+            dino = gr.Textbox("default", label="DINO (hub id, folder, or none)")
+            steps = gr.Number(50, precision=0, label="steps")
+            go = gr.Button("Evaluate", variant="primary", elem_id="evaluate")
+        message = gr.Markdown(elem_id="evaluate-message")
+        table = gr.Dataframe(label="checkpoints", interactive=False, elem_id="metrics")
+        report = gr.Markdown(elem_id="report-link")
+        with gr.Row():
+            step = gr.Number(None, precision=0, label="checkpoint step to promote to final/")
+            promote = gr.Button("Promote", elem_id="promote")
+            load = gr.Button("Show results", elem_id="show-results")
+        with gr.Accordion("Rate pictures by eye", open=True):
+            rater = gr.Textbox(label="your name (if several people rate)", elem_id="rater")
+            start = gr.Button("Start rating", elem_id="start-rating")
+            picture = gr.Image(label="picture | references", interactive=False, elem_id="rate-picture", height=300)
+            about = gr.Markdown(elem_id="rate-about")
+            tags = gr.CheckboxGroup(choices=list(TAGS), label="flaws (for 'flawed')")
+            with gr.Row():
+                good = gr.Button("Good (g)", variant="primary", elem_id="rate-good")
+                flawed = gr.Button("Flawed (f)", variant="stop", elem_id="rate-flawed")
+                skip = gr.Button("Skip (s)", elem_id="rate-skip")
+            current = gr.State(None)
+            skipped = gr.State([])
+
+    @guarded
+    def on_evaluate(name, run_name, prompt_file, clip_id, dino_id, n_steps):
+        ws = ctx.workspace(name)
+        options = {"clip": clip_id or "default", "dino": dino_id or "default", "steps": int(n_steps or 50)}
+        if prompt_file:
+            options["prompts"] = prompt_file
+        job = ctx.queue.submit("evaluate", ws.root, run=run_name or "latest", **options)
+        return f"Queued the evaluation of run {run_name} (job {job.id}); press Show results when it is done."
+
+    @guarded
+    def on_load(name, run_name):
+        ws = ctx.workspace(name)
+        metrics = load_metrics(ws, run_name or "latest")
+        headers, rows = _metrics_table(metrics)
+        best = metrics.get("best")
+        folder = ws.run(run_name or "latest").folder / "eval"
+        line = f"[Open the report]({file_url(folder / 'report.html')})"
+        if best:
+            line += f" · best: **{best['point']}** (step {best['step']})"
+        runs = gr.update(choices=["latest", *ws.run_names()])
+        return gr.Dataframe(value=rows, headers=headers), line, best["step"] if best else None, runs
+
+    @guarded
+    def on_promote(name, run_name, at):
+        if at is None:
+            raise gr.Error("give the checkpoint step to promote")
+        path = api.promote(ctx.workspace(name), run=run_name or "latest", step=int(at))
+        return f"Checkpoint {int(at)} is now {path} (the one before is kept as final-before-promote/)."
+
+    def _next(name, run_name, who, skipped=()):
+        ws = ctx.workspace(name)
+        with RatingSession(ws, run_name or "latest", who or "") as session:
+            todo = [r for r in session.todo if r["file"] not in skipped]
+            if not todo:
+                return None, f"Nothing left to rate ({session.rated} rated, {len(skipped)} skipped).", None
+            row = todo[0]
+            image = session.show(row)
+            auto = "" if row.get("ok") is None else f"; automated verdict: {'pass' if row['ok'] else 'fail'}"
+            text = f"{len(todo)} left · **{row['point']}** · {row['prompt']} · seed {row['seed']}{auto}"
+            return image, text, row
+
+    @guarded
+    def on_start(name, run_name, who):
+        try:
+            return (*_next(name, run_name, who), [])
+        except CharforgeError as exc:
+            raise gr.Error(f"{exc} (evaluate the run first)", print_exception=False) from None
+
+    def on_rate(verdict: str):
+        @guarded
+        def handler(name, run_name, who, row, ticked, skipped):
+            if row is None:
+                raise gr.Error("press Start rating first")
+            if verdict == "skip":
+                skipped = [*skipped, row["file"]]  # back next time the rating starts
+            else:
+                with RatingSession(ctx.workspace(name), run_name or "latest", who or "") as session:
+                    session.record(row, verdict == "good", tuple(ticked or ()) if verdict == "flawed" else ())
+                api.rating_summary(ctx.workspace(name), run=run_name or "latest", rater=who or "")
+            image, text, nxt = _next(name, run_name, who, set(skipped))
+            return image, text, nxt, [], skipped
+
+        return handler
+
+    def on_runs(name):
+        if not name or name not in ctx.names():
+            return gr.update(choices=["latest"])
+        return gr.update(choices=["latest", *ctx.workspace(name).run_names()])
+
+    go.click(on_evaluate, [character, run, prompts, clip, dino, steps], [message])
+    load.click(on_load, [character, run], [table, report, step, run])
+    promote.click(on_promote, [character, run, step], [message])
+    start.click(on_start, [character, run, rater], [picture, about, current, skipped])
+    for button, verdict in ((good, "good"), (flawed, "flawed"), (skip, "skip")):
+        button.click(on_rate(verdict), [character, run, rater, current, tags, skipped], [picture, about, current, tags, skipped])
+    character.change(on_runs, [character], [run])

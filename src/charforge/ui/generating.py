@@ -1,0 +1,137 @@
+"""Generate page: prompt, LoRAs with weights, sampler and the rest; a gallery that recalls each picture's settings
+(read from its PNG), reuses them, and sends a picture to a comic panel."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import gradio as gr
+
+from ..comic.edit import set_panel_image
+from ..generate.metadata import read_png_params
+from ..generate.schedulers import DEFAULT_SAMPLER, SAMPLERS
+from .context import Context, guarded
+
+NO_RUN = "(none: the base model alone)"
+
+
+def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
+    with gr.Tab("Generate", id="generate"):
+        with gr.Row():
+            run = gr.Dropdown(label="draw with run", choices=["latest", NO_RUN], value="latest", elem_id="generate-run")
+            base = gr.Textbox(label="base model (empty: the run's)", placeholder="world, a hub id, a folder or .safetensors")
+        prompt = gr.Textbox(label="prompt", lines=2, elem_id="prompt")
+        negative = gr.Textbox(label="negative prompt", elem_id="negative-prompt")
+        loras = gr.Textbox(label="more LoRAs, one per line: PATH or PATH:WEIGHT", lines=2)
+        with gr.Row():
+            sampler = gr.Dropdown(choices=list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler")
+            steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500)
+            guidance = gr.Number(None, label="guidance (empty: the model's recommended)")
+            width = gr.Number(None, precision=0, label="width (empty: native)")
+            height = gr.Number(None, precision=0, label="height (empty: native)")
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+            dice = gr.Button("🎲", scale=0, elem_id="dice")
+            count = gr.Number(1, precision=0, label="pictures", minimum=1, maximum=64, elem_id="count")
+            go = gr.Button("Generate", variant="primary", elem_id="generate")
+        message = gr.Markdown(elem_id="generate-message")
+        gallery = gr.Gallery(label="Gallery (newest first)", columns=6, height=320, elem_id="gallery")
+        paths = gr.State([])
+        chosen = gr.State("")
+        params = gr.Textbox(
+            label="parameters of the chosen picture (from its PNG)", lines=4, interactive=False, elem_id="picture-params"
+        )
+        with gr.Row():
+            again = gr.Button("Use these settings again", elem_id="use-again")
+            download = gr.DownloadButton("Download", elem_id="download")
+            panel = gr.Number(1, precision=0, label="comic panel", minimum=1)
+            to_panel = gr.Button("Send to the comic panel", elem_id="send-to-panel")
+        refresh = gr.Button("Refresh gallery", size="sm")
+
+    def on_gallery(name):
+        if not name or name not in ctx.names():
+            return [], []
+        found = ctx.workspace(name).outputs()
+        return [str(p) for p in found], [str(p) for p in found]
+
+    def on_runs(name):
+        if not name or name not in ctx.names():
+            return gr.update(choices=["latest", NO_RUN])
+        return gr.update(choices=["latest", *ctx.workspace(name).run_names(), NO_RUN])
+
+    @guarded
+    def on_generate(name, run_name, base_model, text, neg, extra, sampler_name, n_steps, cfg, w, h, first_seed, n):
+        ws = ctx.workspace(name)
+        prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if not prompts:
+            raise gr.Error("write a prompt first (one per line for several)")
+        options = {
+            "prompts": prompts,
+            "negative_prompt": neg or "",
+            "loras": [line.strip() for line in (extra or "").splitlines() if line.strip()],
+            "sampler": sampler_name,
+            "steps": int(n_steps or 30),
+            "guidance": cfg,
+            "width": int(w) if w else None,
+            "height": int(h) if h else None,
+            "seed": int(first_seed or 0),
+            "num_images": int(n or 1),
+        }
+        if run_name == NO_RUN:
+            options["use_run"] = False
+        else:
+            options["run"] = run_name or "latest"
+        if base_model:
+            options["base"] = base_model
+        job = ctx.queue.submit("generate", ws.root, **options)
+        return f"Queued {len(prompts) * options['num_images']} pictures (job {job.id}); the gallery fills as they are drawn."
+
+    def on_select(found, evt: gr.SelectData):
+        path = found[evt.index]
+        try:
+            text = read_png_params(path).to_text()
+        except ValueError as exc:
+            text = str(exc)
+        return path, text, path
+
+    def on_again(path):
+        if not path:
+            raise gr.Error("choose a picture in the gallery first")
+        p = read_png_params(path)
+        sampler_name = next((k for k, v in SAMPLERS.items() if v[0] == p.sampler), DEFAULT_SAMPLER)
+        # A PNG names its LoRAs as A1111 does (by file name, not path): the run menu and the LoRA box stay as they are.
+        used = ", ".join(f"{name} at {weight:g}" for name, weight in p.loras) or "no LoRA"
+        note = f"Settings of {Path(path).name} restored (it was drawn with {used} on {p.model or 'its base'})."
+        return p.prompt, p.negative_prompt, sampler_name, p.steps, p.cfg_scale, p.width, p.height, p.seed, note
+
+    @guarded
+    def on_to_panel(path, number, story):
+        if not path:
+            raise gr.Error("choose a picture in the gallery first")
+        if not story:
+            raise gr.Error("open a storyboard on the Comic page first")
+        set_panel_image(story, int(number), path)
+        return f"Panel {int(number)} of {Path(story).name} now uses {Path(path).name}; render the comic to see it."
+
+    go.click(
+        on_generate,
+        [character, run, base, prompt, negative, loras, sampler, steps, guidance, width, height, seed, count],
+        [message],
+    )
+    dice.click(lambda: random.randrange(2**31), None, [seed])
+    gallery.select(on_select, [paths], [chosen, params, download])
+    again.click(on_again, [chosen], [prompt, negative, sampler, steps, guidance, width, height, seed, message])
+    to_panel.click(on_to_panel, [chosen, panel, story_path], [message])
+    refresh.click(on_gallery, [character], [gallery, paths])
+    character.change(on_gallery, [character], [gallery, paths]).then(on_runs, [character], [run])
+    timer = gr.Timer(3.0)
+    last = gr.State(())
+
+    def on_tick(name, shown):
+        found = tuple(on_gallery(name)[1])
+        if found == tuple(shown):
+            return gr.update(), gr.update(), shown
+        return list(found), list(found), found
+
+    timer.tick(on_tick, [character, last], [gallery, paths, last])
