@@ -60,7 +60,7 @@ def check_bind(host: str, login: list[tuple[str, str]] | None) -> None:
 def build_app(root: Path, queue):
     import gradio as gr
 
-    from . import characters, comic, evaluating, generating, training
+    from . import characters, comic, evaluating, generating, jobs, training
     from .context import Context
 
     ctx = Context(Path(root), queue)
@@ -71,13 +71,14 @@ def build_app(root: Path, queue):
             character = gr.Dropdown(
                 choices=names, value=names[0] if names else None, label="character", elem_id="character", scale=0, min_width=260
             )
+        story_path = gr.State(str(ctx.root / comic.STORY_FILE))  # the Comic page's file, for "send to a comic panel"
         with gr.Tabs():
             characters.build(ctx, character)
             training.build(ctx, character)
-            story_path = gr.State(str(ctx.root / comic.STORY_FILE))
             generating.build(ctx, character, story_path)
             evaluating.build(ctx, character)
             story = comic.build(ctx)
+        jobs.build(ctx)
         story.change(lambda value: value, [story], [story_path])
         app.load(lambda value: value, [story], [story_path])
     return app

@@ -20,12 +20,16 @@ def _report_rows(uploaded, report) -> list[list[str]]:
 
 
 def build(ctx: Context, character: gr.Dropdown) -> None:
-    with gr.Tab("Characters", id="characters"):
+    with gr.Tab("Characters", id="tab-characters"):
         with gr.Accordion("New character", open=not ctx.names()):
             with gr.Row():
                 folder = gr.Textbox(label="folder name", placeholder="unicorn-girl", elem_id="new-folder")
-                token = gr.Textbox(label="identifier", placeholder="UnicornGirl", info="a word the model does not know yet")
-                class_word = gr.Textbox(label="class word", placeholder="girl", info="what the character is")
+                token = gr.Textbox(
+                    label="identifier", placeholder="UnicornGirl", info="a word the model does not know yet", elem_id="new-token"
+                )
+                class_word = gr.Textbox(
+                    label="class word", placeholder="girl", info="what the character is", elem_id="new-class-word"
+                )
             create = gr.Button("Create character", elem_id="create-character")
         with gr.Row():
             uploads = gr.File(label="Drop drawings here", file_count="multiple", type="filepath", elem_id="drawings")

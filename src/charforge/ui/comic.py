@@ -15,7 +15,7 @@ STORY_FILE = "story.yaml"
 
 
 def build(ctx: Context) -> gr.Textbox:
-    with gr.Tab("Comic", id="comic"):
+    with gr.Tab("Comic", id="tab-comic"):
         with gr.Row():
             path = gr.Textbox(
                 str(ctx.root / STORY_FILE), label="storyboard file (in the home folder)", elem_id="story-path", scale=3
@@ -26,11 +26,11 @@ def build(ctx: Context) -> gr.Textbox:
         with gr.Row():
             save = gr.Button("Save and check", elem_id="save-story")
             render = gr.Button("Render", variant="primary", elem_id="render-comic")
-            panel = gr.Number(None, precision=0, label="redraw panel")
-            seed = gr.Number(None, precision=0, label="with seed (empty: the next one)")
+            panel = gr.Number(1, precision=0, label="redraw panel", minimum=1)
+            seed = gr.Textbox("", label="with seed (empty: the next one)", elem_id="redraw-seed")
             redraw = gr.Button("Redraw panel", elem_id="redraw-panel")
         message = gr.Markdown(elem_id="comic-message")
-        pages = gr.Gallery(label="pages", columns=2, height=520, elem_id="comic-pages")
+        pages = gr.Gallery(label="pages", columns=2, height=900, object_fit="contain", elem_id="comic-pages")
         files = gr.File(label="download (pages and PDF)", file_count="multiple", interactive=False, elem_id="comic-files")
         timer = gr.Timer(2.0)
         shown = gr.State("")
@@ -72,12 +72,14 @@ def build(ctx: Context) -> gr.Textbox:
         return f"✅ {target.name} is a valid storyboard."
 
     @guarded
-    def on_render(text, content, number=None, new_seed=None):
+    def on_render(text, content, number=None, new_seed=""):
         target = _save(text, content)
         api.check_comic(target)
         options = {"story": str(target)}
-        if number:
-            options.update(panel=int(number), seed=int(new_seed) if new_seed is not None else None)
+        if number is not None:
+            if not str(new_seed or "").strip().lstrip("-").isdigit() and str(new_seed or "").strip():
+                raise gr.Error(f"the seed must be a whole number (got {new_seed!r})")
+            options.update(panel=int(number), seed=int(new_seed) if str(new_seed or "").strip() else None)
         job = ctx.queue.submit("comic", **options)
         what = f"panel {int(number)}" if number else "the comic"
         return f"Queued drawing {what} (job {job.id}); the pages appear when it is done."

@@ -41,17 +41,18 @@ def _metrics_table(metrics: dict) -> tuple[list[str], list[list]]:
 
 
 def build(ctx: Context, character: gr.Dropdown) -> None:
-    with gr.Tab("Evaluate", id="evaluate"):
+    with gr.Tab("Evaluate", id="tab-evaluate"):
         with gr.Row():
-            run = gr.Dropdown(label="run", choices=["latest"], value="latest", elem_id="evaluate-run")
-            prompts = gr.Textbox(label="prompt set (empty: the default one)", placeholder="prompts.yaml")
-            clip = gr.Textbox("default", label="CLIP (hub id, folder, or none)")
-            dino = gr.Textbox("default", label="DINO (hub id, folder, or none)")
-            steps = gr.Number(50, precision=0, label="steps")
+            run = gr.Dropdown(label="run", choices=["latest"], value="latest", elem_id="evaluate-run", allow_custom_value=True)
+            prompts = gr.Textbox(label="prompt set (empty: the default one)", placeholder="prompts.yaml", elem_id="eval-prompts")
+            clip = gr.Textbox("default", label="CLIP (hub id, folder, or none)", elem_id="eval-clip")
+            dino = gr.Textbox("default", label="DINO (hub id, folder, or none)", elem_id="eval-dino")
+            steps = gr.Number(50, precision=0, label="steps", elem_id="eval-steps")
             go = gr.Button("Evaluate", variant="primary", elem_id="evaluate")
         message = gr.Markdown(elem_id="evaluate-message")
         table = gr.Dataframe(label="checkpoints", interactive=False, elem_id="metrics")
         report = gr.Markdown(elem_id="report-link")
+        curves = gr.Image(label="scores over checkpoints", interactive=False, elem_id="score-curves", height=300)
         with gr.Row():
             step = gr.Number(None, precision=0, label="checkpoint step to promote to final/")
             promote = gr.Button("Promote", elem_id="promote")
@@ -61,7 +62,7 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
             start = gr.Button("Start rating", elem_id="start-rating")
             picture = gr.Image(label="picture | references", interactive=False, elem_id="rate-picture", height=300)
             about = gr.Markdown(elem_id="rate-about")
-            tags = gr.CheckboxGroup(choices=list(TAGS), label="flaws (for 'flawed')")
+            tags = gr.CheckboxGroup(choices=list(TAGS), label="flaws (for 'flawed')", elem_id="rate-tags")
             with gr.Row():
                 good = gr.Button("Good (g)", variant="primary", elem_id="rate-good")
                 flawed = gr.Button("Flawed (f)", variant="stop", elem_id="rate-flawed")
@@ -89,11 +90,13 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
         if best:
             line += f" · best: **{best['point']}** (step {best['step']})"
         runs = gr.update(choices=["latest", *ws.run_names()])
-        return gr.Dataframe(value=rows, headers=headers), line, best["step"] if best else None, runs
+        plot = folder / "report" / "scores.png"
+        table = gr.Dataframe(value=rows, headers=headers)
+        return table, line, best["step"] if best else None, runs, str(plot) if plot.is_file() else None
 
     @guarded
     def on_promote(name, run_name, at):
-        if at is None:
+        if not at:
             raise gr.Error("give the checkpoint step to promote")
         path = api.promote(ctx.workspace(name), run=run_name or "latest", step=int(at))
         return f"Checkpoint {int(at)} is now {path} (the one before is kept as final-before-promote/)."
@@ -139,7 +142,7 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
         return gr.update(choices=["latest", *ctx.workspace(name).run_names()])
 
     go.click(on_evaluate, [character, run, prompts, clip, dino, steps], [message])
-    load.click(on_load, [character, run], [table, report, step, run])
+    load.click(on_load, [character, run], [table, report, step, run, curves])
     promote.click(on_promote, [character, run, step], [message])
     start.click(on_start, [character, run, rater], [picture, about, current, skipped])
     for button, verdict in ((good, "good"), (flawed, "flawed"), (skip, "skip")):

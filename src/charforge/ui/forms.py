@@ -42,7 +42,7 @@ def field_input(model: type[BaseModel], name: str, value: Any = None) -> gr.comp
         return gr.Dropdown(choices=choices, value=default, label=label, info=help_text, elem_id=f"field-{name}")
     if annotation is bool:
         return gr.Checkbox(value=bool(default), label=label, info=help_text, elem_id=f"field-{name}")
-    if annotation in (int, float):
+    if annotation in (int, float) and default is not None:  # gradio shows an empty Number as 0: optional ones are text
         return gr.Number(
             value=default, label=label, info=help_text, precision=0 if annotation is int else None, elem_id=f"field-{name}"
         )

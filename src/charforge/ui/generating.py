@@ -17,19 +17,21 @@ NO_RUN = "(none: the base model alone)"
 
 
 def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
-    with gr.Tab("Generate", id="generate"):
+    with gr.Tab("Generate", id="tab-generate"):
         with gr.Row():
-            run = gr.Dropdown(label="draw with run", choices=["latest", NO_RUN], value="latest", elem_id="generate-run")
+            run = gr.Dropdown(
+                label="draw with run", choices=["latest", NO_RUN], value="latest", elem_id="generate-run", allow_custom_value=True
+            )
             base = gr.Textbox(label="base model (empty: the run's)", placeholder="world, a hub id, a folder or .safetensors")
         prompt = gr.Textbox(label="prompt", lines=2, elem_id="prompt")
         negative = gr.Textbox(label="negative prompt", elem_id="negative-prompt")
         loras = gr.Textbox(label="more LoRAs, one per line: PATH or PATH:WEIGHT", lines=2)
         with gr.Row():
             sampler = gr.Dropdown(choices=list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler")
-            steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500)
-            guidance = gr.Number(None, label="guidance (empty: the model's recommended)")
-            width = gr.Number(None, precision=0, label="width (empty: native)")
-            height = gr.Number(None, precision=0, label="height (empty: native)")
+            steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500, elem_id="generate-steps")
+            guidance = gr.Textbox("", label="guidance (empty: the model's recommended)", elem_id="guidance")
+            width = gr.Number(0, precision=0, label="width (0: native)", minimum=0)
+            height = gr.Number(0, precision=0, label="height (0: native)", minimum=0)
         with gr.Row():
             seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
             dice = gr.Button("🎲", scale=0, elem_id="dice")
@@ -48,6 +50,8 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
             panel = gr.Number(1, precision=0, label="comic panel", minimum=1)
             to_panel = gr.Button("Send to the comic panel", elem_id="send-to-panel")
         refresh = gr.Button("Refresh gallery", size="sm")
+        timer = gr.Timer(3.0)  # inside the tab: a component directly in gr.Tabs would become a tab of its own
+        last = gr.State(())
 
     def on_gallery(name):
         if not name or name not in ctx.names():
@@ -72,7 +76,7 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
             "loras": [line.strip() for line in (extra or "").splitlines() if line.strip()],
             "sampler": sampler_name,
             "steps": int(n_steps or 30),
-            "guidance": cfg,
+            "guidance": _number(cfg, "guidance"),
             "width": int(w) if w else None,
             "height": int(h) if h else None,
             "seed": int(first_seed or 0),
@@ -103,7 +107,7 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
         # A PNG names its LoRAs as A1111 does (by file name, not path): the run menu and the LoRA box stay as they are.
         used = ", ".join(f"{name} at {weight:g}" for name, weight in p.loras) or "no LoRA"
         note = f"Settings of {Path(path).name} restored (it was drawn with {used} on {p.model or 'its base'})."
-        return p.prompt, p.negative_prompt, sampler_name, p.steps, p.cfg_scale, p.width, p.height, p.seed, note
+        return p.prompt, p.negative_prompt, sampler_name, p.steps, f"{p.cfg_scale:g}", p.width, p.height, p.seed, note
 
     @guarded
     def on_to_panel(path, number, story):
@@ -125,8 +129,6 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
     to_panel.click(on_to_panel, [chosen, panel, story_path], [message])
     refresh.click(on_gallery, [character], [gallery, paths])
     character.change(on_gallery, [character], [gallery, paths]).then(on_runs, [character], [run])
-    timer = gr.Timer(3.0)
-    last = gr.State(())
 
     def on_tick(name, shown):
         found = tuple(on_gallery(name)[1])
@@ -135,3 +137,12 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
         return list(found), list(found), found
 
     timer.tick(on_tick, [character, last], [gallery, paths, last])
+
+
+def _number(text: str, what: str) -> float | None:
+    if not (text or "").strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise gr.Error(f"{what} must be a number (got {text!r})") from None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 import pandas as pd
 
 from .. import api
 from ..config import PRESETS, TrainConfig, build_train_config
+from ..recipes.jobs import ACTIVE
 from .context import Context, guarded
 from .forms import field_input, field_values
 
@@ -16,28 +15,8 @@ MAIN = ["base", "method", "max_train_steps", "learning_rate"]
 FOLDED = [name for name in TrainConfig.model_fields if name not in MAIN]
 
 
-def _job_rows(ctx: Context) -> list[list[str]]:
-    rows = []
-    for job in reversed(ctx.queue.jobs()[-30:]):
-        done = f"{job.done}/{job.total} {job.what}" if job.total else ""
-        when = time.strftime("%H:%M:%S", time.localtime(job.created))
-        rows.append([job.id, job.label, job.state, done, job.error, when])
-    return rows
-
-
-def _progress_html(ctx: Context) -> str:
-    job = ctx.queue.running()
-    if job is None:
-        return "<div id='job-progress'>No job running.</div>"
-    share = job.done / job.total if job.total else 0.0
-    return (
-        f"<div id='job-progress'>{job.label}: {job.what} {job.done}/{job.total}"
-        f"<progress value='{share:.3f}' max='1' style='width:100%'></progress></div>"
-    )
-
-
 def build(ctx: Context, character: gr.Dropdown) -> dict:
-    with gr.Tab("Train", id="train"):
+    with gr.Tab("Train", id="tab-train"):
         with gr.Row():
             main = {name: field_input(TrainConfig, name, "world" if name == "base" else None) for name in MAIN}
         preset = gr.Dropdown(choices=["", *PRESETS], value="", label="preset (its settings under yours)")
@@ -45,27 +24,17 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
             folded = {name: field_input(TrainConfig, name) for name in FOLDED}
         start = gr.Button("Start training", variant="primary", elem_id="start-training")
         message = gr.Markdown(elem_id="train-message")
-        progress = gr.HTML(_progress_html(ctx))
         with gr.Row():
-            run = gr.Dropdown(label="run", choices=[], allow_custom_value=False, elem_id="train-run")
+            run = gr.Dropdown(label="run", choices=[], allow_custom_value=True, elem_id="train-run")
             sample_now = gr.Button("Sample now", elem_id="sample-now")
             save_now = gr.Button("Save now", elem_id="save-now")
             stop = gr.Button("Stop (writes a checkpoint)", variant="stop", elem_id="stop-training")
-            more_steps = gr.Number(None, precision=0, label="train to step (resume)")
+            more_steps = gr.Number(None, precision=0, label="train to step (resume; 0: the run's own)", elem_id="train-to-step")
             resume = gr.Button("Resume", elem_id="resume-training")
         with gr.Row():
             loss = gr.LinePlot(x="step", y="loss", label="loss", elem_id="loss-plot", height=260)
             sample = gr.Image(label="latest validation grid", interactive=False, elem_id="validation-grid", height=260)
         status = gr.Markdown(elem_id="run-status")
-        jobs = gr.Dataframe(
-            headers=["job", "what", "state", "progress", "error", "queued at"],
-            value=_job_rows(ctx),
-            interactive=False,
-            label="jobs",
-        )
-        with gr.Row():
-            job_id = gr.Textbox(label="job id", scale=2)
-            cancel = gr.Button("Cancel job")
         timer = gr.Timer(1.5)
 
     fields = list(main) + list(folded)
@@ -110,34 +79,30 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
         job = ctx.queue.submit("resume", ws.root, run=run_name, max_train_steps=int(steps) if steps else None)
         return f"Queued resuming run **{run_name}** (job {job.id})."
 
-    @guarded
-    def on_cancel(identifier):
-        job = ctx.queue.cancel(identifier.strip())
-        return f"Job {job.id}: {job.state}."
-
     def on_tick(name, run_name):
-        rows, bar = _job_rows(ctx), _progress_html(ctx)
         if not name or name not in ctx.names():
-            return rows, bar, gr.update(), None, None, ""
+            return gr.update(), None, None, ""
         ws = api.open_workspace(ctx.root / name)
         runs = ws.run_names()
-        if not runs or (run_name and run_name not in runs):
-            return rows, bar, gr.update(choices=runs), None, None, ""
+        queued = [j.run for j in ctx.queue.jobs() if j.state in ACTIVE and j.workspace == str(ws.root.resolve()) and j.run]
+        choices = runs + [r for r in queued if r not in runs]
+        if not runs or (run_name and run_name not in runs):  # chosen but not started yet
+            return gr.update(choices=choices), None, None, f"Run **{run_name}** is queued." if run_name else ""
         state = api.run_status(ws, run=run_name or "latest")
         plot = pd.DataFrame({"step": state.steps, "loss": state.losses})
         grid = str(state.samples[-1]) if state.samples else None
         text = (
             f"Run **{state.name}**: step {int(state.steps[-1]) if state.steps else 0}; checkpoints "
-            f"{', '.join(map(str, state.checkpoints)) or 'none yet'}; {'finished' if state.finished else 'not finished'}; "
+            f"{', '.join(map(str, state.checkpoints)) or 'none yet'}; "
+            f"{'final result written' if state.finished else 'no final result yet'}; "
             f"{len(state.samples)} validation grids."
         )
-        return rows, bar, gr.update(choices=runs, value=run_name or state.name), plot, grid, text
+        return gr.update(choices=choices, value=run_name or state.name), plot, grid, text
 
     start.click(on_start, [character, preset, *inputs], [message, run])
     sample_now.click(on_request("sample"), [character, run], [message])
     save_now.click(on_request("save"), [character, run], [message])
     stop.click(on_stop, [character, run], [message])
     resume.click(on_resume, [character, run, more_steps], [message])
-    cancel.click(on_cancel, [job_id], [message])
-    timer.tick(on_tick, [character, run], [jobs, progress, run, loss, sample, status])
+    timer.tick(on_tick, [character, run], [run, loss, sample, status])
     return {"run": run}
