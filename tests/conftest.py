@@ -55,6 +55,15 @@ def workspace(tmp_path, drawings):
     return ws
 
 
+# A two-prompt evaluation set, one seed: the smallest evaluation that still compares checkpoints.
+PROMPTS = """seeds: [0]
+prompts:
+  - id: waving
+    prompt: "{token} {class_word} waving"
+  - id: beach
+    prompt: "{token} {class_word} on a beach"
+"""
+
 # Small, fast training settings shared by the tests (tiny model, 32 px, no validation grids).
 FAST = dict(resolution=32, validation_steps=0, checkpointing_steps=1000)
 

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 import torch
-from conftest import FAST, unicorn_girl_workspace
+from conftest import FAST, PROMPTS, unicorn_girl_workspace
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -24,14 +24,6 @@ from charforge.evaluate.scores import References, cached_embeddings, leave_one_o
 from charforge.models.files import exported_file
 from charforge.models.tiny import save_tiny_clip, save_tiny_dino
 from charforge.recipes.sweep import sweep
-
-PROMPTS = """seeds: [0]
-prompts:
-  - id: waving
-    prompt: "{token} {class_word} waving"
-  - id: beach
-    prompt: "{token} {class_word} on a beach"
-"""
 
 
 @pytest.fixture(scope="session")

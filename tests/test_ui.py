@@ -205,3 +205,26 @@ def test_train_form_values_become_train_config_fields():
     values = field_values(TrainConfig, names, [200.0, False, "[a, b]", None, "lora"])
     assert values == {"max_train_steps": 200, "validation_prompts": ["a", "b"], "method": "lora"}
     TrainConfig(base="world", **values)
+
+
+# -- what the server serves -----------------------------------------------------------------------------
+def test_the_server_serves_files_of_the_home_folder_only(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from charforge.ui import serve
+
+    home, outside = tmp_path / "home", tmp_path / "secret.txt"
+    home.mkdir()
+    (home / "inside.txt").write_text("mine")
+    outside.write_text("not for the browser")
+    app, url, queue = serve(home, port=0, block=False)
+    try:
+        assert urllib.request.urlopen(f"{url}gradio_api/file={home / 'inside.txt'}", timeout=10).read() == b"mine"
+        for path in (outside, home / ".." / "secret.txt", Path("/etc/passwd")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10)
+            assert refused.value.code in (403, 404), path
+    finally:
+        queue.close()
+        app.close()

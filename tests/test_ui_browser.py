@@ -19,6 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import PROMPTS
+
+from charforge import api
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,13 +30,6 @@ if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it as root)", allow_module_level=True)
 playwright = pytest.importorskip("playwright.sync_api")
 
-PROMPTS = """seeds: [0]
-prompts:
-  - id: waving
-    prompt: "{token} {class_word} waving"
-  - id: beach
-    prompt: "{token} {class_word} on a beach"
-"""
 
 
 def _free_port() -> int:
@@ -208,10 +204,9 @@ def _walk_through(home, page, artefacts, drawings, tiny_sd1, tmp_path):
     page.locator("#rate-tags").get_by_label("hands").check()
     page.click("#rate-flawed")
     page.wait_for_selector("#rate-about >> text=4 left")
-    rows = sqlite3.connect(home / "hero" / "ratings.sqlite").execute("select good, tags from ratings order by rated_at").fetchall()
+    store = sqlite3.connect(home / "hero" / "ratings.sqlite")
+    rows = store.execute("select good, tags from ratings order by rated_at").fetchall()
     assert [(good, "hands" in tags) for good, tags in rows] == [(1, False), (0, True)]
-    from charforge import api
-
     assert api.rating_summary(home / "hero")["rated"] == 2  # what `charforge rate --summary` reads
     page.screenshot(path=artefacts / "5-evaluate-rate.png", full_page=True)
 

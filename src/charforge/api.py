@@ -44,6 +44,8 @@ __all__ = [
     "GenerationResult",
     "comic",
     "check_comic",
+    "save_storyboard",
+    "comic_files",
     "write_comic_example",
     "evaluate",
     "promote",
@@ -282,6 +284,26 @@ def check_comic(story: str | Path) -> None:
     from .comic.render import Story
 
     Story.load(story)
+
+
+def save_storyboard(story: str | Path, text: str) -> Path:
+    """Write a storyboard's text (the web UI's editor) atomically; check it with :func:`check_comic`."""
+    from . import atomic
+
+    if not text.strip():
+        raise CharforgeError(f"{story}: the storyboard is empty")
+    story = Path(story)
+    atomic.write_text(story, text if text.endswith("\n") else text + "\n")
+    return story
+
+
+def comic_files(story: str | Path, out: str | Path | None = None) -> tuple[list[Path], Path | None]:
+    """The pages and the PDF the last render of ``story`` wrote (into ``out``, default: beside it, as ``comic``)."""
+    story = Path(story)
+    folder = Path(out) if out is not None else story.with_suffix("")
+    pages = sorted(folder.glob("page-*.png")) if folder.is_dir() else []
+    pdf = folder / f"{story.stem}.pdf"
+    return pages, pdf if pdf.is_file() else None
 
 
 def write_comic_example(path: str | Path, *, overwrite: bool = False) -> Path:

@@ -81,6 +81,8 @@ def build_app(root: Path, queue):
         jobs.build(ctx)
         story.change(lambda value: value, [story], [story_path])
         app.load(lambda value: value, [story], [story_path])
+        # a reload sees characters made since the server started (in another tab, or with `charforge init`)
+        app.load(lambda: gr.update(choices=ctx.names()), None, [character])
     return app
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import api, atomic
+from .. import api
 from ..errors import CharforgeError
 from .context import Context, guarded, one_line
 
@@ -56,11 +56,7 @@ def build(ctx: Context) -> gr.Textbox:
         return target.read_text(encoding="utf-8"), str(target), f"Wrote the example storyboard to {target}."
 
     def _save(text, content) -> Path:
-        target = story_file(text)
-        if not (content or "").strip():
-            raise gr.Error("the storyboard is empty")
-        atomic.write_text(target, content if content.endswith("\n") else content + "\n")
-        return target
+        return api.save_storyboard(story_file(text), content or "")
 
     @guarded
     def on_save(text, content):
@@ -89,13 +85,11 @@ def build(ctx: Context) -> gr.Textbox:
             target = story_file(text)
         except gr.Error:
             return gr.update(), gr.update(), last
-        folder = target.with_suffix("")
-        found = sorted(folder.glob("page-*.png")) if folder.is_dir() else []
-        pdf = folder / f"{target.stem}.pdf"
+        found, pdf = api.comic_files(target)
         stamp = ";".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in found)
         if stamp == last:
             return gr.update(), gr.update(), last
-        listed = [str(p) for p in found] + ([str(pdf)] if pdf.is_file() else [])
+        listed = [str(p) for p in found] + ([str(pdf)] if pdf else [])
         return [str(p) for p in found], listed or None, stamp
 
     open_button.click(on_open, [path], [editor, path, message])
