@@ -211,3 +211,37 @@ def test_svg_says_how_to_export_a_png(ws, tmp_path, capsys):
     code, out, err = run_cli("prepare", ws.root, svg, capsys=capsys)
     assert code == 2 and "Traceback" not in err
     assert "hero.svg: SVG is not supported: export it as a PNG" in err.strip().splitlines()[-1]
+
+
+def test_background_copies_put_the_whole_character_on_new_grounds_and_captions_say_so(tmp_path, drawings):
+    """prepare --backgrounds: the character (holes inside its outline included) on other grounds, named in the caption."""
+    from charforge.data.subject import silhouette
+
+    ws = api.init(tmp_path / "girl", token="sks", class_word="girl")
+    api.prepare(ws, [drawings / "pose-0.png"], resolution=64, backgrounds=2)
+    images = ws.training_images()
+    grounds = ws.copy_backgrounds()
+    assert len(images) == 3 and len(grounds) == 2
+    source = next(p for p in images if p.stem not in grounds)
+    original = np.asarray(Image.open(source))
+    shape = silhouette(Image.open(source))
+    assert shape is not None and shape.sum() > 0
+    for copy in (p for p in images if p.stem in grounds):
+        pixels = np.asarray(Image.open(copy))
+        assert (pixels[shape] == original[shape]).all()  # the character untouched, holes in the outline too
+        assert np.abs(pixels[~shape].astype(int) - 255).max() > 40  # the white ground is gone
+    api.caption(ws)
+    for copy, words in grounds.items():
+        assert ws.caption_for(ws.images_dir / f"{copy}.png") == f"a picture of sks girl, {words} background"
+    assert ws.caption_for(source) == "a picture of sks girl"
+
+
+def test_a_silhouette_fills_holes_and_refuses_a_busy_background():
+    from charforge.data.subject import silhouette
+
+    ring = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(ring).ellipse((12, 12, 52, 52), outline="black", width=4)  # a white inside on a white ground
+    shape = silhouette(ring)
+    assert shape[32, 32] and not shape[2, 2]
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    assert silhouette(noise) is None

@@ -105,6 +105,13 @@ def prepare(
         int,
         typer.Option(help="Also add this many copies of each with the character shrunk to 70-90% and moved off-centre."),
     ] = 0,
+    backgrounds: Annotated[
+        int,
+        typer.Option(
+            help="Also add this many copies of each on other plain or textured backgrounds, captioned with them "
+            "(a character on a flat background only; so the background is not learnt as part of the character)."
+        ),
+    ] = 0,
     strict: Annotated[bool, typer.Option(help="Stop at the first unusable file instead of skipping it.")] = False,
     keep_flagged: Annotated[
         bool, typer.Option(help="Also keep almost-blank images for training (skipped by default: they teach nothing).")
@@ -126,6 +133,7 @@ def prepare(
         flip=flip,
         color_jitter=color_jitter,
         zoom_out=zoom_out,
+        backgrounds=backgrounds,
         strict=strict,
         keep_flagged=keep_flagged,
     )
@@ -650,6 +658,12 @@ def world_demo(
     ] = None,
     train_batch_size: Annotated[Optional[int], typer.Option(help="References per training step (default 4).")] = None,
     train_seed: Annotated[Optional[int], typer.Option(help="Training seed (default 0; runs differ widely).")] = None,
+    masked_loss: Annotated[
+        Optional[bool], typer.Option("--masked-loss/--no-masked-loss", help="Count the loss on the character only.")
+    ] = None,
+    backgrounds: Annotated[
+        Optional[int], typer.Option(help="Copies of each reference on the world's other backgrounds (default 0).")
+    ] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance for every picture (default 5).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
@@ -666,6 +680,8 @@ def world_demo(
         "train_batch_size": train_batch_size,
         "train_seed": train_seed,
         "guidance": guidance,
+        "masked_loss": masked_loss,
+        "backgrounds": backgrounds,
     }
     config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)

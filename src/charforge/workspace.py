@@ -115,11 +115,9 @@ class Workspace:
     def copies_file(self) -> Path:
         return self.root / "copies.json"
 
-    def copy_sources(self) -> dict[str, str]:
-        """Training-image stem -> the stem of the prepared image it is an augmented copy of (flip, jitter, zoom-out).
-
-        Only pairs whose both images still exist count, so deleting a picture by hand is enough to drop it.
-        """
+    def _copies(self) -> dict[str, dict[str, str]]:
+        """copy stem -> {"source": stem, and "background": words for a copy on a new background}; only pairs whose
+        both images still exist count, so deleting a picture by hand is enough to drop it."""
         if not self.copies_file.is_file():
             return {}
         try:
@@ -127,11 +125,24 @@ class Workspace:
         except json.JSONDecodeError as exc:
             raise CharforgeError(f"{self.copies_file}: malformed ({exc}); delete it and run `charforge prepare` again") from exc
         present = {p.stem for p in self.images_dir.glob("*")} if self.images_dir.is_dir() else set()
-        return {copy: source for copy, source in pairs.items() if copy in present and source in present}
+        records = {copy: value if isinstance(value, dict) else {"source": value} for copy, value in pairs.items()}
+        return {copy: r for copy, r in records.items() if copy in present and r.get("source") in present}
 
-    def record_copies(self, pairs: dict[str, str]) -> None:
-        """Add ``pairs`` (copy stem -> source stem) to the record kept across `prepare` runs."""
-        merged = self.copy_sources() | pairs
+    def copy_sources(self) -> dict[str, str]:
+        """Training-image stem -> the stem of the prepared image it is an augmented copy of (flip, jitter, zoom-out,
+        background)."""
+        return {copy: record["source"] for copy, record in self._copies().items()}
+
+    def copy_backgrounds(self) -> dict[str, str]:
+        """Copy stem -> the background it was composited onto (``prepare --backgrounds``), for its caption."""
+        return {copy: record["background"] for copy, record in self._copies().items() if record.get("background")}
+
+    def record_copies(self, pairs: dict[str, str], backgrounds: dict[str, str] | None = None) -> None:
+        """Add ``pairs`` (copy stem -> source stem; ``backgrounds``: copy stem -> its new background's words) to the
+        record kept across `prepare` runs."""
+        merged, backgrounds = self._copies(), backgrounds or {}
+        for copy, source in pairs.items():
+            merged[copy] = {"source": source, **({"background": backgrounds[copy]} if copy in backgrounds else {})}
         atomic.write_text(self.copies_file, json.dumps(merged, indent=1, sort_keys=True))
 
     def caption_for(self, image: Path) -> str | None:

@@ -213,12 +213,28 @@ def caption_workspace(
         texts = captioner([load_image(p, min_side=1) for p in originals])
         for path, text in zip(originals, texts, strict=True):
             write(path, insert_token(text, character.token, character.class_word, token_mode, style))
+    grounds = workspace.copy_backgrounds()
     for path in copies:  # every source is captioned by now: just now, or earlier (and kept)
-        write(path, (folder / f"{sources[path.stem]}.txt").read_text(encoding="utf-8").strip())
+        text = (folder / f"{sources[path.stem]}.txt").read_text(encoding="utf-8").strip()
+        write(path, with_background(text, grounds[path.stem]) if path.stem in grounds else text)
     if todo:
         atomic.write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
     report.metadata = write_metadata(workspace)
     return report
+
+
+_ON_BACKGROUND = re.compile(r"\s*\b(?:on|in front of|against)\s+(?:an?\s+|the\s+)?[\w\s-]*?\bbackground\b")
+
+
+def with_background(caption: str, words: str) -> str:
+    """The caption of a copy on a new background: its source's, saying the new ground instead of the old one
+    ("..., white background" -> "..., blue sky background"; "sks girl on a white background" -> "sks girl, ...")."""
+    parts = []
+    for part in caption.rstrip(" .").split(","):
+        part = _ON_BACKGROUND.sub("", part)
+        if part.strip() and "background" not in part:
+            parts.append(part.strip())
+    return ", ".join([*parts, f"{words} background"])
 
 
 def write_metadata(workspace: Workspace) -> Path:

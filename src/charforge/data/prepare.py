@@ -72,6 +72,8 @@ class PrepareOptions:
     flip: bool = False
     color_jitter: float = 0.0
     zoom_out: int = 0  # copies with the character shrunk to 70-90 % and moved off-centre
+    backgrounds: int = 0  # copies with the character composited onto other backgrounds (captions name them)
+    background_choices: tuple[tuple[str, tuple[int, int, int]], ...] | None = None  # (words, colour); default: BACKGROUNDS
     strict: bool = False
     keep_flagged: bool = False  # also train on almost-blank images (otherwise skipped)
     seed: int = 0
@@ -111,6 +113,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
     report = PrepareReport()
     hashes: dict[str, int] = {}
     copies: dict[str, str] = {}  # augmented copy -> its source: `caption` gives a copy its source's caption
+    backgrounds: dict[str, str] = {}  # copy on a new ground -> the words its caption says instead of the source's ground
     buckets = make_buckets(options.resolution) if options.buckets else None
     existing = _prepared_pictures(workspace.images_dir)
     before = dict(existing)  # an augmented copy is skipped only if an earlier prepare made it (idempotence)
@@ -148,7 +151,7 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         hashes[str(target)] = dhash(framed)
         if repeated:  # its copies were made with its first occurrence
             continue
-        for suffix, extra in _augmentations(framed, options):
+        for suffix, extra, *words in _augmentations(framed, options):
             extra_key = _content_key(extra)
             if extra_key in before:
                 continue
@@ -157,9 +160,11 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
                 extra.save(tmp, format="PNG")
             existing[extra_key] = copy
             copies[copy.stem] = target.stem
+            if words:
+                backgrounds[copy.stem] = words[0]
     _flag_duplicates(report, hashes)
     if copies:
-        workspace.record_copies(copies)
+        workspace.record_copies(copies, backgrounds)
     if not report.written:
         reasons = "; ".join(f"{Path(f.source).name}: {', '.join(f.reasons)}" for f in report.skipped[:3])
         raise CharforgeError(f"no usable images among the inputs ({reasons})")
@@ -188,7 +193,8 @@ def _frame(image: Image.Image, entry: FileReport, options: PrepareOptions, bucke
     return framed.resize(size, Image.Resampling.LANCZOS)
 
 
-def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple[str, Image.Image]]:
+def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple]:
+    """``(suffix, picture)``, or ``(suffix, picture, background words)`` for a copy on a new background."""
     extras = []
     if options.flip:
         extras.append(("flip", ImageOps.mirror(image)))
@@ -201,7 +207,58 @@ def _augmentations(image: Image.Image, options: PrepareOptions) -> list[tuple[st
         extras.append(("jitter", jittered))
     if options.zoom_out:
         extras += zoomed_out_copies(image, options.zoom_out, seed=options.seed)
+    if options.backgrounds:
+        extras += background_copies(image, options.backgrounds, options.background_choices or BACKGROUNDS, seed=options.seed)
     return extras
+
+
+# Grounds a character is shown on by `prepare --backgrounds N`: plain colours and soft textures, light and dark, warm
+# and cool, so no single ground is what the identifier learns. (words for the caption, base colour)
+BACKGROUNDS: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("light blue", (150, 200, 245)),
+    ("dark green", (40, 100, 70)),
+    ("pink", (245, 190, 210)),
+    ("grey textured", (125, 125, 130)),
+    ("navy blue", (30, 40, 90)),
+    ("yellow textured", (240, 215, 110)),
+    ("orange", (235, 140, 60)),
+    ("purple textured", (110, 70, 150)),
+)
+
+
+def background_copies(
+    image: Image.Image, count: int, choices: tuple[tuple[str, tuple[int, int, int]], ...], seed: int = 0
+) -> list[tuple[str, Image.Image, str]]:
+    """``count`` copies of a character on a flat background, composited onto other grounds (each picture its own
+    draw of ``choices``, reproducibly); ``(suffix, picture, words)`` with the words its caption names.
+
+    A handful of references all on white teach white as part of the character: asked for "blue sky background",
+    the model drew a blue blob. Shown on other grounds, with captions that name them, the identifier is left with the
+    character alone. A "textured" choice is its colour with soft noise. A picture whose background is not flat has
+    no trustworthy outline and gets no copies.
+    """
+    import random
+    import zlib
+
+    from PIL import ImageFilter
+
+    from .subject import silhouette
+
+    shape = silhouette(image)
+    if shape is None or not count:
+        return []
+    rng = random.Random(seed * 1_000_003 + zlib.crc32(image.tobytes()))
+    picks = rng.sample(list(choices), min(count, len(choices)))
+    mask = Image.fromarray((shape * 255).astype("uint8"))
+    copies = []
+    for k, (words, colour) in enumerate(picks):
+        ground = Image.new("RGB", image.size, colour)
+        if "textured" in words:
+            noise = Image.effect_noise(image.size, 40).filter(ImageFilter.GaussianBlur(max(1, image.width // 64)))
+            ground = Image.composite(Image.new("RGB", image.size, tuple(min(255, c + 40) for c in colour)), ground, noise)
+        ground.paste(image, mask=mask)
+        copies.append((f"bg{k}", ground, words))
+    return copies
 
 
 def zoomed_out_copies(image: Image.Image, count: int, seed: int = 0) -> list[tuple[str, Image.Image]]:

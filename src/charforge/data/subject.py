@@ -50,6 +50,19 @@ def find_subject(image: Image.Image, tolerance: int = 24, flat_share: float = 0.
     return Subject((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), background, True, float(mask.mean()))
 
 
+def silhouette(image: Image.Image, tolerance: int = 24) -> np.ndarray | None:
+    """(H, W) bool: the character's whole shape on a flat background, or None where the background is not flat.
+
+    What differs from the background, with enclosed holes filled: the white of an eye or a white shirt inside
+    the outline belongs to the character even though it matches a white background."""
+    from scipy.ndimage import binary_fill_holes
+
+    subject = find_subject(image, tolerance)
+    if not subject.flat_background or subject.empty:
+        return None
+    return binary_fill_holes(subject_mask(image, subject.background, tolerance))
+
+
 def _edges(array: np.ndarray) -> list[np.ndarray]:
     """The top, bottom, left and right rows of pixels of an (H, W, 3) array."""
     return [array[0], array[-1], array[:, 0], array[:, -1]]

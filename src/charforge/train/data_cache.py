@@ -72,24 +72,25 @@ def load_pixels(paths: list[Path], resolution: int, step: int = 64) -> list[torc
 def loss_weights(paths: list[Path], resolution: int, step: int, vae_scale: int, unmasked: float = 0.0) -> list[torch.Tensor]:
     """(1, h, w) latent-resolution weights per image for a masked loss: 1 on the subject, ``unmasked`` elsewhere.
 
-    The subject is what differs from a flat background (``data.subject``), framed as :func:`load_pixels` frames
-    the image; a latent cell counts when any of its pixels is subject, grown by one cell so outlines are learnt
-    whole. A picture whose background is not flat has no mask that can be trusted: it keeps weight 1 everywhere.
+    The subject is what differs from a flat background (``data.subject.silhouette``: holes inside the outline
+    count), framed as :func:`load_pixels` frames the image; a latent cell counts when any of its pixels is
+    subject, grown by one cell so outlines are learnt whole. A picture whose background is not flat has no mask
+    that can be trusted: it keeps weight 1 everywhere.
     """
     import torch.nn.functional as F
 
-    from ..data.subject import find_subject, subject_mask
+    from ..data.subject import silhouette
 
     out = []
     for path in paths:
         image = load_image(path, min_side=1)
         fitted = ImageOps.fit(image, training_size(image.size, resolution, step), method=Image.Resampling.LANCZOS)
-        subject = find_subject(fitted)
+        shape = silhouette(fitted)
         latent = (fitted.height // vae_scale, fitted.width // vae_scale)
-        if not subject.flat_background or subject.empty:
+        if shape is None:
             out.append(torch.ones(1, *latent))
             continue
-        mask = torch.from_numpy(subject_mask(fitted, subject.background)).float()[None, None]
+        mask = torch.from_numpy(shape).float()[None, None]
         cells = F.max_pool2d(F.adaptive_max_pool2d(mask, latent), 3, stride=1, padding=1)[0]
         out.append(unmasked + (1.0 - unmasked) * cells)
     return out
