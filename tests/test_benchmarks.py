@@ -42,3 +42,30 @@ def test_eval_scoring_benchmark_runs(tmp_path):
         str(BENCHMARKS / "eval_scoring.py"), "--images", "2", "--batch", "2", "--size", "64", "--encoders", "tiny", cwd=tmp_path
     )
     assert "ms per scored image" in out and "all (CLIP + DINO + palette)" in out
+
+
+def test_teaching_recipe_table_gives_each_recipe_and_character_its_mean_and_spread(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from charforge.recipes.world_experiment import ExperimentConfig
+
+    def experiment(folder: str, share: float, **config) -> None:
+        scores = {
+            "trained": {"identity": 0.5, "identity_share": share, "per_attribute": {"pose": 1.0, "expression": 0.25}},
+            "base, full description": {"identity": 0.0, "identity_share": 0.7, "per_attribute": {}},
+        }
+        character = config.get("character", "unicorn-girl")
+        result = {"character": character, "config": asdict(ExperimentConfig(**config)), "scores": scores}
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "scores.json").write_text(json.dumps(result))
+
+    experiment("a", 0.6)
+    experiment("b", 0.8, train_seed=1)
+    experiment("c", 0.9, masked_loss=True, character="mechanic")
+    out = _run(str(BENCHMARKS / "teaching_recipe.py"), "table", str(tmp_path), "--markdown", str(tmp_path / "t.md"), cwd=tmp_path)
+    rows = {line.split("|")[1].strip() + "/" + line.split("|")[2].strip(): line for line in out.splitlines()[2:]}
+    assert set(rows) == {"default/unicorn-girl", "masked/mechanic"}
+    assert "| 0,1 |" in rows["default/unicorn-girl"] and "0.70 +/- 0.20" in rows["default/unicorn-girl"]
+    assert "| 0 | 0.50 | 0.90 | 1.00 | 0.25 |" in rows["masked/mechanic"]
+    assert (tmp_path / "t.md").read_text().strip() == out.strip()
