@@ -228,3 +228,15 @@ def test_the_server_serves_files_of_the_home_folder_only(tmp_path):
     finally:
         queue.close()
         app.close()
+
+
+def test_a_preset_fills_the_form_and_what_differs_from_it_is_sent():
+    from charforge.ui.forms import display_value, field_values
+    from charforge.ui.training import _starting_values
+
+    start = _starting_values("thesis-sdxl", "sdxl-base")
+    assert start["max_train_steps"] == 1800 and start["resolution"] == 1024
+    shown = display_value(TrainConfig, "resolution", start["resolution"])
+    assert shown == "1024" and field_values(TrainConfig, ["resolution"], [shown]) == {"resolution": 1024}
+    assert display_value(TrainConfig, "validation_seeds", [0, 1]) == "[0, 1]"
+    assert display_value(TrainConfig, "captions", None) is False

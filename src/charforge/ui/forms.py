@@ -33,25 +33,51 @@ def _plain(annotation: Any) -> Any:
     return annotation
 
 
+def _default(model: type[BaseModel], name: str) -> Any:
+    info = model.model_fields[name]
+    return None if info.is_required() else info.get_default(call_default_factory=True)
+
+
+def _kind(model: type[BaseModel], name: str) -> str:
+    """Which input shows a field: a menu, a box to tick, a number, or text (optional numbers are text: gradio shows an
+    empty Number as 0)."""
+    annotation = model.model_fields[name].annotation
+    if _choices(annotation) is not None:
+        return "choice"
+    plain = _plain(annotation)
+    if plain is bool:
+        return "bool"
+    if plain in (int, float) and _default(model, name) is not None:
+        return "number"
+    return "text"
+
+
+def display_value(model: type[BaseModel], name: str, value: Any) -> Any:
+    """A setting as its input shows it."""
+    kind = _kind(model, name)
+    if kind == "bool":
+        return bool(value)
+    if kind == "text":
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()  # a scalar ends "..."
+    return value
+
+
 def field_input(model: type[BaseModel], name: str, value: Any = None) -> gr.components.Component:
     info = model.model_fields[name]
-    default = value if value is not None else (None if info.is_required() else info.get_default(call_default_factory=True))
-    label, help_text = name.replace("_", " "), info.description or ""
-    annotation = _plain(info.annotation)
-    if (choices := _choices(info.annotation)) is not None:
-        return gr.Dropdown(choices=choices, value=default, label=label, info=help_text, elem_id=f"field-{name}")
-    if annotation is bool:
-        return gr.Checkbox(value=bool(default), label=label, info=help_text, elem_id=f"field-{name}")
-    if annotation in (int, float) and default is not None:  # gradio shows an empty Number as 0: optional ones are text
-        return gr.Number(
-            value=default, label=label, info=help_text, precision=0 if annotation is int else None, elem_id=f"field-{name}"
-        )
-    text = (
-        ""
-        if default is None
-        else (default if isinstance(default, str) else yaml.safe_dump(default, default_flow_style=True).strip())
-    )
-    return gr.Textbox(value=text, label=label, info=help_text, elem_id=f"field-{name}")
+    shown = display_value(model, name, value if value is not None else _default(model, name))
+    common = dict(label=name.replace("_", " "), info=info.description or "", elem_id=f"field-{name}")
+    kind = _kind(model, name)
+    if kind == "choice":
+        return gr.Dropdown(choices=_choices(info.annotation), value=shown, **common)
+    if kind == "bool":
+        return gr.Checkbox(value=shown, **common)
+    if kind == "number":
+        return gr.Number(value=shown, precision=0 if _plain(info.annotation) is int else None, **common)
+    return gr.Textbox(value=shown, **common)
 
 
 def field_values(model: type[BaseModel], names: list[str], values: list[Any]) -> dict[str, Any]:
@@ -61,7 +87,7 @@ def field_values(model: type[BaseModel], names: list[str], values: list[Any]) ->
         if value is None or value == "":
             continue
         info = model.model_fields[name]
-        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        default = _default(model, name)
         annotation = _plain(info.annotation)
         if annotation is bool and default is None and value is False:  # an unticked "auto" box: not given
             continue

@@ -9,17 +9,24 @@ from .. import api
 from ..config import PRESETS, TrainConfig, build_train_config
 from ..recipes.jobs import ACTIVE
 from .context import Context, guarded
-from .forms import field_input, field_values
+from .forms import display_value, field_input, field_values
 
 MAIN = ["base", "method", "max_train_steps", "learning_rate"]
 FOLDED = [name for name in TrainConfig.model_fields if name not in MAIN]
+
+
+def _starting_values(preset_name: str | None, base: str) -> dict:
+    """Every setting as the form starts from it: the defaults, under the preset's."""
+    return TrainConfig(**{"base": base, **(PRESETS.get(preset_name) or {} if preset_name else {})}).model_dump()
 
 
 def build(ctx: Context, character: gr.Dropdown) -> dict:
     with gr.Tab("Train", id="tab-train"):
         with gr.Row():
             main = {name: field_input(TrainConfig, name, "world" if name == "base" else None) for name in MAIN}
-        preset = gr.Dropdown(choices=["", *PRESETS], value="", label="preset (its settings under yours)")
+        preset = gr.Dropdown(
+            choices=["", *PRESETS], value="", label="preset (fills the form with its settings; change any of them after)"
+        )
         with gr.Accordion("Advanced settings", open=False):
             folded = {name: field_input(TrainConfig, name) for name in FOLDED}
         start = gr.Button("Start training", variant="primary", elem_id="start-training")
@@ -44,8 +51,9 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
     def on_start(name, preset_name, *values):
         ws = ctx.workspace(name)
         options = field_values(TrainConfig, fields, list(values))
-        defaults = TrainConfig(base=options.get("base") or "world").model_dump()
-        changed = {k: v for k, v in options.items() if k == "base" or v != defaults.get(k)}  # only what the user set
+        # what differs from the form as the preset filled it (or from the defaults): the preset gives the rest
+        defaults = _starting_values(preset_name, options.get("base") or "world")
+        changed = {k: v for k, v in options.items() if k == "base" or v != defaults.get(k)}
         build_train_config(preset=preset_name or None, overrides=changed)  # refuse a bad setting now, not in the queue
         job = ctx.queue.submit("train", ws.root, preset=preset_name or None, **changed)
         return f"Queued training of run **{job.run}** (job {job.id}).", gr.Dropdown(
@@ -99,6 +107,11 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
         )
         return gr.update(choices=choices, value=run_name or state.name), plot, grid, text
 
+    def on_preset(preset_name, base_value):
+        values = _starting_values(preset_name, base_value or "world")
+        return [display_value(TrainConfig, name, values.get(name)) if name != "base" else base_value for name in fields]
+
+    preset.change(on_preset, [preset, main["base"]], inputs)
     start.click(on_start, [character, preset, *inputs], [message, run])
     sample_now.click(on_request("sample"), [character, run], [message])
     save_now.click(on_request("save"), [character, run], [message])
