@@ -459,3 +459,33 @@ def test_masked_loss_weights_the_subject_and_leaves_a_busy_background_whole(work
     api.prepare(ws, [busy])
     assert all(bool((w == 1).all()) for w in loss_weights(ws.training_images(), 32, 8, 2))
     assert api.train(ws, run="plain", **common).losses == api.train(ws, run="masked", masked_loss=True, **common).losses
+
+
+def test_eval_every_scores_the_run_and_a_plateau_stops_it_with_the_best_checkpoint_final(tmp_path, tiny_sd1):
+    """A run whose weights barely move scores the same at every evaluation: none beats the first, so after
+    --stop-when-plateau 2 more evaluations it stops, and the first scored checkpoint becomes final/."""
+    from conftest import unicorn_girl_workspace
+
+    ws = unicorn_girl_workspace(tmp_path)  # a mini-world character: the judge scores it, no download
+    options = dict(FAST, resolution=64, checkpointing_steps=1000, eval_inference_steps=2, eval_prompts_count=3)
+    result = api.train(
+        ws, base=str(tiny_sd1), max_train_steps=40, learning_rate=1e-12, eval_every=2, stop_when_plateau=2,
+        show_progress=False, **options,
+    )  # fmt: skip
+    assert result.steps == 6  # evaluated at 2, 4, 6; 4 and 6 did not beat 2
+    watched = json.loads((result.run_dir / "watch.json").read_text())["evaluations"]
+    assert [e["step"] for e in watched] == [2, 4, 6] and [e["improved"] for e in watched] == [True, False, False]
+    assert all(e["images"] == 3 and e.get("identity_share") is not None for e in watched)
+    summary = json.loads((result.run_dir / "run.json").read_text())
+    assert summary["watch"] == {"best_step": 2, "stopped_at_plateau": True} and summary["promoted"] == 2
+    assert (result.run_dir / "final-before-promote").is_dir() and (result.run_dir / "loss.png").is_file()
+    assert [s for s, _ in ckpt.list_checkpoints(result.run_dir)] == [2, 4, 6]
+
+
+def test_plateau_and_eval_settings_are_checked(workspace, tiny_sd1):
+    with pytest.raises(CharforgeError, match="stop_when_plateau needs eval_every"):
+        api.train(workspace, base=str(tiny_sd1), stop_when_plateau=3, show_progress=False, **FAST)
+    with pytest.raises(CharforgeError, match="checkpoints_total_limit"):
+        api.train(workspace, base=str(tiny_sd1), eval_every=2, checkpoints_total_limit=1, show_progress=False, **FAST)
+    with pytest.raises(CharforgeError, match="--eval-every needs something to score with"):
+        api.train(workspace, base=str(tiny_sd1), eval_every=2, show_progress=False, **FAST)  # offline, not a world character

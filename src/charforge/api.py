@@ -137,10 +137,20 @@ def train(
 ) -> RunResult:
     """Train a new run; ``options`` are :class:`TrainConfig` fields (they override file and preset).
 
-    ``control``: stop / save now / sample now from another thread (the web UI's buttons)."""
+    ``control``: stop / save now / sample now from another thread (the web UI's buttons). With ``eval_every`` the
+    run is scored as it trains and its best scored checkpoint becomes ``final/``."""
     config = config or build_train_config(config_file=config_file, preset=preset, overrides=options)
     ws = open_workspace(workspace)
-    return _train(ws, config, run_name=run, overwrite=overwrite, show_progress=show_progress, control=control)
+    watch = _watch(ws, config)
+    return _train(ws, config, run_name=run, overwrite=overwrite, show_progress=show_progress, control=control, watch=watch)
+
+
+def _watch(ws: Workspace, config: TrainConfig):
+    if not config.eval_every:
+        return None
+    from .evaluate.watch import TrainingWatch
+
+    return TrainingWatch(ws, config)
 
 
 def resume(
@@ -155,7 +165,8 @@ def resume(
     ws = open_workspace(workspace)
     found = ws.run(run)
     config = build_train_config(config_file=found.config_file, overrides={"max_train_steps": max_train_steps})
-    return _train(ws, config, run_name=found.name, resume=True, show_progress=show_progress, control=control)
+    watch = _watch(ws, config)  # scores from before the resume are not carried over: the watch starts again
+    return _train(ws, config, run_name=found.name, resume=True, show_progress=show_progress, control=control, watch=watch)
 
 
 @dataclass

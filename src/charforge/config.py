@@ -118,6 +118,17 @@ class TrainConfig(BaseModel):
     )
     validation_seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds of the validation grids (repeat).")
     validation_inference_steps: int = Field(25, ge=1, description="Inference steps of each validation picture.")
+    eval_every: int = Field(
+        0, ge=0, description="Score the run every N steps as `evaluate` does, on a small prompt set (0: never)."
+    )
+    eval_prompts: str | None = Field(None, description="Prompt set file of --eval-every; default: the one `evaluate` uses.")
+    eval_prompts_count: int = Field(6, ge=1, description="--eval-every draws this many of its prompts, one seed each.")
+    eval_inference_steps: int = Field(25, ge=1, description="Inference steps of each --eval-every picture.")
+    stop_when_plateau: int = Field(
+        0,
+        ge=0,
+        description="With --eval-every: stop when K evaluations in a row did not beat the best, which becomes final/ (0: off).",
+    )
     prior_preservation: bool = Field(
         False, description="Also train on class images the base draws, so the class word keeps its meaning."
     )
@@ -148,6 +159,10 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.save_single_file and self.method != "dreambooth":
             raise ValueError("save_single_file is for --method dreambooth; LoRA methods already write a kohya file")
+        if self.stop_when_plateau and not self.eval_every:
+            raise ValueError("stop_when_plateau needs eval_every N: the run is scored every N steps to see a plateau")
+        if self.eval_every and self.checkpoints_total_limit:
+            raise ValueError("eval_every keeps the best checkpoint to make it final/; drop checkpoints_total_limit")
         if self.train_token_embedding and self.method == "dreambooth":
             raise ValueError(
                 "train_token_embedding is for the LoRA methods; dreambooth with train_text_encoder trains every embedding"

@@ -90,6 +90,27 @@ def _world(ws: Workspace, prompt_set: PromptSet):
     return Judge.load(), held_out(ws.character.world)
 
 
+def make_scorer(
+    ws: Workspace, prompt_set: PromptSet, *, clip: str | None, dino: str | None, batch_size: int, notes: list[str]
+) -> Scorer:
+    """What scores a workspace's pictures: its references, CLIP / DINO as asked, the mini world's judge for a
+    mini-world character. Shared by ``evaluate`` and the scoring a run does while it trains (``--eval-every``)."""
+    token, class_word = ws.character.token, ws.character.class_word
+    reference_paths = ws.training_images()
+    references = References.load(
+        reference_paths, [remove_token(ws.caption_for(p) or f"a drawing of {class_word}", token) for p in reference_paths]
+    )
+    judge, character = _world(ws, prompt_set)
+    return Scorer(
+        references,
+        ws.root / ".cache" / "embeddings",
+        clip=_encoder("clip", clip, DEFAULT_CLIP, notes, batch_size),
+        dino=_encoder("dino", dino, DEFAULT_DINO, notes, batch_size),
+        judge=judge,
+        character=character,
+    )
+
+
 def evaluate_run(
     ws: Workspace, run: str = "latest", options: EvalOptions | None = None, *, show_progress: bool = True
 ) -> EvalResult:
@@ -133,20 +154,9 @@ def evaluate_run(
 
     # 2. scores
     notes: list[str] = []
-    reference_paths = ws.training_images()
-    references = References.load(
-        reference_paths, [remove_token(ws.caption_for(p) or f"a drawing of {class_word}", token) for p in reference_paths]
-    )
-    judge, character = _world(ws, prompt_set)
-    scorer = Scorer(
-        references,
-        ws.root / ".cache" / "embeddings",
-        clip=_encoder("clip", options.clip, DEFAULT_CLIP, notes, options.batch_size),
-        dino=_encoder("dino", options.dino, DEFAULT_DINO, notes, options.batch_size),
-        judge=judge,
-        character=character,
-    )
-    thresholds = _calibrate(scorer)
+    scorer = make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes)
+    references = scorer.references
+    thresholds = calibrate_thresholds(scorer)
     scored_at = time.perf_counter()
     rows: list[dict] = []
     for point in points:
@@ -213,7 +223,8 @@ def write_metrics(ws: Workspace, run: str, metrics: dict) -> None:
     _write(run_dir / "eval", run_dir, metrics, [open_rgb(p) for p in ws.training_images()])
 
 
-def _calibrate(scorer: Scorer) -> Thresholds:
+def calibrate_thresholds(scorer: Scorer) -> Thresholds:
+    """Pass marks for one picture: the judge's all-found rule, or CLIP / DINO limits from the references themselves."""
     loo: dict[str, list[float]] = {}
     caption_scores = None
     if scorer.judge is None:

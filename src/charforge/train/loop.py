@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ from ..run import Run
 from ..workspace import Workspace
 from . import checkpoint as ckpt
 from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, load_pixels, loss_weights, same_size
-from .export import training_facts, write_result
+from .export import promote, training_facts, write_result
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
 from .prior import ensure_class_images
@@ -170,11 +171,13 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     control: TrainControl | None = None,
+    watch: Watch | None = None,
 ) -> RunResult:
     """Train ``config.method`` on the workspace's images; returns where the results are.
 
     ``control``: stop / save / sample requests from another thread (the web UI); each step is also reported to a
-    :mod:`charforge.progress` listener."""
+    :mod:`charforge.progress` listener. ``watch``: scores the run every ``eval_every`` steps (``--eval-every``); the
+    best scored checkpoint becomes ``final/``, and a plateau (``--stop-when-plateau``) ends the run early."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -192,6 +195,8 @@ def train(
         cpu=not torch.cuda.is_available(),
     )
     is_main = accelerator.is_main_process
+    if watch is not None and accelerator.num_processes > 1:
+        raise CharforgeError("--eval-every scores in one process; train without `accelerate launch`, or drop it")
     run_dir = prepare_run_dir(workspace, run_name, overwrite=overwrite, resume=resume, is_main=is_main)
     accelerator.wait_for_everyone()
     base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
@@ -259,6 +264,7 @@ def train(
         dynamic_ncols=True,
     )
     save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator, started_at)
+    title = f"{character.token}: {config.method}, lr {config.learning_rate:g}"
     for module in wrapped.values():
         module.train()
     with control.installed():
@@ -285,16 +291,28 @@ def train(
             bar.update(1)
             progress.report("train", step, config.max_train_steps)
             stop = _any_process(accelerator, control.requested)
-            if step % config.checkpointing_steps == 0 or step == config.max_train_steps or stop or control.take_save():
+            watching = watch is not None and (step % config.eval_every == 0 or step == config.max_train_steps)
+            periodic = step % config.checkpointing_steps == 0 or step == config.max_train_steps
+            if periodic or stop or watching or control.take_save():  # a scored step is kept: it may become final/
                 path = save(step)
                 if loss_log:
-                    loss_log.plot(f"{character.token}: {config.method}, lr {config.learning_rate:g}")
+                    loss_log.plot(title, scores=watch.curve() if watch else None)
                 if stop:
                     bar.close()
                     raise TrainingInterrupted(step, str(path))
             every = config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps)
             if is_main and (every or control.take_sample()):
                 _validate(pipe, config, character, resolution, run_dir, step, accelerator)
+            if watching:
+                with _evaluating(wrapped.values()), accelerator.autocast():
+                    plateau = watch.observe(pipe, step, run_dir, resolution)
+                latest = watch.history[-1]
+                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest["seconds"])
+                if loss_log:
+                    loss_log.plot(title, scores=watch.curve())
+                if plateau:
+                    log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
+                    break
     bar.close()
 
     # 6. The result: final weights in the formats other tools load.
@@ -328,10 +346,42 @@ def train(
             "started_at": started_at,
             "seconds": round(time.perf_counter() - started, 2),
         }
+        if watch is not None and watch.best is not None:
+            summary["watch"] = {"best_step": watch.best["step"], "stopped_at_plateau": step < config.max_train_steps}
         Run(run_dir).write_summary(summary)
+        if watch is not None and watch.best is not None and watch.best["step"] != step:
+            promote(workspace, Run(run_dir), watch.best["step"])  # the best scored checkpoint is the result
+            Run(run_dir).update_summary(promoted=watch.best["step"])
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final_dir, step, losses)
+
+
+class Watch(Protocol):
+    """What scores a run while it trains (``charforge.evaluate.watch.TrainingWatch``; the loop knows only this)."""
+
+    history: list[dict]
+
+    @property
+    def best(self) -> dict | None: ...
+
+    def observe(self, pipe, step: int, run_dir: Path, resolution: int) -> bool: ...
+
+    def score_of(self, summary: dict) -> float: ...
+
+    def curve(self) -> list[tuple[int, float]]: ...
+
+
+@contextmanager
+def _evaluating(modules):
+    modules = list(modules)
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.train()
 
 
 def _pipeline_to_save(pipe, config: TrainConfig, trainable: Trainable, weight_dtype: torch.dtype):

@@ -35,7 +35,8 @@ class LossLog:
             writer.writeheader()
             writer.writerows(self.rows)
 
-    def plot(self, title: str = "training loss") -> Path | None:
+    def plot(self, title: str = "training loss", scores: list[tuple[int, float]] | None = None) -> Path | None:
+        """The loss curve, with the run's scores over steps on a second axis when it is scored as it trains."""
         if not self.rows:
             return None
         import numpy as np
@@ -54,7 +55,12 @@ class LossLog:
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(title)
-        ax.legend()
+        ax.legend(loc="upper left")
+        if scores:
+            right = ax.twinx()
+            right.plot([s for s, _ in scores], [v for _, v in scores], "o-", color="tab:green", lw=1.4, label="score")
+            right.set_ylabel("score (--eval-every)")
+            right.legend(loc="upper right")
         fig.tight_layout()
         save_figure(fig, self.png_path)
         return self.png_path
