@@ -475,7 +475,7 @@ def test_eval_every_scores_the_run_and_a_plateau_stops_it_with_the_best_checkpoi
     assert result.steps == 6  # evaluated at 2, 4, 6; 4 and 6 did not beat 2
     watched = json.loads((result.run_dir / "watch.json").read_text())["evaluations"]
     assert [e["step"] for e in watched] == [2, 4, 6] and [e["improved"] for e in watched] == [True, False, False]
-    assert all(e["images"] == 3 and e.get("identity_share") is not None for e in watched)
+    assert all(e["images"] == 3 and e.get("identity_share") is not None and "score" in e for e in watched)
     summary = json.loads((result.run_dir / "run.json").read_text())
     assert summary["watch"] == {"best_step": 2, "stopped_at_plateau": True} and summary["promoted"] == 2
     assert (result.run_dir / "final-before-promote").is_dir() and (result.run_dir / "loss.png").is_file()

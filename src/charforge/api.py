@@ -10,7 +10,7 @@ api.generate(ws, ["UnicornGirl eating a sandwich"], num_images=4)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +180,19 @@ class RunStatus:
     checkpoints: list[int]
     finished: bool
     summary: dict[str, Any]
+    scores: list[dict] = field(default_factory=list)  # --eval-every's evaluations so far (watch.json)
 
 
 def run_status(workspace: str | Path | Workspace, *, run: str = "latest") -> RunStatus:
+    import json
+
+    from .evaluate.watch import WATCH_FILE
     from .train.metrics import read_loss
 
     found = open_workspace(workspace).run(run)
     steps, losses = read_loss(found.folder)
+    watched = found.folder / WATCH_FILE
+    scores = json.loads(watched.read_text(encoding="utf-8"))["evaluations"] if watched.is_file() else []
     return RunStatus(
         found.name,
         steps,
@@ -195,6 +201,7 @@ def run_status(workspace: str | Path | Workspace, *, run: str = "latest") -> Run
         [step for step, _ in found.checkpoints()],
         found.final_dir.is_dir(),
         found.summary(),
+        scores,
     )
 
 

@@ -75,8 +75,8 @@ class TrainingWatch:
         summary = {"step": step, "base": False, **summarise(rows), "seconds": round(time.perf_counter() - started, 2)}
         self.history.append(summary)
         self._since_best = 0 if self.best is summary else self._since_best + 1
-        improved = before is None or self.best is summary
-        summary["improved"] = improved
+        summary["improved"] = before is None or self.best is summary
+        summary["score"] = self.score_of(summary)
         atomic.write_text(run_dir / WATCH_FILE, json.dumps({"notes": self.notes, "evaluations": self.history}, indent=1))
         patience = self.config.stop_when_plateau
         return bool(patience) and self._since_best >= patience

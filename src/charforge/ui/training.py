@@ -40,6 +40,7 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
             resume = gr.Button("Resume", elem_id="resume-training")
         with gr.Row():
             loss = gr.LinePlot(x="step", y="loss", label="loss", elem_id="loss-plot", height=260)
+            scores = gr.LinePlot(x="step", y="score", label="score (--eval-every)", elem_id="score-plot", height=260)
             sample = gr.Image(label="latest validation grid", interactive=False, elem_id="validation-grid", height=260)
         status = gr.Markdown(elem_id="run-status")
         timer = gr.Timer(1.5)
@@ -89,15 +90,16 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
 
     def on_tick(name, run_name):
         if not name or name not in ctx.names():
-            return gr.update(), None, None, ""
+            return gr.update(), None, None, None, ""
         ws = api.open_workspace(ctx.root / name)
         runs = ws.run_names()
         queued = [j.run for j in ctx.queue.jobs() if j.state in ACTIVE and j.workspace == str(ws.root.resolve()) and j.run]
         choices = runs + [r for r in queued if r not in runs]
         if not runs or (run_name and run_name not in runs):  # chosen but not started yet
-            return gr.update(choices=choices), None, None, f"Run **{run_name}** is queued." if run_name else ""
+            return gr.update(choices=choices), None, None, None, f"Run **{run_name}** is queued." if run_name else ""
         state = api.run_status(ws, run=run_name or "latest")
         plot = pd.DataFrame({"step": state.steps, "loss": state.losses})
+        scored = pd.DataFrame({"step": [e["step"] for e in state.scores], "score": [e["score"] for e in state.scores]})
         grid = str(state.samples[-1]) if state.samples else None
         text = (
             f"Run **{state.name}**: step {int(state.steps[-1]) if state.steps else 0}; checkpoints "
@@ -105,7 +107,7 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
             f"{'final result written' if state.finished else 'no final result yet'}; "
             f"{len(state.samples)} validation grids."
         )
-        return gr.update(choices=choices, value=run_name or state.name), plot, grid, text
+        return gr.update(choices=choices, value=run_name or state.name), plot, scored if state.scores else None, grid, text
 
     def on_preset(preset_name, base_value):
         values = _starting_values(preset_name, base_value or "world")
@@ -117,5 +119,5 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
     save_now.click(on_request("save"), [character, run], [message])
     stop.click(on_stop, [character, run], [message])
     resume.click(on_resume, [character, run, more_steps], [message])
-    timer.tick(on_tick, [character, run], [run, loss, sample, status])
+    timer.tick(on_tick, [character, run], [run, loss, scores, sample, status])
     return {"run": run}
