@@ -184,15 +184,12 @@ class RunStatus:
 
 
 def run_status(workspace: str | Path | Workspace, *, run: str = "latest") -> RunStatus:
-    import json
-
-    from .evaluate.watch import WATCH_FILE
+    from .evaluate.watch import read_watch
     from .train.metrics import read_loss
 
     found = open_workspace(workspace).run(run)
     steps, losses = read_loss(found.folder)
-    watched = found.folder / WATCH_FILE
-    scores = json.loads(watched.read_text(encoding="utf-8"))["evaluations"] if watched.is_file() else []
+    scores = read_watch(found.folder)
     return RunStatus(
         found.name,
         steps,
@@ -317,10 +314,12 @@ def save_storyboard(story: str | Path, text: str) -> Path:
 
 def comic_files(story: str | Path, out: str | Path | None = None) -> tuple[list[Path], Path | None]:
     """The pages and the PDF the last render of ``story`` wrote (into ``out``, default: beside it, as ``comic``)."""
+    from .comic.render import output_folder, pdf_path
+
     story = Path(story)
-    folder = Path(out) if out is not None else story.with_suffix("")
+    folder = output_folder(story, out)
     pages = sorted(folder.glob("page-*.png")) if folder.is_dir() else []
-    pdf = folder / f"{story.stem}.pdf"
+    pdf = pdf_path(story, folder)
     return pages, pdf if pdf.is_file() else None
 
 

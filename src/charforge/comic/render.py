@@ -261,6 +261,15 @@ def _fit_line(text: str, fonts: FontSource, size: int, width: int):
     return fonts.at(size)
 
 
+def output_folder(story: Path, out: str | Path | None = None) -> Path:
+    """Where a storyboard's pages go: ``out``, or a folder named after it beside it (``story.yaml`` -> ``story/``)."""
+    return Path(out) if out is not None else story.with_suffix("")
+
+
+def pdf_path(story: Path, folder: Path) -> Path:
+    return folder / f"{story.stem}.pdf"
+
+
 def render_comic(
     path: str | Path,
     out: str | Path | None = None,
@@ -274,7 +283,7 @@ def render_comic(
     story = Story.load(path)
     board = story.board
     story_path = Path(path)
-    folder = Path(out) if out is not None else story_path.with_suffix("")
+    folder = output_folder(story_path, out)
     folder.mkdir(parents=True, exist_ok=True)
     painter = painter or DiffusersPainter()
     cache = PanelCache(folder / "panels")
@@ -337,7 +346,7 @@ def render_comic(
         side = target.with_suffix(".json")
         atomic.write_text(side, json.dumps(info, indent=2))
         sidecar_paths.append(side)
-    pdf = folder / f"{story_path.stem}.pdf"
+    pdf = pdf_path(story_path, folder)
     with atomic.atomic_path(pdf) as tmp:
         pages[0].save(tmp, format="PDF", save_all=True, append_images=pages[1:], resolution=float(board.page.dpi))
     redrawn = (panel, seed) if panel is not None and seed is not None else None

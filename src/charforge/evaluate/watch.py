@@ -28,6 +28,12 @@ from .quality import best_point, identity_score, summarise
 WATCH_FILE = "watch.json"
 
 
+def read_watch(run_dir: Path) -> list[dict]:
+    """A run's evaluations while it trained (``watch.json``), oldest first; none when it was not scored."""
+    path = run_dir / WATCH_FILE
+    return json.loads(path.read_text(encoding="utf-8"))["evaluations"] if path.is_file() else []
+
+
 @dataclass
 class TrainingWatch:
     workspace: Workspace

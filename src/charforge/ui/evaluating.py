@@ -13,7 +13,7 @@ from .. import api
 from ..errors import CharforgeError
 from ..evaluate.evaluate import load_metrics
 from ..evaluate.quality import point_columns
-from ..evaluate.rating_session import RatingSession
+from ..evaluate.rating_session import RATINGS_FILE, RatingSession
 from ..evaluate.ratings import TAGS
 from .context import Context, file_url, guarded
 
@@ -83,6 +83,9 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
     def on_load(name, run_name):
         ws = ctx.workspace(name)
         metrics = load_metrics(ws, run_name or "latest")
+        if (ws.root / RATINGS_FILE).is_file():  # ratings made so far: their human ratio in the table and report
+            api.rating_summary(ws, run=run_name or "latest")
+            metrics = load_metrics(ws, run_name or "latest")
         headers, rows = _metrics_table(metrics)
         best = metrics.get("best")
         folder = ws.run(run_name or "latest").folder / "eval"
@@ -130,8 +133,9 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
             else:
                 with RatingSession(ctx.workspace(name), run_name or "latest", who or "") as session:
                     session.record(row, verdict == "good", tuple(ticked or ()) if verdict == "flawed" else ())
-                api.rating_summary(ctx.workspace(name), run=run_name or "latest", rater=who or "")
             image, text, nxt = _next(name, run_name, who, set(skipped))
+            if nxt is None:  # the session is over: the human ratio goes into metrics.json and the report, once
+                api.rating_summary(ctx.workspace(name), run=run_name or "latest", rater=who or "")
             return image, text, nxt, [], skipped
 
         return handler
