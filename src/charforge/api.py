@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from . import atomic
 from .config import TrainConfig, build_train_config
 from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .data.stats import StatsReport, describe
 from .data.uploads import UploadResult, store_uploads
 from .errors import CharforgeError
+from .generate.conditions import NONE as NO_CONDITIONS
+from .generate.conditions import Conditions, build_conditions
+from .generate.masks import DEFAULT_TOLERANCE
 from .generate.painter import Painter, Wearing
 from .generate.text2image import LoraSpec, generate_images, new_output_dir
 from .train.loop import RunResult, TrainControl
@@ -41,6 +47,9 @@ __all__ = [
     "run_status",
     "RunStatus",
     "generate",
+    "edit",
+    "mask",
+    "make_mask",
     "GenerationResult",
     "comic",
     "check_comic",
@@ -206,6 +215,7 @@ def run_status(workspace: str | Path | Workspace, *, run: str = "latest") -> Run
 class GenerationResult:
     images: list[Path]
     folder: Path
+    notes: tuple[str, ...] = ()  # what was adjusted in the inputs (a mask resized, converted, nearly empty)
 
     @property
     def contact_sheet(self) -> Path:
@@ -252,11 +262,13 @@ def generate(
     allow_unsafe_pickle: bool = False,
     base_config: str | None = None,
     painter: Painter | None = None,
+    conditions: Conditions = NO_CONDITIONS,
     **options: Any,
 ) -> GenerationResult:
     """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False.
 
-    ``painter``: one to reuse across calls, so each base is loaded once (its own loading options then apply)."""
+    ``painter``: one to reuse across calls, so each base is loaded once (its own loading options then apply).
+    ``conditions``: a pose, an image prompt or a picture to edit (``generate.conditions.build_conditions``)."""
     if not prompts:
         raise CharforgeError("no prompt given")
     ws = open_workspace(workspace) if workspace is not None else None
@@ -273,10 +285,102 @@ def generate(
         raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
     painter = painter or Painter(allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
     model = painter.wear(base, Wearing.of(all_loras, finetuned))
+    conditions, controlnet = painter.condition(base, conditions)
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
     folder = Path(out_dir)
-    return GenerationResult(generate_images(model, prompts, folder, loras=all_loras, **options), folder)
+    paths = generate_images(model, prompts, folder, loras=all_loras, conditions=conditions, controlnet=controlnet, **options)
+    return GenerationResult(paths, folder, conditions.notes)
+
+
+def edit(
+    workspace: str | Path | Workspace | None,
+    image: str | Path,
+    prompts: list[str],
+    *,
+    mask: str | Path | Image.Image | None = None,
+    strength: float | None = None,
+    padding_mask_crop: int | None = None,
+    keep_original: bool = True,
+    image_prompt: str | Path | None = None,
+    ip_adapter: str = "",
+    ip_scale: str | float | dict | None = None,
+    ip_preset: str | None = None,
+    **options: Any,
+) -> GenerationResult:
+    """Redraw ``image`` with the taught character: inside ``mask`` (inpainting; white is redrawn), or all of it
+    (``mask`` None: restyling at ``strength``, 0.5 unless given). The other options are ``generate``'s."""
+    conditions = build_conditions(
+        edit_image=image,
+        mask=mask,
+        strength=strength,
+        padding_mask_crop=padding_mask_crop,
+        keep_original=keep_original,
+        image_prompt=image_prompt,
+        ip_adapter=ip_adapter,
+        ip_scale_value=ip_scale,
+        ip_preset=ip_preset,
+    )
+    return generate(workspace, prompts, conditions=conditions, **options)
+
+
+def make_mask(
+    image: str | Path,
+    *,
+    workspace: str | Path | Workspace | None = None,
+    by_colour: str | None = None,
+    words: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    dilate: int = 0,
+    feather: int = 0,
+    **segment_options: Any,
+) -> Image.Image:
+    """A mask for editing ``image`` (white = redraw): its pixels of a palette colour (``by_colour``: the workspace
+    palette's number as ``charforge stats`` lists it, or ``#rrggbb``), or what ``words`` name (a detection +
+    segmentation model, ``generate.segment``); grown by ``dilate`` and softened by ``feather`` pixels."""
+    from .generate import masks
+
+    picture = masks.open_picture(image, "image")
+    if (by_colour is None) == (words is None):
+        raise CharforgeError("give either words naming what to mask or --by-colour")
+    if by_colour is not None:
+        if workspace is None and not by_colour.startswith("#"):
+            raise CharforgeError(f"--by-colour {by_colour}: a palette number needs --workspace (or give #rrggbb)")
+        palette = open_workspace(workspace).root / "stats" / "palette.json" if workspace is not None else Path()
+        region = masks.colour_mask(picture, masks.palette_colour(palette, by_colour), tolerance)
+    else:
+        from .generate.segment import mask_from_words
+
+        region = mask_from_words(picture, words, **segment_options)
+    return masks.grow(region, dilate, feather)
+
+
+def mask(image: str | Path, *, out: str | Path, preview_out: str | Path | None = None, **options: Any) -> MaskResult:
+    """``make_mask``'s mask written to ``out`` (and the picture with it tinted to ``preview_out``), with its share
+    of the picture and a warning when that share is almost all or almost nothing."""
+    from .generate import masks
+
+    region = make_mask(image, **options)
+    written = _save_picture(region, Path(out))
+    shown = None
+    if preview_out:
+        shown = _save_picture(masks.preview(masks.open_picture(image, "image"), region), Path(preview_out))
+    return MaskResult(written, shown, masks.share(region), masks.share_warning(region, f"mask {Path(out).name}"))
+
+
+def _save_picture(picture: Image.Image, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+@dataclass
+class MaskResult:
+    mask: Path
+    preview: Path | None
+    share: float  # of the picture that would be redrawn
+    warning: str | None
 
 
 def comic(

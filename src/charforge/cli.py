@@ -289,6 +289,48 @@ def train(
 
 
 # -- generate ---------------------------------------------------------------------------------------
+# Options that generate and edit share, declared once.
+SeedOpt = Annotated[int, typer.Option(help="First seed; image k uses seed + k.")]
+NumOpt = Annotated[int, typer.Option("-n", "--num-images", help="Images per prompt.")]
+StepsOpt = Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")]
+GuidanceOpt = Annotated[
+    Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
+]
+NegativeOpt = Annotated[str, typer.Option("--negative", help="Negative prompt.")]
+SamplerOpt = Annotated[str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")]
+RunOpt = Annotated[str, typer.Option(help="Which run of the workspace.")]
+CheckpointOpt = Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")]
+LoraOpt = Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")]
+BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")]
+UnsafeOpt = Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")]
+ImagePromptOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="An image prompt (IP-Adapter): a picture whose look (e.g. an outfit) to take.", rich_help_panel="Image prompt"
+    ),
+]
+IpAdapterOpt = Annotated[
+    str,
+    typer.Option(
+        help="IP-Adapter weights: a .safetensors file (image_encoder/ beside it) or OWNER/REPO/SUB/FILE "
+        "(default: h94/IP-Adapter's for the base's family).",
+        rich_help_panel="Image prompt",
+    ),
+]
+IpScaleOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="How strongly the image prompt acts: a number (0.6) or a YAML file of per-block scales.",
+        rich_help_panel="Image prompt",
+    ),
+]
+IpPresetOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Per-block scales by name: outfit, style, layout, style-and-layout, full.", rich_help_panel="Image prompt"),
+]
+
+
 @app.command()
 def generate(
     workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,
@@ -316,9 +358,28 @@ def generate(
     base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,
     allow_unsafe_pickle: Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")] = None,
+    pose: Annotated[
+        Optional[Path],
+        typer.Option(help="Pose to follow: an OpenPose skeleton picture or keypoints in JSON.", rich_help_panel="Pose"),
+    ] = None,
+    controlnet: Annotated[
+        str,
+        typer.Option(
+            help="ControlNet folder or hub id (default: the OpenPose one for the base's family).", rich_help_panel="Pose"
+        ),
+    ] = "",
+    control_scale: Annotated[float, typer.Option(help="How strongly the pose is followed.", rich_help_panel="Pose")] = 0.8,
+    image_prompt: ImagePromptOpt = None,
+    ip_adapter: IpAdapterOpt = "",
+    ip_scale: IpScaleOpt = None,
+    ip_preset: IpPresetOpt = None,
+    ip_mask: Annotated[
+        Optional[Path], typer.Option(help="A mask: the image prompt acts only inside it (white).", rich_help_panel="Image prompt")
+    ] = None,
 ) -> None:
     """Generate images of the character; every PNG carries its parameters (A1111 style)."""
     from . import api
+    from .generate.conditions import build_conditions
     from .generate.text2image import LoraSpec, read_prompts_file
 
     all_prompts = list(prompt or []) + (read_prompts_file(prompts) if prompts else [])
@@ -352,9 +413,154 @@ def generate(
         height=height,
         sampler=sampler,
         batch_size=batch_size,
+        conditions=build_conditions(
+            pose=pose,
+            controlnet=controlnet,
+            control_scale=control_scale,
+            image_prompt=image_prompt,
+            ip_adapter=ip_adapter,
+            ip_scale_value=ip_scale,
+            ip_preset=ip_preset,
+            ip_mask=ip_mask,
+        ),
     )
+    _echo_generated(result)
+
+
+def _echo_generated(result) -> None:
     _echo_done(f"{len(result.images)} image(s) in", result.folder)
     _echo_done("contact sheet", result.contact_sheet)
+
+
+# -- edit and mask -----------------------------------------------------------------------------------
+@app.command()
+def edit(
+    workspace: Annotated[Path, typer.Argument(help="Character workspace (its run's LoRA and identifier are used).")],
+    image: Annotated[Path, typer.Argument(help="The picture to edit.")],
+    prompt: Annotated[list[str], typer.Argument(help="What to draw, e.g. 'UnicornGirl in a red raincoat'.")],
+    mask: Annotated[Optional[Path], typer.Option(help="Redraw only inside this mask (white = redraw).")] = None,
+    mask_words: Annotated[
+        Optional[str], typer.Option(help="Make the mask from words, e.g. 'clothing' (a detection model).")
+    ] = None,
+    by_colour: Annotated[
+        Optional[str], typer.Option(help="Make the mask from palette colour N of the workspace (charforge stats) or #rrggbb.")
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="With --by-colour: CIEDE2000 distance still counted as the colour.")] = 12.0,
+    dilate: Annotated[int, typer.Option(help="Grow the made mask by this many pixels.")] = 2,
+    restyle: Annotated[bool, typer.Option(help="No mask: redraw the whole picture (image-to-image).")] = False,
+    strength: Annotated[
+        Optional[float], typer.Option(help="How much is redrawn, 0-1 (default: 1 inside a mask, 0.5 with --restyle).")
+    ] = None,
+    padding_mask_crop: Annotated[
+        Optional[int], typer.Option(help="Draw only a crop around the mask this many pixels wider (small regions).")
+    ] = None,
+    keep_original: Annotated[
+        bool, typer.Option(help="Paste the original back outside the mask, so only the masked region changes.")
+    ] = True,
+    image_prompt: ImagePromptOpt = None,
+    ip_adapter: IpAdapterOpt = "",
+    ip_scale: IpScaleOpt = None,
+    ip_preset: IpPresetOpt = None,
+    n: NumOpt = 1,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = 50,
+    guidance: GuidanceOpt = None,
+    negative: NegativeOpt = "",
+    sampler: SamplerOpt = "dpm++2m",
+    run: RunOpt = "latest",
+    checkpoint: CheckpointOpt = None,
+    lora: LoraOpt = None,
+    base: BaseOpt = None,
+    allow_unsafe_pickle: UnsafeOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Redraw part of a picture with the character (inpainting inside a mask), or restyle all of it."""
+    from . import api
+    from .generate.text2image import LoraSpec
+
+    made = [x for x in (mask, mask_words, by_colour) if x is not None]
+    if len(made) > 1:
+        raise CharforgeError("give one of --mask, --mask-words, --by-colour")
+    if not made and not restyle:
+        raise CharforgeError("give a mask (--mask, --mask-words or --by-colour), or --restyle to redraw the whole picture")
+    if made and restyle:
+        raise CharforgeError("--restyle redraws the whole picture; leave out the mask, or leave out --restyle")
+    region = mask
+    if mask_words is not None or by_colour is not None:
+        region = api.make_mask(
+            image, workspace=workspace, by_colour=by_colour, words=mask_words, tolerance=tolerance, dilate=dilate
+        )
+    result = api.edit(
+        workspace,
+        image,
+        list(prompt),
+        mask=region,
+        strength=strength,
+        padding_mask_crop=padding_mask_crop,
+        keep_original=keep_original,
+        image_prompt=image_prompt,
+        ip_adapter=ip_adapter,
+        ip_scale=ip_scale,
+        ip_preset=ip_preset,
+        run=run,
+        checkpoint=checkpoint,
+        loras=[LoraSpec.parse(x) for x in lora or []],
+        base=base,
+        allow_unsafe_pickle=allow_unsafe_pickle,
+        out_dir=out,
+        num_images=n,
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+        negative_prompt=negative,
+        sampler=sampler,
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    _echo_generated(result)
+
+
+@app.command("mask")
+def mask_command(
+    image: Annotated[Path, typer.Argument(help="The picture to make a mask for.")],
+    words: Annotated[
+        Optional[str], typer.Argument(help="What to mask, e.g. 'clothing' (a detection + segmentation model).")
+    ] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the mask PNG (white = redraw).")] = Path("mask.png"),
+    by_colour: Annotated[
+        Optional[str],
+        typer.Option(help="The pixels of palette colour N (of --workspace, as charforge stats lists it) or #rrggbb."),
+    ] = None,
+    workspace: Annotated[Optional[Path], typer.Option(help="The workspace whose palette --by-colour N reads.")] = None,
+    tolerance: Annotated[float, typer.Option(help="With --by-colour: CIEDE2000 distance still counted as the colour.")] = 12.0,
+    dilate: Annotated[int, typer.Option(help="Grow the mask by this many pixels (negative: shrink).")] = 0,
+    feather: Annotated[int, typer.Option(help="Soften the mask's edge over this many pixels.")] = 0,
+    model: Annotated[str, typer.Option(help="With words: sam3 (one model) or grounding-dino+sam.")] = "sam3",
+    box_threshold: Annotated[float, typer.Option(help="With words: how sure a detection must be.")] = 0.3,
+    preview: Annotated[bool, typer.Option(help="Also write MASK-preview.png: the picture with the mask tinted.")] = True,
+) -> None:
+    """Make a mask for `charforge edit`: from a palette colour (no model needed) or from words."""
+    from . import api
+
+    result = api.mask(
+        image,
+        workspace=workspace,
+        by_colour=by_colour,
+        tolerance=tolerance,
+        dilate=dilate,
+        feather=feather,
+        words=words,
+        out=out,
+        preview_out=out.with_name(out.stem + "-preview.png") if preview else None,
+        model=model,
+        box_threshold=box_threshold,
+    )
+    if result.warning:
+        typer.echo(f"warning: {result.warning}", err=True)
+    typer.echo(f"mask covers {result.share:.1%} of the picture")
+    _echo_done("mask", result.mask)
+    if result.preview:
+        _echo_done("preview", result.preview)
 
 
 # -- comic ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class GenerationParams:
     loras: list[tuple[str, float]] = field(default_factory=list)  # (name as A1111's <lora:NAME:w> calls it, weight)
     lora_hashes: dict[str, str] = field(default_factory=dict)  # name -> A1111's 12-digit hash of the file
     version: str = f"charforge {__version__}"
+    extra: dict[str, str] = field(default_factory=dict)  # what else drew it, by A1111's names ("Denoising strength", ...)
 
     def to_text(self) -> str:
         """A1111's infotext: LoRAs as ``<lora:NAME:WEIGHT>`` in the prompt, so "paste parameters" restores them."""
@@ -49,6 +50,7 @@ class GenerationParams:
             "Model hash": self.model_hash,
             "Model": self.model,
             "Lora hashes": ", ".join(f"{name}: {h}" for name, h in self.lora_hashes.items()),
+            **self.extra,
             "Version": self.version,
         }
         line = ", ".join(f"{k}: {_quote(v)}" for k, v in fields.items() if v != "")
@@ -88,7 +90,14 @@ class GenerationParams:
             loras=loras,
             lora_hashes=_pairs(fields.get("Lora hashes", "")),
             version=fields.get("Version", ""),
+            extra={k: v for k, v in fields.items() if k not in _OWN_FIELDS},
         )
+
+
+_OWN_FIELDS = {
+    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "Lora hashes", "Version",
+    "Lora weights",
+}  # fmt: skip
 
 
 def _num(x: float) -> str:

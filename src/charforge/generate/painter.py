@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import CharforgeError
-from ..models.loading import BaseModel, load_base_model, restore_parts, swap_finetuned
+from ..models.loading import BaseModel, first_line, load_base_model, restore_parts, swap_finetuned
 from ..models.token_embeddings import Restore, restore_token_embeddings
+from .conditions import Conditions, check_ip_adapter_fits, ip_adapter_location, load_controlnet, with_defaults
 from .schedulers import make_scheduler
 from .text2image import LoraSpec, apply_loras
 
@@ -46,6 +48,8 @@ class Painter:
         self._models: dict[str, BaseModel] = {}
         self._wearing: dict[str, Wearing] = {}
         self._undo: dict[str, tuple[Restore, dict]] = {}  # per base: token rows and parts to put back
+        self._ip_adapter: dict[str, str] = {}  # per base: the IP-Adapter loaded into it
+        self._controlnets: dict[tuple[str, str], Any] = {}
 
     def model(self, base: str) -> BaseModel:
         if base not in self._models:
@@ -83,3 +87,32 @@ class Painter:
         restore_token_embeddings(rows)
         restore_parts(model.pipe, parts)
         self._wearing[base] = NOTHING
+
+    def condition(self, base: str, conditions: Conditions) -> tuple[Conditions, Any]:
+        """Prepare ``base`` for ``conditions``: its IP-Adapter loaded (or unloaded when none is asked) with its scale.
+        Returns the conditions with the family's default ControlNet / IP-Adapter filled in, and the ControlNet a
+        pose needs (each loaded once) or None."""
+        model = self.model(base)
+        conditions = with_defaults(conditions, model.family.value)
+        prompt = conditions.image_prompt
+        loaded = self._ip_adapter.get(base)
+        if loaded is not None and (prompt is None or prompt.adapter != loaded):
+            model.pipe.unload_ip_adapter()
+            self._ip_adapter.pop(base)
+        if prompt is not None:
+            if base not in self._ip_adapter:
+                location = ip_adapter_location(prompt.adapter, allow_unsafe_pickle=self.allow_unsafe_pickle)
+                check_ip_adapter_fits(location, model.pipe, prompt.adapter)
+                folder, subfolder, weight = location
+                try:
+                    model.pipe.load_ip_adapter(folder, subfolder=subfolder, weight_name=weight)
+                except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                    raise CharforgeError(f"--ip-adapter {prompt.adapter}: cannot be loaded ({first_line(exc)})") from None
+                self._ip_adapter[base] = prompt.adapter
+            model.pipe.set_ip_adapter_scale(prompt.scale)
+        if conditions.pose is None:
+            return conditions, None
+        key = (base, conditions.pose.controlnet)
+        if key not in self._controlnets:
+            self._controlnets[key] = load_controlnet(conditions.pose.controlnet, model.pipe)
+        return conditions, self._controlnets[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..models.files import DIFFUSERS_LORA_FILE, exported_file
 from ..models.hashes import lora_hash
 from ..models.loading import BaseModel, recommended_guidance
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
+from .conditions import NONE, Conditions, call_arguments, edit_size, finish
+from .conditions import pipeline_for as conditions_pipeline
 from .metadata import GenerationParams, save_png
 from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
 from .sheet import contact_sheet
@@ -180,6 +183,8 @@ def draw_batch(
     guidance: float = 7.5,
     width: int,
     height: int,
+    conditions: Conditions = NONE,
+    controlnet=None,
 ) -> list[Image.Image]:
     """Several pictures in one pass of the model, each with its own seed's noise (``prompts[i]``, ``seeds[i]``).
 
@@ -187,16 +192,24 @@ def draw_batch(
     show; the numbers can differ in the last bits because batched kernels sum in another order.
     Batches pay off most where the model is small next to the fixed cost of a step (CPUs, the mini world).
     """
+    size = {"width": width, "height": height}
+    if conditions.any:
+        pipe, extra = conditions_pipeline(pipe, conditions, controlnet), call_arguments(conditions, (width, height), len(prompts))
+        if conditions.edit is not None and conditions.edit.mask is None:
+            size = {}  # image-to-image draws at its picture's size
+    else:
+        extra = {}
     with torch.no_grad():
-        return pipe(
+        images = pipe(
             list(prompts),
             negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
-            width=width,
-            height=height,
+            **size,
+            **extra,
         ).images
+    return [finish(image, conditions, (width, height)) for image in images]
 
 
 def generate_images(
@@ -216,6 +229,8 @@ def generate_images(
     sampler: str = DEFAULT_SAMPLER,
     batch_size: int = 1,
     show_progress: bool = True,
+    conditions: Conditions = NONE,
+    controlnet=None,
 ) -> list[Path]:
     """Generate ``num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
 
@@ -232,8 +247,10 @@ def generate_images(
     pipe.scheduler = make_scheduler(sampler, base.scheduler_config)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)
-    width, height = width or native, height or native
     multiple = pipe.vae_scale_factor
+    if conditions.edit is not None:  # an edit draws at its picture's size
+        width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
+    width, height = width or native, height or native
     if width % multiple or height % multiple:
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
     seed_list = seeds or [seed + k for k in range(num_images)]
@@ -253,6 +270,8 @@ def generate_images(
                     guidance=guidance,
                     width=width,
                     height=height,
+                    conditions=conditions,
+                    controlnet=controlnet,
                 )
                 for i, ((prompt, s), image) in enumerate(zip(batch, drawn, strict=True), start):
                     params = GenerationParams(
@@ -268,6 +287,7 @@ def generate_images(
                         model_hash=model_hash,
                         loras=[(spec.name, spec.weight) for spec in loras],
                         lora_hashes=lora_hashes,
+                        extra=conditions.params(),
                     )
                     paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
                     images.append(image)

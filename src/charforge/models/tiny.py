@@ -223,3 +223,61 @@ def save_tiny_dino(folder: str | Path, seed: int = 0, *, image_size: int = 32, f
     ViTModel(config, add_pooling_layer=False).eval().save_pretrained(folder, safe_serialization=True)
     ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
     return folder
+
+
+# -- ControlNet and IP-Adapter for a tiny base ---------------------------------------------------------
+def save_tiny_controlnet(folder: str | Path, base: str | Path, seed: int = 0) -> Path:
+    """A ControlNet made from the tiny base's UNet (``ControlNetModel.from_unet``: the encoder copied, the zero
+    convolutions given small random weights so the control picture changes the result)."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    net = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(Path(base) / "unet"))
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "zero_conv" in name or "controlnet_down_blocks" in name or "controlnet_mid_block" in name:
+                param.normal_(0, 0.3)
+    folder = Path(folder)
+    net.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_ip_adapter(folder: str | Path, base: str | Path, seed: int = 0, tokens: int = 4) -> Path:
+    """An IP-Adapter for the tiny base in h94's layout: ``ip-adapter.safetensors`` (``image_proj.*``: the image
+    embedding to ``tokens`` text-width tokens; ``ip_adapter.N.to_k_ip/to_v_ip``: one key/value pair per cross
+    attention, numbered as diffusers numbers them) and the CLIP image encoder in ``image_encoder/``."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    unet_config = UNet2DConditionModel.load_config(Path(base) / "unet")
+    width = unet_config["cross_attention_dim"]
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                              image_size=32, patch_size=8, projection_dim=32)  # fmt: skip
+    CLIPVisionModelWithProjection(vision).eval().save_pretrained(folder / "image_encoder", safe_serialization=True)
+    tensors = {
+        "image_proj.proj.weight": torch.randn(width * tokens, 32) * 0.2,
+        "image_proj.proj.bias": torch.zeros(width * tokens),
+        "image_proj.norm.weight": torch.ones(width),
+        "image_proj.norm.bias": torch.zeros(width),
+    }
+    unet = UNet2DConditionModel.from_config(unet_config)
+    channels = list(unet_config["block_out_channels"])
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name.split(".")[1])]
+        else:
+            hidden = channels[int(name.split(".")[1])]
+        tensors[f"ip_adapter.{key}.to_k_ip.weight"] = torch.randn(hidden, width) * 0.3
+        tensors[f"ip_adapter.{key}.to_v_ip.weight"] = torch.randn(hidden, width) * 0.3
+        key += 2
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "ip-adapter.safetensors"))
+    return folder / "ip-adapter.safetensors"

@@ -1,0 +1,369 @@
+"""What a picture is drawn from besides its prompt: a pose (ControlNet), an image prompt (IP-Adapter), or a picture
+to edit (inpainting inside a mask, or restyling the whole of it).
+
+Each is drawn by diffusers' own pipeline for it, made from the loaded base with ``from_pipe`` (the same UNet, text
+encoders and LoRAs, nothing loaded twice): ``AutoPipelineForInpainting`` (9-channel inpainting UNets and ordinary
+4-channel ones alike), ``AutoPipelineForImage2Image``, and their ControlNet forms when a pose is given. Every
+condition is written into the picture's parameters the way A1111 names them ("Denoising strength", "ControlNet 0",
+"IP-Adapter"), so a picture says what it was drawn from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import CharforgeError
+from .masks import keep_unmasked
+
+IP_PRESETS: dict[str, float | dict] = {
+    # InstantStyle's split (diffusers' IP-Adapter guide): up_blocks.0 attention 1 carries style, down_blocks.2
+    # attention 1 the layout. "outfit" takes the reference's look but keeps the prompt's layout and, at 0.6, lets the
+    # character's own colours win over the reference's, which leaked into the whole picture at full strength.
+    "style": {"up": {"block_0": [0.0, 1.0, 0.0]}},
+    "layout": {"down": {"block_2": [0.0, 1.0]}},
+    "style-and-layout": {"down": {"block_2": [0.0, 1.0]}, "up": {"block_0": [0.0, 1.0, 0.0]}},
+    "outfit": {"down": {"block_2": [0.0, 0.4]}, "up": {"block_0": [0.0, 0.85, 0.0]}},
+    "full": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Pose:
+    """A ControlNet and the control picture it follows (an OpenPose skeleton, or any other control map)."""
+
+    controlnet: str  # hub id or diffusers folder
+    image: Image.Image
+    scale: float = 0.8
+    source: str = ""  # the file the picture came from
+
+
+@dataclass(frozen=True)
+class ImagePrompt:
+    """An IP-Adapter and the picture it reads; ``scale`` a number or per-block scales; ``mask`` limits it to a region."""
+
+    adapter: str
+    image: Image.Image
+    scale: float | dict = 0.6
+    mask: Image.Image | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A picture to redraw: inside ``mask`` only (inpainting), or all of it (``mask`` None: restyling)."""
+
+    image: Image.Image
+    mask: Image.Image | None = None
+    strength: float = 0.75
+    padding_mask_crop: int | None = None  # draw only a crop around the mask, this many pixels wider, then paste back
+    keep_unmasked: bool = True  # paste the original back outside the mask (a latent pass changes it slightly)
+    source: str = ""
+    mask_source: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.strength <= 1.0:
+            raise CharforgeError(f"--strength must be above 0 and at most 1 (got {self.strength})")
+        if self.mask is not None and self.mask.size != self.image.size:
+            raise CharforgeError(f"the mask is {self.mask.size[0]}x{self.mask.size[1]} but the picture is "
+                                 f"{self.image.size[0]}x{self.image.size[1]}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Conditions:
+    pose: Pose | None = None
+    image_prompt: ImagePrompt | None = None
+    edit: Edit | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)  # what was adjusted on the way in, for the user
+
+    @property
+    def any(self) -> bool:
+        return self.pose is not None or self.image_prompt is not None or self.edit is not None
+
+    def params(self) -> dict[str, str]:
+        """A1111-style infotext fields for these conditions."""
+        out: dict[str, str] = {}
+        if self.edit is not None:
+            out["Denoising strength"] = f"{self.edit.strength:g}"
+            out["Init image"] = self.edit.source
+            if self.edit.mask is not None:
+                out["Mask"] = self.edit.mask_source or "given"
+                if self.edit.padding_mask_crop is not None:
+                    out["Inpaint area"] = f"Only masked, padding {self.edit.padding_mask_crop}"
+        if self.pose is not None:
+            out["ControlNet 0"] = (
+                f"Module: openpose, Model: {self.pose.controlnet}, Weight: {self.pose.scale:g}, Image: {self.pose.source}"
+            )
+        if self.image_prompt is not None:
+            scale = self.image_prompt.scale
+            out["IP-Adapter"] = self.image_prompt.adapter
+            out["IP-Adapter image"] = self.image_prompt.source
+            out["IP-Adapter scale"] = f"{scale:g}" if isinstance(scale, int | float) else _compact(scale)
+            if self.image_prompt.mask is not None:
+                out["IP-Adapter mask"] = "given"
+        return out
+
+
+NONE = Conditions()
+
+
+def _compact(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def edit_size(image: Image.Image, multiple: int) -> tuple[int, int]:
+    """The drawing size for editing ``image``: its own size rounded down to what the model accepts."""
+    w, h = image.size
+    if w < multiple or h < multiple:
+        raise CharforgeError(f"the picture to edit is {w}x{h}; this model needs at least {multiple}x{multiple}")
+    return w - w % multiple, h - h % multiple
+
+
+def pipeline_for(pipe, conditions: Conditions, controlnet=None):
+    """The diffusers pipeline that draws with ``conditions``, built on ``pipe``'s loaded parts."""
+    extra = {"controlnet": controlnet} if controlnet is not None else {}
+    if conditions.edit is not None:
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+        kind = AutoPipelineForInpainting if conditions.edit.mask is not None else AutoPipelineForImage2Image
+        out = kind.from_pipe(pipe, **extra)
+    elif controlnet is not None:
+        from diffusers import AutoPipelineForText2Image
+
+        out = AutoPipelineForText2Image.from_pipe(pipe, **extra)
+    else:
+        return pipe
+    out.set_progress_bar_config(disable=True)
+    return out
+
+
+def call_arguments(conditions: Conditions, size: tuple[int, int], count: int) -> dict:
+    """The keyword arguments ``pipeline`` takes for these conditions, for a batch of ``count`` pictures of ``size``."""
+    kwargs: dict = {}
+    edit, pose, prompt = conditions.edit, conditions.pose, conditions.image_prompt
+    if edit is not None:
+        kwargs["image"] = [edit.image.resize(size, Image.Resampling.LANCZOS)] * count
+        kwargs["strength"] = edit.strength
+        if edit.mask is not None:
+            kwargs["mask_image"] = [edit.mask.resize(size, Image.Resampling.BILINEAR)] * count
+            if edit.padding_mask_crop is not None:
+                kwargs["padding_mask_crop"] = edit.padding_mask_crop
+    if pose is not None:
+        control = [pose.image.resize(size, Image.Resampling.BILINEAR)] * count
+        kwargs["control_image" if edit is not None else "image"] = control
+        kwargs["controlnet_conditioning_scale"] = pose.scale
+    if prompt is not None:
+        kwargs["ip_adapter_image"] = prompt.image
+        if prompt.mask is not None:
+            from diffusers.image_processor import IPAdapterMaskProcessor
+
+            masks = IPAdapterMaskProcessor().preprocess([prompt.mask], height=size[1], width=size[0])
+            kwargs["cross_attention_kwargs"] = {"ip_adapter_masks": [masks]}
+    return kwargs
+
+
+def finish(picture: Image.Image, conditions: Conditions, size: tuple[int, int]) -> Image.Image:
+    """The drawn picture with the original pasted back outside the mask, when asked."""
+    edit = conditions.edit
+    if edit is None or edit.mask is None or not edit.keep_unmasked:
+        return picture
+    original = edit.image.resize(size, Image.Resampling.LANCZOS)
+    return keep_unmasked(original, picture, edit.mask.resize(size, Image.Resampling.BILINEAR))
+
+
+# -- loading ControlNets and IP-Adapters ------------------------------------------------------------------
+def load_controlnet(source: str, pipe):
+    """A ControlNet from a diffusers folder or hub id, in the base's dtype, checked against the base's UNet."""
+    from diffusers import ControlNetModel
+
+    from ..models.hub import local_files_only
+    from ..models.loading import first_line
+
+    local = local_files_only(source, what="--controlnet", instead="pass a local diffusers ControlNet folder")
+    try:
+        model = ControlNetModel.from_pretrained(source, dtype=pipe.unet.dtype, use_safetensors=True, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise CharforgeError(f"--controlnet {source}: cannot be loaded ({first_line(exc)})") from None
+    want, have = pipe.unet.config.cross_attention_dim, model.config.cross_attention_dim
+    sdxl_net, sdxl_base = model.config.addition_embed_type == "text_time", pipe.unet.config.addition_embed_type == "text_time"
+    if want != have or sdxl_net != sdxl_base:
+        raise CharforgeError(
+            f"--controlnet {source}: made for a {'SDXL' if sdxl_net else 'SD1.x/SD2.x'} model with text width {have}, "
+            f"but this base is {'SDXL' if sdxl_base else 'SD1.x/SD2.x'} with text width {want}; use a ControlNet of its family"
+        )
+    return model.to(pipe.unet.device)
+
+
+def ip_adapter_location(source: str, *, allow_unsafe_pickle: bool = False) -> tuple[str, str, str]:
+    """``(repository or folder, subfolder, weight file)`` for ``load_ip_adapter``.
+
+    ``source`` is a local weight file (its image encoder in ``image_encoder/`` beside it, as in h94/IP-Adapter's
+    ``models/``), or ``OWNER/REPO/SUBFOLDER/FILE`` on the Hub. ``.bin`` files are pickles: refused without
+    ``allow_unsafe_pickle``, naming the ``.safetensors`` files that exist instead.
+    """
+    path = Path(source)
+    if path.exists():
+        if path.is_dir():
+            files = sorted(p.name for p in path.glob("*.safetensors"))
+            if len(files) != 1:
+                raise CharforgeError(
+                    f"--ip-adapter {source}: give the weight file ({', '.join(files) or 'no .safetensors here'})"
+                )
+            path = path / files[0]
+        folder, subfolder, weight = str(path.parent), "", path.name
+    else:
+        parts = source.split("/")
+        if len(parts) < 3 or not parts[-1].endswith((".safetensors", ".bin")):
+            raise CharforgeError(
+                f"--ip-adapter {source}: not a file here; on the Hub give OWNER/REPO/SUBFOLDER/FILE "
+                "(e.g. h94/IP-Adapter/models/ip-adapter_sd15.safetensors)"
+            )
+        folder, subfolder, weight = "/".join(parts[:2]), "/".join(parts[2:-1]), parts[-1]
+    if weight.endswith(".bin") and not allow_unsafe_pickle:
+        where = Path(folder, subfolder)
+        others = sorted(p.name for p in where.glob("*.safetensors")) if where.is_dir() else []
+        instead = (
+            f" ({', '.join(others)} exist beside it)"
+            if others
+            else " (h94/IP-Adapter has ip-adapter_sd15.safetensors and, under sdxl_models/, ip-adapter_sdxl.safetensors)"
+        )
+        raise CharforgeError(
+            f"--ip-adapter {source}: .bin files are pickles and can run code when loaded; use a .safetensors file{instead} "
+            "or pass --allow-unsafe-pickle"
+        )
+    return folder, subfolder, weight
+
+
+def check_ip_adapter_fits(location: tuple[str, str, str], pipe, source: str) -> None:
+    """A one-line error when the adapter was made for another family (its key width against the UNet's text width)."""
+    folder, subfolder, weight = location
+    path = Path(folder, subfolder, weight)
+    if not path.is_file() or path.suffix != ".safetensors":
+        return  # on the Hub: diffusers' own error after download names the mismatch
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys = [k for k in f.keys() if k.endswith("to_k_ip.weight")]  # noqa: SIM118 (no __iter__)
+        if not keys:
+            raise CharforgeError(f"--ip-adapter {source}: holds no IP-Adapter weights (no ip_adapter.*.to_k_ip keys)")
+        width = f.get_slice(keys[0]).get_shape()[1]
+    want = pipe.unet.config.cross_attention_dim
+    if width != want:
+        raise CharforgeError(
+            f"--ip-adapter {source}: made for a model with text width {width}, but this base has {want} "
+            "(an SD1.x adapter on SDXL, or the other way round?); use an adapter of the base's family"
+        )
+
+
+def ip_scale(value: str | float | dict | None, preset: str | None) -> float | dict:
+    """The scale ``set_ip_adapter_scale`` takes: a number, a preset's per-block scales, or a YAML mapping file."""
+    if preset is not None:
+        if preset not in IP_PRESETS:
+            raise CharforgeError(f"--ip-preset {preset}: unknown (known: {', '.join(IP_PRESETS)})")
+        return IP_PRESETS[preset]
+    if value is None:
+        return 0.6
+    if isinstance(value, int | float | dict):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    path = Path(value)
+    if not path.is_file():
+        raise CharforgeError(f"--ip-scale {value}: a number, or a YAML file of per-block scales")
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not set(data) <= {"down", "mid", "up"}:
+        raise CharforgeError(f"--ip-scale {path}: expected a mapping with down / mid / up (e.g. up: {{block_0: [0, 1, 0]}})")
+    return data
+
+
+# Where the usual weights live when none is named: the ones most users have (hub ids, downloaded on first use).
+DEFAULT_CONTROLNETS = {"sd1": "lllyasviel/control_v11p_sd15_openpose", "sdxl": "thibaud/controlnet-openpose-sdxl-1.0"}
+DEFAULT_IP_ADAPTERS = {
+    "sd1": "h94/IP-Adapter/models/ip-adapter_sd15.safetensors",
+    "sdxl": "h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors",
+}
+
+
+def with_defaults(conditions: Conditions, family: str) -> Conditions:
+    """``conditions`` with the family's usual ControlNet and IP-Adapter where none was named."""
+    from dataclasses import replace
+
+    def default(table: dict[str, str], what: str) -> str:
+        if family not in table:
+            raise CharforgeError(f"{what}: no default for {family} models; name one")
+        return table[family]
+
+    pose, prompt = conditions.pose, conditions.image_prompt
+    if pose is not None and not pose.controlnet:
+        pose = replace(pose, controlnet=default(DEFAULT_CONTROLNETS, "--pose"))
+    if prompt is not None and not prompt.adapter:
+        prompt = replace(prompt, adapter=default(DEFAULT_IP_ADAPTERS, "--image-prompt"))
+    return replace(conditions, pose=pose, image_prompt=prompt)
+
+
+def build_conditions(
+    *,
+    pose: str | Path | None = None,
+    controlnet: str = "",
+    control_scale: float = 0.8,
+    image_prompt: str | Path | None = None,
+    ip_adapter: str = "",
+    ip_scale_value: str | float | dict | None = None,
+    ip_preset: str | None = None,
+    ip_mask: str | Path | None = None,
+    edit_image: str | Path | None = None,
+    mask: str | Path | Image.Image | None = None,
+    strength: float | None = None,
+    padding_mask_crop: int | None = None,
+    keep_original: bool = True,
+) -> Conditions:
+    """Conditions from files, each checked with a one-line error naming the file; notes say what was adjusted."""
+    from .masks import load_mask, open_picture, share_warning
+    from .pose import load_pose
+
+    notes: list[str] = []
+    built_pose = built_prompt = built_edit = None
+    if pose is not None:
+        if control_scale < 0:
+            raise CharforgeError(f"--control-scale must be 0 or more (got {control_scale})")
+        built_pose = Pose(controlnet, load_pose(pose), control_scale, str(pose))
+    if image_prompt is not None:
+        picture = open_picture(image_prompt, "--image-prompt")
+        region = None
+        if ip_mask is not None:
+            loaded = load_mask(ip_mask, picture.size, "--ip-mask")
+            region, notes = loaded.mask, notes + loaded.notes
+        built_prompt = ImagePrompt(ip_adapter, picture, ip_scale(ip_scale_value, ip_preset), region, str(image_prompt))
+    elif ip_mask is not None or ip_preset is not None:
+        raise CharforgeError("--ip-mask / --ip-preset need --image-prompt")
+    if edit_image is not None:
+        picture = open_picture(edit_image, "picture to edit")
+        region, mask_source = None, ""
+        if isinstance(mask, Image.Image):
+            region, mask_source = mask.convert("L"), "made from words or colours"
+        elif mask is not None:
+            loaded = load_mask(mask, picture.size)
+            region, mask_source, notes = loaded.mask, str(mask), notes + loaded.notes
+        if region is not None:
+            warning = share_warning(region, f"--mask {mask_source}")
+            if warning:
+                notes.append(warning)
+        default_strength = 1.0 if region is not None else 0.5
+        built_edit = Edit(
+            picture,
+            region,
+            default_strength if strength is None else strength,
+            padding_mask_crop,
+            keep_original,
+            str(edit_image),
+            mask_source,
+        )
+    return Conditions(built_pose, built_prompt, built_edit, tuple(notes))
