@@ -18,16 +18,42 @@ from PIL import Image
 from ..errors import CharforgeError
 from .masks import keep_unmasked
 
-IP_PRESETS: dict[str, float | dict] = {
-    # InstantStyle's split (diffusers' IP-Adapter guide): up_blocks.0 attention 1 carries style, down_blocks.2
-    # attention 1 the layout. "outfit" takes the reference's look but keeps the prompt's layout and, at 0.6, lets the
-    # character's own colours win over the reference's, which leaked into the whole picture at full strength.
-    "style": {"up": {"block_0": [0.0, 1.0, 0.0]}},
-    "layout": {"down": {"block_2": [0.0, 1.0]}},
-    "style-and-layout": {"down": {"block_2": [0.0, 1.0]}, "up": {"block_0": [0.0, 1.0, 0.0]}},
-    "outfit": {"down": {"block_2": [0.0, 0.4]}, "up": {"block_0": [0.0, 0.85, 0.0]}},
+IP_PRESETS: dict[str, float | dict[str, float]] = {
+    # InstantStyle's split (diffusers' IP-Adapter guide), measured on SDXL: the middle attention of the first up
+    # block with cross-attention (up_blocks.0.attentions.1) carries style, the last attention of the last down block
+    # with it (down_blocks.2.attentions.1) the layout. On other UNets the presets take the same positions (SD1.x:
+    # up_blocks.1.attentions.1 and down_blocks.2.attentions.1), which InstantStyle did not measure. "outfit" takes
+    # the reference's look but mostly keeps the prompt's layout: the outfit project's scales.
+    "style": {"style": 1.0},
+    "layout": {"layout": 1.0},
+    "style-and-layout": {"style": 1.0, "layout": 1.0},
+    "outfit": {"style": 0.85, "layout": 0.4},
     "full": 1.0,
 }
+
+
+def preset_scales(name: str, unet_config) -> float | dict:
+    """A preset as ``set_ip_adapter_scale``'s per-block scales for this UNet (blocks not named get 0)."""
+    recipe = IP_PRESETS[name]
+    if not isinstance(recipe, dict):
+        return recipe
+    layers = unet_config.layers_per_block
+    down_layers = [layers] * len(unet_config.down_block_types) if isinstance(layers, int) else list(layers)
+    up_layers = [n + 1 for n in reversed(down_layers)]  # an up block has one attention more than its down block
+
+    def with_attention(types) -> list[int]:
+        return [i for i, kind in enumerate(types) if "CrossAttn" in kind]
+
+    scales: dict = {}
+    if "layout" in recipe:
+        block = with_attention(unet_config.down_block_types)[-1]
+        scales["down"] = {f"block_{block}": [0.0] * (down_layers[block] - 1) + [recipe["layout"]]}
+    if "style" in recipe:
+        block = with_attention(unet_config.up_block_types)[0]
+        row = [0.0] * up_layers[block]
+        row[len(row) // 2] = recipe["style"]
+        scales["up"] = {f"block_{block}": row}
+    return scales
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,13 @@ class ImagePrompt:
     scale: float | dict = 0.6
     mask: Image.Image | None = None
     source: str = ""
+    preset: str = ""  # a name of IP_PRESETS: ``scale`` is made from it for the loaded UNet (``for_unet``)
+
+    def for_unet(self, unet_config) -> ImagePrompt:
+        """This image prompt with its preset turned into per-block scales for ``unet_config``."""
+        from dataclasses import replace
+
+        return replace(self, scale=preset_scales(self.preset, unet_config)) if self.preset else self
 
 
 @dataclass(frozen=True)
@@ -101,6 +134,8 @@ class Conditions:
             out["IP-Adapter"] = self.image_prompt.adapter
             out["IP-Adapter image"] = self.image_prompt.source
             out["IP-Adapter scale"] = f"{scale:g}" if isinstance(scale, int | float) else _compact(scale)
+            if self.image_prompt.preset:
+                out["IP-Adapter preset"] = self.image_prompt.preset
             if self.image_prompt.mask is not None:
                 out["IP-Adapter mask"] = "given"
         return out
@@ -195,6 +230,11 @@ def load_controlnet(source: str, pipe):
             f"--controlnet {source}: made for a {'SDXL' if sdxl_net else 'SD1.x/SD2.x'} model with text width {have}, "
             f"but this base is {'SDXL' if sdxl_base else 'SD1.x/SD2.x'} with text width {want}; use a ControlNet of its family"
         )
+    shrink = 2 ** (len(model.config.conditioning_embedding_out_channels) - 1)
+    if shrink != pipe.vae_scale_factor:
+        raise CharforgeError(
+            f"--controlnet {source}: brings the control picture down {shrink}x, but this base's VAE does {pipe.vae_scale_factor}x"
+        )
     return model.to(pipe.unet.device)
 
 
@@ -259,12 +299,8 @@ def check_ip_adapter_fits(location: tuple[str, str, str], pipe, source: str) -> 
         )
 
 
-def ip_scale(value: str | float | dict | None, preset: str | None) -> float | dict:
-    """The scale ``set_ip_adapter_scale`` takes: a number, a preset's per-block scales, or a YAML mapping file."""
-    if preset is not None:
-        if preset not in IP_PRESETS:
-            raise CharforgeError(f"--ip-preset {preset}: unknown (known: {', '.join(IP_PRESETS)})")
-        return IP_PRESETS[preset]
+def ip_scale(value: str | float | dict | None) -> float | dict:
+    """The scale ``set_ip_adapter_scale`` takes: a number, or a YAML mapping file of per-block scales."""
     if value is None:
         return 0.6
     if isinstance(value, int | float | dict):
@@ -341,7 +377,12 @@ def build_conditions(
         if ip_mask is not None:
             loaded = load_mask(ip_mask, picture.size, "--ip-mask")
             region, notes = loaded.mask, notes + loaded.notes
-        built_prompt = ImagePrompt(ip_adapter, picture, ip_scale(ip_scale_value, ip_preset), region, str(image_prompt))
+        if ip_preset is not None and ip_preset not in IP_PRESETS:
+            raise CharforgeError(f"--ip-preset {ip_preset}: unknown (known: {', '.join(IP_PRESETS)})")
+        if ip_preset is not None and ip_scale_value is not None:
+            raise CharforgeError("give --ip-scale or --ip-preset, not both")
+        scale = ip_scale(ip_scale_value)
+        built_prompt = ImagePrompt(ip_adapter, picture, scale, region, str(image_prompt), ip_preset or "")
     elif ip_mask is not None or ip_preset is not None:
         raise CharforgeError("--ip-mask / --ip-preset need --image-prompt")
     if edit_image is not None:

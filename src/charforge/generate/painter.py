@@ -7,7 +7,7 @@ on and taken off in one place, and a caller that draws many groups of pictures d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ class Painter:
         pose needs (each loaded once) or None."""
         model = self.model(base)
         conditions = with_defaults(conditions, model.family.value)
+        if conditions.image_prompt is not None:
+            conditions = replace(conditions, image_prompt=conditions.image_prompt.for_unet(model.pipe.unet.config))
         prompt = conditions.image_prompt
         loaded = self._ip_adapter.get(base)
         if loaded is not None and (prompt is None or prompt.adapter != loaded):

@@ -250,6 +250,12 @@ def generate_images(
     multiple = pipe.vae_scale_factor
     if conditions.edit is not None:  # an edit draws at its picture's size
         width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
+        strength = conditions.edit.strength
+        if int(steps * strength) < 1:  # diffusers runs int(steps * strength) of the steps, and fails on none
+            raise CharforgeError(
+                f"--strength {strength:g} with --steps {steps} leaves no step to draw; "
+                f"use --steps {math.ceil(1 / strength)} or more"
+            )
     width, height = width or native, height or native
     if width % multiple or height % multiple:
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")

@@ -229,10 +229,14 @@ def save_tiny_dino(folder: str | Path, seed: int = 0, *, image_size: int = 32, f
 def save_tiny_controlnet(folder: str | Path, base: str | Path, seed: int = 0) -> Path:
     """A ControlNet made from the tiny base's UNet (``ControlNetModel.from_unet``: the encoder copied, the zero
     convolutions given small random weights so the control picture changes the result)."""
-    from diffusers import ControlNetModel, UNet2DConditionModel
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
     torch.manual_seed(seed)
-    net = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(Path(base) / "unet"))
+    # the control picture is brought down to the latent size: one stride-2 step per VAE downsampling
+    downsamplings = len(AutoencoderKL.load_config(Path(base) / "vae")["block_out_channels"]) - 1
+    embedding = tuple(16 * 2**i for i in range(downsamplings + 1))
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=embedding)
     with torch.no_grad():
         for name, param in net.named_parameters():
             if "zero_conv" in name or "controlnet_down_blocks" in name or "controlnet_mid_block" in name:
