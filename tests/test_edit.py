@@ -15,7 +15,7 @@ from charforge.errors import CharforgeError
 from charforge.generate import masks
 from charforge.generate.metadata import read_png_params
 from charforge.generate.pose import COLOURS, KEYPOINTS, draw_skeleton, load_pose
-from charforge.models.tiny import save_tiny_controlnet, save_tiny_ip_adapter
+from charforge.models.tiny import save_tiny_controlnet, save_tiny_grounded_sam, save_tiny_ip_adapter
 
 DRAW = dict(steps=3, guidance=5.0, seed=3, sampler="euler")
 
@@ -302,3 +302,34 @@ def test_edit_from_the_cli_with_a_palette_mask(taught, tmp_path, capsys):
     assert code == 2 and "give a mask" in err
     code, _, err = run_cli("edit", taught.root, tmp_path / "missing.png", "x", "--restyle", capsys=capsys)
     assert code == 2 and "missing.png: file not found" in err
+
+
+def test_masks_from_words_run_grounding_dino_and_sam_end_to_end(tmp_path, capsys):
+    """Tiny random models: the real load -> detect -> box prompts -> masks path; thresholds decide what is kept."""
+    detector, segmenter = save_tiny_grounded_sam(tmp_path / "models")
+    flat_picture().save(tmp_path / "p.png")
+    models = ["--model", "grounding-dino+sam", "--model-path", str(detector), "--model-path", str(segmenter)]
+    shares = {}
+    for threshold in ("0.01", "0.99"):
+        out = tmp_path / f"m{threshold}.png"
+        code, _, err = run_cli("mask", tmp_path / "p.png", "clothing", *models, "--box-threshold", "0",
+                               "--mask-threshold", threshold, "-o", out, capsys=capsys)  # fmt: skip
+        assert code == 0, err
+        made = Image.open(out)
+        assert made.mode == "L" and made.size == (48, 48)
+        shares[threshold] = masks.share(made)
+    assert shares["0.01"] > shares["0.99"]
+    # no detection above the threshold: an empty mask, and the warning says so
+    code, _, err = run_cli(
+        "mask", tmp_path / "p.png", "clothing", *models, "--box-threshold", "1.0", "-o", tmp_path / "none.png", capsys=capsys
+    )
+    assert code == 0 and "covers 0.0% of the picture" in err
+    code, _, err = run_cli(
+        "mask", tmp_path / "p.png", "clothing", "--model", "grounding-dino+sam", "--model-path", str(detector), capsys=capsys
+    )
+    assert code == 2 and "takes 2 model folder(s)" in err
+    from charforge.generate.segment import has_torchvision
+
+    if not has_torchvision():
+        code, _, err = run_cli("mask", tmp_path / "p.png", "clothing", "--model", "sam3", capsys=capsys)
+        assert code == 2 and "needs torchvision" in err and "Traceback" not in err

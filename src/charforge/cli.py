@@ -535,8 +535,18 @@ def mask_command(
     tolerance: Annotated[float, typer.Option(help="With --by-colour: CIEDE2000 distance still counted as the colour.")] = 12.0,
     dilate: Annotated[int, typer.Option(help="Grow the mask by this many pixels (negative: shrink).")] = 0,
     feather: Annotated[int, typer.Option(help="Soften the mask's edge over this many pixels.")] = 0,
-    model: Annotated[str, typer.Option(help="With words: sam3 (one model) or grounding-dino+sam.")] = "sam3",
+    model: Annotated[
+        str,
+        typer.Option(help="With words: sam3 (one model, needs torchvision), grounding-dino+sam, or auto (sam3 where it runs)."),
+    ] = "auto",
+    model_path: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model-path", help="With words: the model's folder or hub id (twice for grounding-dino+sam: detector, then SAM)."
+        ),
+    ] = None,
     box_threshold: Annotated[float, typer.Option(help="With words: how sure a detection must be.")] = 0.3,
+    mask_threshold: Annotated[float, typer.Option(help="With words: how sure a pixel must be (a probability).")] = 0.5,
     preview: Annotated[bool, typer.Option(help="Also write MASK-preview.png: the picture with the mask tinted.")] = True,
 ) -> None:
     """Make a mask for `charforge edit`: from a palette colour (no model needed) or from words."""
@@ -554,6 +564,8 @@ def mask_command(
         preview_out=out.with_name(out.stem + "-preview.png") if preview else None,
         model=model,
         box_threshold=box_threshold,
+        mask_threshold=mask_threshold,
+        sources=tuple(model_path) if model_path else None,
     )
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)

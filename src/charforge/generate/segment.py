@@ -4,6 +4,10 @@ Two ways, as the tools users know do it: SAM 3 (``Sam3Model``: the words straigh
 the older pair, Grounding DINO's boxes for the words handed to SAM as box prompts (the way the outfit project we learn
 from did it, whose mask covered the whole picture by mistake: the union of the masks is checked by the caller's
 share warning). Every instance above ``threshold`` is kept and the masks are joined.
+
+transformers' SAM 3 image processor needs torchvision, which charforge does not depend on (PyPI's torchvision does
+not load beside the CPU torch build): ``auto`` takes SAM 3 where torchvision imports and Grounding DINO + SAM, whose
+processors have Pillow forms, elsewhere.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from PIL import Image
 from ..errors import CharforgeError
 
 MODELS = {
+    "auto": (),
     "sam3": ("facebook/sam3",),
     "grounding-dino+sam": ("IDEA-Research/grounding-dino-tiny", "facebook/sam-vit-base"),
 }
@@ -24,7 +29,7 @@ def mask_from_words(
     image: Image.Image,
     words: str | None,
     *,
-    model: str = "sam3",
+    model: str = "auto",
     box_threshold: float = 0.3,
     mask_threshold: float = 0.5,
     sources: tuple[str, ...] | None = None,
@@ -35,7 +40,18 @@ def mask_from_words(
         raise CharforgeError("the words for the mask are empty: say what to mask, e.g. 'clothing'")
     if model not in MODELS:
         raise CharforgeError(f"--model {model}: unknown (known: {', '.join(MODELS)})")
+    if not 0.0 < mask_threshold < 1.0:
+        raise CharforgeError(f"--mask-threshold is a probability between 0 and 1 (got {mask_threshold})")
+    if model == "auto":
+        model = "sam3" if has_torchvision() else "grounding-dino+sam"
+    elif model == "sam3" and not has_torchvision():
+        raise CharforgeError(
+            "--model sam3: transformers' SAM 3 image processor needs torchvision, which is not installed here; "
+            "use --model grounding-dino+sam"
+        )
     sources = sources or MODELS[model]
+    if len(sources) != len(MODELS[model]):
+        raise CharforgeError(f"--model {model} takes {len(MODELS[model])} model folder(s) or hub id(s), got {len(sources)}")
     picture = image.convert("RGB")
     with torch.no_grad():
         if model == "sam3":
@@ -46,6 +62,12 @@ def mask_from_words(
     for m in masks:
         joined |= m
     return Image.fromarray(joined.astype(np.uint8) * 255, mode="L")
+
+
+def has_torchvision() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is not None
 
 
 def _load(kind, source: str, what: str):
@@ -92,7 +114,8 @@ def _grounded_sam(
     prompt = segment(images=picture, input_boxes=[boxes], return_tensors="pt")
     predicted = sam(**{k: v for k, v in prompt.items() if k not in ("original_sizes", "reshaped_input_sizes")},
                     multimask_output=False)  # fmt: skip
+    logit = float(np.log(mask_threshold / (1 - mask_threshold)))  # SAM's masks are logits: the same probability
     masks = segment.post_process_masks(
-        predicted.pred_masks, prompt["original_sizes"], prompt["reshaped_input_sizes"], mask_threshold=mask_threshold
+        predicted.pred_masks, prompt["original_sizes"], prompt["reshaped_input_sizes"], mask_threshold=logit
     )[0]
     return [m[0].bool().numpy() for m in masks]

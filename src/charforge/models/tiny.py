@@ -285,3 +285,51 @@ def save_tiny_ip_adapter(folder: str | Path, base: str | Path, seed: int = 0, to
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "ip-adapter.safetensors"))
     return folder / "ip-adapter.safetensors"
+
+
+# -- masks from words: Grounding DINO + SAM -------------------------------------------------------------
+def save_tiny_grounded_sam(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny Grounding DINO (Swin backbone, BERT text encoder) and a tiny SAM, each with its Pillow-backed
+    processor, in ``folder/grounding-dino`` and ``folder/sam``: what ``mask_from_words`` loads, at toy sizes."""
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoProcessor,
+        SamConfig,
+        SamModel,
+        SamProcessor,
+        SwinConfig,
+    )
+    from transformers.models.grounding_dino.image_processing_pil_grounding_dino import GroundingDinoImageProcessorPil
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    detector, segmenter = folder / "grounding-dino", folder / "sam"
+    detector.mkdir(parents=True, exist_ok=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "clothing", "hair", "dress", "the"]
+    (detector / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(embed_dim=8, depths=[1, 1], num_heads=[1, 1], window_size=2, image_size=64,
+                                   out_features=["stage1", "stage2"]),
+        text_config=BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64),
+        d_model=32, num_queries=8, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=2, encoder_n_points=2,
+        decoder_n_points=2, max_text_len=16,
+    )  # fmt: skip
+    GroundingDinoForObjectDetection(config).eval().save_pretrained(detector, safe_serialization=True)
+    images = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 64})
+    GroundingDinoProcessor(image_processor=images, tokenizer=BertTokenizer(str(detector / "vocab.txt"))).save_pretrained(detector)
+    sam = SamConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=8,
+                           output_channels=32, window_size=4, global_attn_indexes=[1], mlp_dim=64, num_pos_feats=16),
+        prompt_encoder_config=dict(hidden_size=32, image_size=64, patch_size=8, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+    )  # fmt: skip
+    SamModel(sam).eval().save_pretrained(segmenter, safe_serialization=True)
+    pil = SamImageProcessorPil(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
+    SamProcessor(image_processor=pil).save_pretrained(segmenter)
+    return detector, segmenter
