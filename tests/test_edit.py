@@ -333,3 +333,45 @@ def test_masks_from_words_run_grounding_dino_and_sam_end_to_end(tmp_path, capsys
     if not has_torchvision():
         code, _, err = run_cli("mask", tmp_path / "p.png", "clothing", "--model", "sam3", capsys=capsys)
         assert code == 2 and "needs torchvision" in err and "Traceback" not in err
+
+
+def test_comic_panels_edit_inside_a_mask_and_take_an_image_prompt(tmp_path, capsys):
+    """A storyboard's `edit:` and `image_prompt:` draw through the same conditions, cached by their files' contents."""
+    from charforge.world import MODEL_DIR
+
+    flat_picture((64, 64)).save(tmp_path / "drawing.png")
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((12, 20, 35, 43), fill=255)
+    mask.save(tmp_path / "dress.png")
+    adapter = save_tiny_ip_adapter(tmp_path / "ip", MODEL_DIR)
+    Image.new("RGB", (40, 40), (20, 160, 60)).save(tmp_path / "outfit.png")
+    story = tmp_path / "story.yaml"
+    story.write_text(
+        f"""
+model: {{base: world, steps: 4}}
+layout: grid-2x1
+panels:
+  - prompt: a cartoon of a girl in a green dress
+    edit: {{image: drawing.png, mask: dress.png}}
+  - prompt: a cartoon of a girl
+    image_prompt: {{image: outfit.png, adapter: {adapter}, preset: outfit}}
+""",
+        encoding="utf-8",
+    )
+    result = api.comic(story, show_progress=False)
+    sidecar = json.loads(result.sidecars[0].read_text())
+    edited, prompted = (result.folder / "panels" / f"{p['pictures'][0]['key']}.png" for p in sidecar["panels"])
+    inside = np.asarray(mask) == 255
+    change = np.abs(_pixels(edited) - _pixels(tmp_path / "drawing.png"))
+    assert change[~inside].max() == 0 and change[inside].mean() > 10
+    params = read_png_params(edited).extra
+    assert params["Denoising strength"] == "1" and params["Mask"].endswith("dress.png")
+    assert read_png_params(prompted).extra["IP-Adapter preset"] == "outfit"
+    # a new mask (same path, other contents) redraws that panel only
+    ImageDraw.Draw(mask).rectangle((0, 0, 10, 10), fill=255)
+    mask.save(tmp_path / "dress.png")
+    again = api.comic(story, show_progress=False)
+    assert again.drawn == 1 and again.cached == 1
+    story.write_text(story.read_text().replace("mask: dress.png", "mask: gone.png"))
+    code, _, err = run_cli("comic", story, capsys=capsys)
+    assert code == 2 and "edit.mask gone.png not found" in err

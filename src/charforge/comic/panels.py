@@ -21,7 +21,7 @@ from PIL import Image
 from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import sampler_label
-from ..generate.text2image import LoraSpec, draw, native_size
+from ..generate.text2image import LoraSpec, draw, draw_batch, native_size
 from ..models.loading import model_file_hash, model_name
 
 
@@ -41,13 +41,67 @@ class PanelJob:
     loras: tuple[tuple[str, float, str], ...] = ()  # (path, weight, content digest)
     sketch: tuple[str, str] | None = None  # (path, content digest)
     strength: float = 0.7
+    # an image prompt (IP-Adapter) and a picture to edit, each file as (path, content digest)
+    image_prompt: tuple[str, str] | None = None
+    ip_adapter: str = ""
+    ip_scale: float | None = None
+    ip_preset: str | None = None
+    ip_mask: tuple[str, str] | None = None
+    edit: tuple[str, str] | None = None
+    edit_mask: tuple[str, str] | None = None
+    mask_words: str | None = None
+    edit_strength: float | None = None
 
     def key(self) -> str:
         data = asdict(self)
         # paths do not change pixels, contents do
         data["loras"] = [(w, d) for _, w, d in self.loras]
-        data["sketch"] = self.sketch[1] if self.sketch else None
+        for name in _FILE_FIELDS:
+            data[name] = getattr(self, name)[1] if getattr(self, name) else None
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+
+    def conditions(self):
+        """What the picture is drawn from besides its prompt (``generate.conditions``), its files read and checked;
+        a mask from words is found by the segmentation model here."""
+        from ..generate.conditions import NONE, build_conditions
+
+        if self.image_prompt is None and self.edit is None:
+            return NONE
+        mask = self.edit_mask[0] if self.edit_mask else None
+        if self.edit is not None and self.mask_words is not None:
+            from ..generate.masks import open_picture
+            from ..generate.segment import mask_from_words
+
+            mask = mask_from_words(open_picture(self.edit[0], "edit image"), self.mask_words)
+        return build_conditions(
+            image_prompt=self.image_prompt[0] if self.image_prompt else None,
+            ip_adapter=self.ip_adapter,
+            ip_scale_value=self.ip_scale,
+            ip_preset=self.ip_preset,
+            ip_mask=self.ip_mask[0] if self.ip_mask else None,
+            edit_image=self.edit[0] if self.edit else None,
+            mask=mask,
+            strength=self.edit_strength,
+        )
+
+    def condition_params(self) -> dict[str, str]:
+        """The A1111-style fields of the image prompt and edit, from the job alone (no model is run for them)."""
+        out: dict[str, str] = {}
+        if self.edit is not None:
+            default = 1.0 if (self.edit_mask or self.mask_words) else 0.5
+            out["Denoising strength"] = f"{self.edit_strength or default:g}"
+            out["Init image"] = self.edit[0]
+            if self.edit_mask or self.mask_words:
+                out["Mask"] = self.edit_mask[0] if self.edit_mask else f"words: {self.mask_words}"
+        if self.image_prompt is not None:
+            out["IP-Adapter"] = self.ip_adapter or "the family's default"
+            out["IP-Adapter image"] = self.image_prompt[0]
+            out["IP-Adapter scale" if self.ip_preset is None else "IP-Adapter preset"] = (
+                self.ip_preset if self.ip_preset is not None else f"{0.6 if self.ip_scale is None else self.ip_scale:g}"
+            )
+            if self.ip_mask:
+                out["IP-Adapter mask"] = self.ip_mask[0]
+        return out
 
     def params(self) -> GenerationParams:
         specs = [LoraSpec(Path(p), w) for p, w, _ in self.loras]
@@ -64,7 +118,11 @@ class PanelJob:
             model_hash=model_file_hash(self.base),
             loras=[(spec.name, spec.weight) for spec in specs],
             lora_hashes={spec.name: spec.hash() for spec in specs},
+            extra=self.condition_params(),
         )
+
+
+_FILE_FIELDS = ("sketch", "image_prompt", "ip_mask", "edit", "edit_mask")
 
 
 class PanelPainter(Protocol):
@@ -128,6 +186,20 @@ class DiffusersPainter:
 
         wearing = Wearing(loras=tuple((Path(p), float(w)) for p, w, _ in job.loras))
         pipe = self.painter.wear(job.base, wearing, sampler=job.sampler).pipe
+        conditions, controlnet = self.painter.condition(job.base, job.conditions())
+        if conditions.any:
+            return draw_batch(
+                pipe,
+                [job.prompt],
+                [job.seed],
+                negative_prompt=job.negative,
+                steps=job.steps,
+                guidance=job.guidance,
+                width=job.width,
+                height=job.height,
+                conditions=conditions,
+                controlnet=controlnet,
+            )[0]
         sketch = Image.open(job.sketch[0]) if job.sketch else None
         return draw(
             pipe,

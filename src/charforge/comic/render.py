@@ -165,10 +165,15 @@ class Story:
         if spec.location is not None and spec.location not in self.board.locations:
             known = ", ".join(self.board.locations) or "none defined: add a 'locations:' section"
             raise self.error(loc + ("location",), f"panel {panel.number}: unknown location {spec.location!r} (known: {known})")
-        for key in ("image", "sketch"):
-            value = getattr(spec, key)
+        files = [((key,), getattr(spec, key)) for key in ("image", "sketch")]
+        for outer in ("image_prompt", "edit"):
+            inner = getattr(spec, outer)
+            if inner is not None:
+                files += [((outer, key), getattr(inner, key)) for key in ("image", "mask")]
+        for keys, value in files:
             if value is not None and not self.resolve_path(value).is_file():
-                raise self.error(loc + (key,), f"panel {panel.number}: {key} {value} not found (relative to the storyboard)")
+                name = ".".join(keys)
+                raise self.error(loc + keys, f"panel {panel.number}: {name} {value} not found (relative to the storyboard)")
 
     def _known(self) -> str:
         names = ", ".join(self.board.characters) or "none"
@@ -222,10 +227,26 @@ class Story:
             else [(spec.prompt, spec.characters, 1.0, seed)]
         )
         total = sum(p[2] for p in parts)
-        sketch = None
-        if spec.sketch is not None:
-            path = self.resolve_path(spec.sketch)
-            sketch = (str(path), self.digest(path))
+
+        def file(value: Path | None) -> tuple[str, str] | None:
+            if value is None:
+                return None
+            path = self.resolve_path(value)
+            return str(path), self.digest(path)
+
+        ip, edit = spec.image_prompt, spec.edit
+        drawn_from = dict(
+            sketch=file(spec.sketch),
+            image_prompt=file(ip.image) if ip else None,
+            ip_adapter=ip.adapter if ip else "",
+            ip_scale=ip.scale if ip else None,
+            ip_preset=ip.preset if ip else None,
+            ip_mask=file(ip.mask) if ip else None,
+            edit=file(edit.image) if edit else None,
+            edit_mask=file(edit.mask) if edit else None,
+            mask_words=edit.mask_words if edit else None,
+            edit_strength=edit.strength if edit else None,
+        )
         out = []
         for text, names, share, part_seed in parts:
             aspect = rect.width * share / total / max(1, rect.height)
@@ -241,8 +262,8 @@ class Story:
                 sampler=model.sampler if model.sampler != "default" else DEFAULT_SAMPLER,
                 base=base,
                 loras=self.loras(text, names),
-                sketch=sketch,
                 strength=spec.strength,
+                **drawn_from,
             )
             out.append((job, share))
         return out

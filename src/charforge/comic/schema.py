@@ -150,6 +150,37 @@ class RegionSpec(_Strict):
     seed: int | None = None
 
 
+class ImagePromptSpec(_Strict):
+    """A picture the panel takes its look from, through an IP-Adapter (``charforge generate --image-prompt``)."""
+
+    image: Path
+    adapter: str = Field("", description="an IP-Adapter .safetensors file or OWNER/REPO/SUBFOLDER/FILE; default: the family's")
+    scale: float | None = Field(None, ge=0, description="default 0.6")
+    preset: Literal["style", "layout", "style-and-layout", "outfit", "full"] | None = None
+    mask: Path | None = Field(None, description="where in the panel the image prompt acts (white)")
+
+    @model_validator(mode="after")
+    def _one_scale(self) -> ImagePromptSpec:
+        if self.scale is not None and self.preset is not None:
+            raise ValueError("give scale or preset, not both")
+        return self
+
+
+class EditSpec(_Strict):
+    """A picture the panel redraws (``charforge edit``): inside a mask (a file, or words), or all of it."""
+
+    image: Path
+    mask: Path | None = Field(None, description="white where the picture is redrawn")
+    mask_words: str | None = Field(None, description="what to redraw, found by a segmentation model, e.g. 'clothing'")
+    strength: float | None = Field(None, gt=0, le=1, description="default 1 inside a mask, 0.5 without one")
+
+    @model_validator(mode="after")
+    def _one_mask(self) -> EditSpec:
+        if self.mask is not None and self.mask_words is not None:
+            raise ValueError("give mask or mask_words, not both")
+        return self
+
+
 class PanelSpec(_Strict):
     prompt: str = ""
     negative: str | None = None
@@ -163,6 +194,8 @@ class PanelSpec(_Strict):
     image: Path | None = Field(None, description="use this picture instead of generating one")
     sketch: Path | None = Field(None, description="a rough drawing to start from (image-to-image)")
     strength: float = Field(0.7, gt=0, le=1)
+    image_prompt: ImagePromptSpec | None = None
+    edit: EditSpec | None = None
     regions: list[RegionSpec] | None = Field(None, description="several characters, each drawn apart and joined")
     narration: list[NarrationSpec] = []
     balloons: list[BalloonSpec] = []
@@ -174,6 +207,10 @@ class PanelSpec(_Strict):
             raise ValueError("a panel needs a prompt, an image or regions")
         if self.regions is not None and len(self.regions) < 2:
             raise ValueError("regions are for two or more characters side by side; use prompt for one")
+        if self.edit is not None and (self.regions or self.sketch or self.image):
+            raise ValueError("edit redraws one picture: not with regions, sketch or image")
+        if self.image_prompt is not None and self.sketch is not None:
+            raise ValueError("a sketch with an image prompt: give the sketch as edit: {image: ..., strength: ...}")
         return self
 
 
