@@ -21,7 +21,7 @@ from PIL import Image
 from .. import atomic
 from ..generate.metadata import GenerationParams, save_png
 from ..generate.schedulers import sampler_label
-from ..generate.text2image import LoraSpec, draw, draw_batch, native_size
+from ..generate.text2image import LoraSpec, draw_batch, native_size
 from ..models.loading import model_file_hash, model_name
 
 
@@ -65,8 +65,10 @@ class PanelJob:
         a mask from words is found by the segmentation model here."""
         from ..generate.conditions import NONE, build_conditions
 
-        if self.image_prompt is None and self.edit is None:
+        if self.image_prompt is None and self.edit is None and self.sketch is None:
             return NONE
+        if self.sketch is not None:  # a sketch is a picture restyled whole (no mask) at the panel's strength
+            return build_conditions(edit_image=self.sketch[0], strength=self.strength)
         mask = self.edit_mask[0] if self.edit_mask else None
         if self.edit is not None and self.mask_words is not None:
             from ..generate.masks import open_picture
@@ -87,6 +89,8 @@ class PanelJob:
     def condition_params(self) -> dict[str, str]:
         """The A1111-style fields of the image prompt and edit, from the job alone (no model is run for them)."""
         out: dict[str, str] = {}
+        if self.sketch is not None:
+            out["Denoising strength"], out["Init image"] = f"{self.strength:g}", self.sketch[0]
         if self.edit is not None:
             default = 1.0 if (self.edit_mask or self.mask_words) else 0.5
             out["Denoising strength"] = f"{self.edit_strength or default:g}"
@@ -187,32 +191,18 @@ class DiffusersPainter:
         wearing = Wearing(loras=tuple((Path(p), float(w)) for p, w, _ in job.loras))
         pipe = self.painter.wear(job.base, wearing, sampler=job.sampler).pipe
         conditions, controlnet = self.painter.condition(job.base, job.conditions())
-        if conditions.any:
-            return draw_batch(
-                pipe,
-                [job.prompt],
-                [job.seed],
-                negative_prompt=job.negative,
-                steps=job.steps,
-                guidance=job.guidance,
-                width=job.width,
-                height=job.height,
-                conditions=conditions,
-                controlnet=controlnet,
-            )[0]
-        sketch = Image.open(job.sketch[0]) if job.sketch else None
-        return draw(
+        return draw_batch(
             pipe,
-            job.prompt,
+            [job.prompt],
+            [job.seed],
             negative_prompt=job.negative,
             steps=job.steps,
             guidance=job.guidance,
             width=job.width,
             height=job.height,
-            seed=job.seed,
-            init_image=sketch,
-            strength=job.strength,
-        )
+            conditions=conditions,
+            controlnet=controlnet,
+        )[0]
 
 
 class PanelCache:

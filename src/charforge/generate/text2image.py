@@ -138,41 +138,6 @@ def native_size(pipe) -> tuple[int, int]:
     return native, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
 
 
-def draw(
-    pipe,
-    prompt: str,
-    *,
-    negative_prompt: str = "",
-    steps: int = THESIS_STEPS,
-    guidance: float = 7.5,
-    width: int,
-    height: int,
-    seed: int,
-    init_image: Image.Image | None = None,
-    strength: float = 0.7,
-) -> Image.Image:
-    """One picture, reproducible from its seed; with ``init_image`` it starts from that drawing (image-to-image)."""
-    if init_image is None:
-        return draw_batch(
-            pipe, [prompt], [seed], negative_prompt=negative_prompt, steps=steps, guidance=guidance, width=width, height=height
-        )[0]
-    from diffusers import AutoPipelineForImage2Image
-
-    img2img = AutoPipelineForImage2Image.from_pipe(pipe)
-    img2img.set_progress_bar_config(disable=True)
-    start = init_image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    with torch.no_grad():
-        return img2img(
-            prompt,
-            image=start,
-            strength=strength,
-            negative_prompt=negative_prompt or None,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=torch.Generator().manual_seed(seed),
-        ).images[0]
-
-
 def draw_batch(
     pipe,
     prompts: list[str],
@@ -193,6 +158,12 @@ def draw_batch(
     Batches pay off most where the model is small next to the fixed cost of a step (CPUs, the mini world).
     """
     size = {"width": width, "height": height}
+    if conditions.edit is not None and int(steps * conditions.edit.strength) < 1:
+        # diffusers runs int(steps * strength) of the steps, and fails on none
+        strength = conditions.edit.strength
+        raise CharforgeError(
+            f"--strength {strength:g} with --steps {steps} leaves no step to draw; use --steps {math.ceil(1 / strength)} or more"
+        )
     if conditions.any:
         pipe, extra = conditions_pipeline(pipe, conditions, controlnet), call_arguments(conditions, (width, height), len(prompts))
         if conditions.edit is not None and conditions.edit.mask is None:
@@ -250,12 +221,6 @@ def generate_images(
     multiple = pipe.vae_scale_factor
     if conditions.edit is not None:  # an edit draws at its picture's size
         width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
-        strength = conditions.edit.strength
-        if int(steps * strength) < 1:  # diffusers runs int(steps * strength) of the steps, and fails on none
-            raise CharforgeError(
-                f"--strength {strength:g} with --steps {steps} leaves no step to draw; "
-                f"use --steps {math.ceil(1 / strength)} or more"
-            )
     width, height = width or native, height or native
     if width % multiple or height % multiple:
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
