@@ -375,3 +375,21 @@ panels:
     story.write_text(story.read_text().replace("mask: dress.png", "mask: gone.png"))
     code, _, err = run_cli("comic", story, capsys=capsys)
     assert code == 2 and "edit.mask gone.png not found" in err
+
+
+def test_sdxl_inpainting_restyling_and_a_pose_run_on_a_tiny_sdxl(tiny_sdxl, tmp_path):
+    """SDXL's pipelines take other arguments (pooled text, time ids): each condition runs through them too."""
+    flat_picture((32, 32)).save(tmp_path / "in.png")
+    mask = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(mask).rectangle((8, 12, 23, 27), fill=255)
+    common = dict(base=str(tiny_sdxl), show_progress=False, **DRAW)
+    inpainted = api.edit(None, tmp_path / "in.png", ["a girl"], mask=mask, out_dir=tmp_path / "i", **common)
+    change = np.abs(_pixels(inpainted.images[0]) - _pixels(tmp_path / "in.png"))
+    assert change[np.asarray(mask) == 0].max() == 0 and change[np.asarray(mask) == 255].mean() > 1
+    restyled = api.edit(None, tmp_path / "in.png", ["a girl"], strength=0.7, out_dir=tmp_path / "r", **common)
+    assert Image.open(restyled.images[0]).size == (32, 32)
+    net = save_tiny_controlnet(tmp_path / "cn", tiny_sdxl)
+    Image.new("RGB", (32, 32)).save(tmp_path / "pose.png")
+    posed = api.generate(None, ["a girl"], conditions=build(pose=tmp_path / "pose.png", controlnet=str(net)), width=32, height=32,
+                         out_dir=tmp_path / "p", **common)  # fmt: skip
+    assert "ControlNet 0" in read_png_params(posed.images[0]).extra
