@@ -232,49 +232,25 @@ def build(**options):
 
 
 def test_adapters_of_another_family_and_pickles_are_clear_errors(tiny_sd1, tiny_sdxl, tmp_path, capsys):
+    def generate(*options) -> str:
+        code, _, err = run_cli(
+            "generate", "--base", tiny_sd1, "x", "--steps", "1", "--out", tmp_path / "o", *options, capsys=capsys
+        )
+        assert code == 2 and "Traceback" not in err
+        return err
+
     sdxl_adapter = save_tiny_ip_adapter(tmp_path / "ipxl", tiny_sdxl)
     Image.new("RGB", (32, 32), "green").save(tmp_path / "o.png")
-    code, _, err = run_cli(
-        "generate",
-        "--base",
-        tiny_sd1,
-        "x",
-        "--image-prompt",
-        tmp_path / "o.png",
-        "--ip-adapter",
-        sdxl_adapter,
-        "--steps",
-        "1",
-        "--out",
-        tmp_path / "o",
-        capsys=capsys,
-    )
-    assert code == 2 and "made for a model with text width 64, but this base has 32" in err and "Traceback" not in err
+    prompt = ("--image-prompt", tmp_path / "o.png")
+    assert "made for a model with text width 64, but this base has 32" in generate(*prompt, "--ip-adapter", sdxl_adapter)
     (tmp_path / "ipxl" / "ip-adapter.bin").write_bytes(b"pickle")
-    code, _, err = run_cli(
-        "generate",
-        "--base",
-        tiny_sd1,
-        "x",
-        "--image-prompt",
-        tmp_path / "o.png",
-        "--ip-adapter",
-        tmp_path / "ipxl" / "ip-adapter.bin",
-        "--steps",
-        "1",
-        capsys=capsys,
-    )
-    assert code == 2 and "pickles" in err and "ip-adapter.safetensors exist beside it" in err
+    err = generate(*prompt, "--ip-adapter", tmp_path / "ipxl" / "ip-adapter.bin")
+    assert "pickles" in err and "ip-adapter.safetensors exist beside it" in err
     net = save_tiny_controlnet(tmp_path / "cnxl", tiny_sdxl)
     Image.new("RGB", (32, 32)).save(tmp_path / "pose.png")
-    code, _, err = run_cli(
-        "generate", "--base", tiny_sd1, "x", "--pose", tmp_path / "pose.png", "--controlnet", net, "--steps", "1", capsys=capsys
-    )
-    assert code == 2 and "made for a SDXL model" in err
-    code, _, err = run_cli(
-        "generate", "--base", tiny_sd1, "x", "--image-prompt", tmp_path / "o.png", "--ip-preset", "funky", capsys=capsys
-    )
-    assert code == 2 and "--ip-preset funky: unknown" in err
+    assert "made for a SDXL model" in generate("--pose", tmp_path / "pose.png", "--controlnet", net)
+    assert "--ip-preset funky: unknown" in generate(*prompt, "--ip-preset", "funky")
+    assert "not both" in generate(*prompt, "--ip-preset", "style", "--ip-scale", "0.5")
     code, _, err = run_cli("mask", tmp_path / "o.png", "  ", capsys=capsys)
     assert code == 2 and "empty" in err
 
