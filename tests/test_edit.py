@@ -369,3 +369,18 @@ def test_sdxl_inpainting_restyling_and_a_pose_run_on_a_tiny_sdxl(tiny_sdxl, tmp_
     posed = api.generate(None, ["a girl"], conditions=build(pose=tmp_path / "pose.png", controlnet=str(net)), width=32, height=32,
                          out_dir=tmp_path / "p", **common)  # fmt: skip
     assert "ControlNet 0" in read_png_params(posed.images[0]).extra
+
+
+def test_ip_adapter_locations_and_their_image_encoders(tmp_path):
+    from charforge.generate.conditions import image_encoder_folder, ip_adapter_location
+
+    sd15 = ip_adapter_location("h94/IP-Adapter/models/ip-adapter_sd15.safetensors")
+    assert sd15 == ("h94/IP-Adapter", "models", "ip-adapter_sd15.safetensors") and image_encoder_folder(sd15) == "image_encoder"
+    xl = ip_adapter_location("h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors")
+    assert image_encoder_folder(xl) == "image_encoder"  # sdxl_models/image_encoder: ViT-bigG
+    vit_h = ip_adapter_location("h94/IP-Adapter/sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors")
+    assert image_encoder_folder(vit_h) == "models/image_encoder"  # the ViT-H encoder, from the repository's root
+    with pytest.raises(CharforgeError, match="OWNER/REPO/SUBFOLDER/FILE"):
+        ip_adapter_location("h94/IP-Adapter")
+    with pytest.raises(CharforgeError, match="pickles"):
+        ip_adapter_location("h94/IP-Adapter/models/ip-adapter_sd15.bin")

@@ -278,6 +278,16 @@ def ip_adapter_location(source: str, *, allow_unsafe_pickle: bool = False) -> tu
     return folder, subfolder, weight
 
 
+def image_encoder_folder(location: tuple[str, str, str]) -> str:
+    """Where ``load_ip_adapter`` finds the adapter's CLIP image encoder: ``image_encoder/`` beside the weights, except
+    h94's SDXL adapters trained on the ViT-H encoder (``sdxl_models/*vit-h*``), whose encoder is SD1.x's
+    (``models/image_encoder``, a path from the repository's root, as diffusers' IP-Adapter guide loads them)."""
+    folder, subfolder, weight = location
+    if "vit-h" in weight and Path(subfolder).name == "sdxl_models" and not Path(folder, subfolder, "image_encoder").is_dir():
+        return (Path(subfolder).parent / "models" / "image_encoder").as_posix()
+    return "image_encoder"
+
+
 def check_ip_adapter_fits(location: tuple[str, str, str], pipe, source: str) -> None:
     """A one-line error when the adapter was made for another family (its key width against the UNet's text width)."""
     folder, subfolder, weight = location

@@ -14,7 +14,14 @@ from typing import Any
 from ..errors import CharforgeError
 from ..models.loading import BaseModel, first_line, load_base_model, restore_parts, swap_finetuned
 from ..models.token_embeddings import Restore, restore_token_embeddings
-from .conditions import Conditions, check_ip_adapter_fits, ip_adapter_location, load_controlnet, with_defaults
+from .conditions import (
+    Conditions,
+    check_ip_adapter_fits,
+    image_encoder_folder,
+    ip_adapter_location,
+    load_controlnet,
+    with_defaults,
+)
 from .schedulers import make_scheduler
 from .text2image import LoraSpec, apply_loras
 
@@ -107,7 +114,9 @@ class Painter:
                 check_ip_adapter_fits(location, model.pipe, prompt.adapter)
                 folder, subfolder, weight = location
                 try:
-                    model.pipe.load_ip_adapter(folder, subfolder=subfolder, weight_name=weight)
+                    model.pipe.load_ip_adapter(
+                        folder, subfolder=subfolder, weight_name=weight, image_encoder_folder=image_encoder_folder(location)
+                    )
                 except (OSError, ValueError, KeyError, RuntimeError) as exc:
                     raise CharforgeError(f"--ip-adapter {prompt.adapter}: cannot be loaded ({first_line(exc)})") from None
                 self._ip_adapter[base] = prompt.adapter
