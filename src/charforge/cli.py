@@ -336,28 +336,24 @@ def generate(
     workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,
     prompt: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts.")] = None,
     prompts: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
-    n: Annotated[int, typer.Option("-n", "--num-images", help="Images per prompt.")] = 1,
-    seed: Annotated[int, typer.Option(help="First seed; image k uses seed + k.")] = 0,
+    n: NumOpt = 1,
+    seed: SeedOpt = 0,
     seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,
-    steps: Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")] = 50,
-    guidance: Annotated[
-        Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
-    ] = None,
-    negative: Annotated[str, typer.Option("--negative", help="Negative prompt.")] = "",
+    steps: StepsOpt = 50,
+    guidance: GuidanceOpt = None,
+    negative: NegativeOpt = "",
     width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,
-    sampler: Annotated[
-        str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")
-    ] = "dpm++2m",
+    sampler: SamplerOpt = "dpm++2m",
     batch_size: Annotated[int, typer.Option(help="Pictures drawn per pass of the model (faster, more memory).")] = 1,
-    run: Annotated[str, typer.Option(help="Which run of the workspace.")] = "latest",
-    checkpoint: Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")] = None,
-    lora: Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")] = None,
+    run: RunOpt = "latest",
+    checkpoint: CheckpointOpt = None,
+    lora: LoraOpt = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Ignore the workspace's runs (base model + --lora only).")] = False,
-    base: Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")] = None,
+    base: BaseOpt = None,
     base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,
-    allow_unsafe_pickle: Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")] = None,
+    allow_unsafe_pickle: UnsafeOpt = False,
+    out: OutOpt = None,
     pose: Annotated[
         Optional[Path],
         typer.Option(help="Pose to follow: an OpenPose skeleton picture or keypoints in JSON.", rich_help_panel="Pose"),
@@ -428,6 +424,8 @@ def generate(
 
 
 def _echo_generated(result) -> None:
+    for note in result.notes:  # what was adjusted in the inputs (a mask converted, resized, nearly empty)
+        typer.echo(f"note: {note}", err=True)
     _echo_done(f"{len(result.images)} image(s) in", result.folder)
     _echo_done("contact sheet", result.contact_sheet)
 
@@ -515,8 +513,6 @@ def edit(
         negative_prompt=negative,
         sampler=sampler,
     )
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
     _echo_generated(result)
 
 
