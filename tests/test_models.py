@@ -38,7 +38,7 @@ def test_pickles_refused_without_flag(tmp_path):
 def test_not_a_checkpoint_named(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"foo": torch.zeros(2)}, str(path))
-    with pytest.raises(CharforgeError, match="other.safetensors: not a Stable Diffusion checkpoint"):
+    with pytest.raises(CharforgeError, match="other.safetensors: not a checkpoint charforge can teach"):
         load_base_model(str(path))
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"garbage")

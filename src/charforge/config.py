@@ -17,6 +17,7 @@ from .errors import CharforgeError
 Method = Literal["dreambooth-lora", "lora", "dreambooth"]
 Precision = Literal["auto", "no", "fp16", "bf16"]
 LoraTargets = Literal["attention", "transformer", "all"]
+TimestepSampling = Literal["logit_normal", "mode", "uniform"]
 LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 # Presets are complete, named settings that a flag selects; explicit flags still override them.
@@ -93,6 +94,11 @@ class TrainConfig(BaseModel):
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, slower.")
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is the paper's choice).")
+    timestep_sampling: TimestepSampling | None = Field(
+        None,
+        description="Flow-matching models (SD3): how noise levels are drawn, logit_normal (default, the SD3 paper's), "
+        "mode or uniform; UNet models always draw uniformly.",
+    )
     noise_offset: float = Field(0.0, ge=0, description="Offset noise (e.g. 0.05) so very dark or bright pictures can be learnt.")
     masked_loss: bool = Field(
         False,

@@ -17,14 +17,38 @@ SAMPLERS: dict[str, tuple[str, str, dict]] = {
     "dpm2": ("DPM2", "KDPM2DiscreteScheduler", {}),
 }
 DEFAULT_SAMPLER = "dpm++2m"
+# A flow-matching model (SD3) is sampled along its own shifted sigmas: the flow-matching Euler/Heun schedulers, or the
+# multistep solvers that diffusers runs on flow sigmas (ComfyUI's DPM++ 2M and UniPC on SD3 do the same). The DDPM
+# samplers (ancestral, DDIM, PLMS, DPM2, Karras sigmas) assume betas these models do not have.
+_FLOW: dict[str, tuple[str, dict]] = {
+    "dpm++2m": ("DPMSolverMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    "unipc": ("UniPCMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    "euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "heun": ("FlowMatchHeunDiscreteScheduler", {}),
+}
+
+
+def is_flow_matching(base_config) -> bool:
+    """Whether the model's own scheduler is a flow-matching one (the family is read off it, as diffusers does)."""
+    return str(dict(base_config).get("_class_name", "")).startswith("FlowMatch")
 
 
 def make_scheduler(name: str, base_config):
-    """A fresh scheduler ``name`` built from the base model's scheduler config (betas, prediction type)."""
+    """A fresh scheduler ``name`` built from the base model's scheduler config (betas, prediction type; a flow
+    model's shift)."""
     import diffusers
 
     if name not in SAMPLERS:
         raise CharforgeError(f"--sampler {name!r} is unknown; choose from: {', '.join(SAMPLERS)}")
+    if is_flow_matching(base_config):
+        if name not in _FLOW:
+            raise CharforgeError(
+                f"--sampler {name} assumes a DDPM noise schedule; this flow-matching model draws with: {', '.join(_FLOW)}"
+            )
+        class_name, extra = _FLOW[name]
+        if extra:
+            extra = {**extra, "flow_shift": float(dict(base_config).get("shift", 1.0))}
+        return getattr(diffusers, class_name).from_config(base_config, **extra)
     _label, class_name, extra = SAMPLERS[name]
     return getattr(diffusers, class_name).from_config(base_config, **extra)
 

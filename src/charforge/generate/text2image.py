@@ -15,7 +15,7 @@ from .. import atomic, progress
 from ..errors import CharforgeError, PicturesInterrupted
 from ..models.files import DIFFUSERS_LORA_FILE, exported_file
 from ..models.hashes import lora_hash
-from ..models.loading import BaseModel, recommended_guidance
+from ..models.loading import BaseModel, native_resolution, recommended_guidance, size_multiple
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .conditions import NONE, Conditions, call_arguments, edit_size, finish
 from .conditions import pipeline_for as conditions_pipeline
@@ -133,9 +133,8 @@ def new_output_dir(root: Path) -> Path:
 
 
 def native_size(pipe) -> tuple[int, int]:
-    """The pixel size the model was trained at, and the multiple every side must be (VAE x UNet downsampling)."""
-    native = int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
-    return native, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+    """The pixel size the model was trained at, and the multiple every side must be (:func:`size_multiple`)."""
+    return native_resolution(pipe), size_multiple(pipe)
 
 
 def draw_batch(

@@ -2,8 +2,10 @@
 
 SD1.x/SD2.x condition the UNet on one text encoder's last hidden state; SDXL concatenates the
 penultimate hidden states of two encoders and adds the pooled embedding plus size/crop "time ids"
-(Podell et al. 2023, §2.2). The training loop calls only :meth:`FamilyAdapter.encode` and
-:meth:`FamilyAdapter.added_cond` and never asks which family it has.
+(Podell et al. 2023, §2.2); SD3 joins two CLIPs' penultimate states (zero-padded to T5's width) and T5's
+along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1).
+The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
+:meth:`FamilyAdapter.predict` and never asks which family it has.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from .family import ModelFamily
 
 @dataclass
 class PromptEmbeds:
-    hidden: torch.Tensor  # (B, 77, D): cross-attention context
-    pooled: torch.Tensor | None = None  # (B, P): SDXL only
+    hidden: torch.Tensor  # (B, L, D): cross-attention context (L = 77; 154 for SD3's CLIP + T5)
+    pooled: torch.Tensor | None = None  # (B, P): SDXL and SD3
 
     def to(self, device, dtype=None) -> PromptEmbeds:
         return PromptEmbeds(self.hidden.to(device, dtype), None if self.pooled is None else self.pooled.to(device, dtype))
@@ -32,10 +34,21 @@ class PromptEmbeds:
 class FamilyAdapter:
     """SD1.x / SD2.x: one CLIP text encoder."""
 
-    text_encoder_names: tuple[str, ...] = ("text_encoder",)
+    encoder_names: tuple[str, ...] = ("text_encoder",)  # every text encoder the family may have
+    trainable_encoder_names: tuple[str, ...] = ("text_encoder", "text_encoder_2")  # those --train-text-encoder trains
+    denoiser_name = "unet"
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
+
+    @property
+    def text_encoder_names(self) -> tuple[str, ...]:
+        """The text encoders this pipeline has (SD3 may be loaded without its T5)."""
+        return tuple(n for n in self.encoder_names if getattr(self.pipe, n, None) is not None)
+
+    @property
+    def trained_text_encoder_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self.text_encoder_names if n in self.trainable_encoder_names)
 
     @property
     def text_encoders(self) -> list[torch.nn.Module]:
@@ -43,14 +56,21 @@ class FamilyAdapter:
 
     @property
     def tokenizers(self) -> list:
-        return [self.pipe.tokenizer] if len(self.text_encoder_names) == 1 else [self.pipe.tokenizer, self.pipe.tokenizer_2]
+        return [getattr(self.pipe, n.replace("text_encoder", "tokenizer")) for n in self.text_encoder_names]
 
     def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
         """One (B, 77) id tensor per tokenizer."""
         return [
-            tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+            tok(prompts, padding="max_length", max_length=self.max_length(tok), truncation=True, return_tensors="pt").input_ids
             for tok in self.tokenizers
         ]
+
+    def max_length(self, tokenizer) -> int:
+        return tokenizer.model_max_length
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        """The denoiser's output for a noisy batch (``size``: the pictures' (H, W) in pixels)."""
+        return net(noisy, timesteps, embeds.hidden, added_cond_kwargs=self.added_cond(embeds, size)).sample
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
         encoder = (encoders or self.text_encoders)[0]
@@ -61,7 +81,7 @@ class FamilyAdapter:
 
 
 class SDXLAdapter(FamilyAdapter):
-    text_encoder_names = ("text_encoder", "text_encoder_2")
+    encoder_names = ("text_encoder", "text_encoder_2")
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
         hidden, pooled = [], None
@@ -78,10 +98,50 @@ class SDXLAdapter(FamilyAdapter):
         return {"text_embeds": embeds.pooled, "time_ids": time_ids.repeat(embeds.pooled.shape[0], 1).to(embeds.pooled.device)}
 
 
+class SD3Adapter(FamilyAdapter):
+    """SD3/3.5: two CLIPs and T5 into an MMDiT, as ``StableDiffusion3Pipeline.encode_prompt`` joins them. The T5 part
+    is 77 tokens long, as in diffusers' SD3 DreamBooth script (the pipeline draws with 256 by default)."""
+
+    encoder_names = ("text_encoder", "text_encoder_2", "text_encoder_3")
+    trainable_encoder_names = ("text_encoder", "text_encoder_2")  # the CLIPs, as diffusers' script; T5 stays frozen
+    denoiser_name = "transformer"
+    t5_length = 77
+
+    def max_length(self, tokenizer) -> int:
+        return self.t5_length if tokenizer is getattr(self.pipe, "tokenizer_3", None) else tokenizer.model_max_length
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        named = dict(zip(self.text_encoder_names, zip(encoders or self.text_encoders, ids, strict=True), strict=True))
+        hidden, pooled = [], []
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder, token_ids = named[name]
+            out = encoder(token_ids.to(_device(encoder)), output_hidden_states=True)
+            pooled.append(out[0])
+            hidden.append(out.hidden_states[-2])
+        clip = torch.cat(hidden, dim=-1)
+        if "text_encoder_3" in named:
+            encoder, token_ids = named["text_encoder_3"]
+            t5 = encoder(token_ids.to(_device(encoder)))[0]
+        else:  # no T5 loaded: the pipeline's zeros
+            width = self.pipe.transformer.config.joint_attention_dim
+            t5 = torch.zeros(clip.shape[0], self.t5_length, width, device=clip.device, dtype=clip.dtype)
+        clip = torch.nn.functional.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
+        return PromptEmbeds(torch.cat([clip, t5.to(clip.dtype)], dim=-2), torch.cat(pooled, dim=-1))
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        return net(
+            hidden_states=noisy,
+            timestep=timesteps,
+            encoder_hidden_states=embeds.hidden,
+            pooled_projections=embeds.pooled,
+            return_dict=False,
+        )[0]
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     # Works for DDP-wrapped encoders too, which have no ``.device``.
     return next(module.parameters()).device
 
 
 def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
-    return SDXLAdapter(pipe) if family is ModelFamily.SDXL else FamilyAdapter(pipe)
+    return {ModelFamily.SDXL: SDXLAdapter, ModelFamily.SD3: SD3Adapter}.get(family, FamilyAdapter)(pipe)

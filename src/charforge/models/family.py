@@ -1,4 +1,4 @@
-"""Model families (SD1.x, SD2.x, SDXL) and what differs between them.
+"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5) and what differs between them.
 
 Everything family-specific that the training loop needs sits behind the adapters in
 :mod:`charforge.models.adapters`, so no loop branches on family.
@@ -14,10 +14,39 @@ class ModelFamily(str, Enum):
     SD1 = "sd1"
     SD2 = "sd2"
     SDXL = "sdxl"
+    SD3 = "sd3"
 
     @property
     def label(self) -> str:
-        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}[self.value]
+        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5"}[self.value]
+
+    @property
+    def denoiser(self) -> str:
+        """The pipeline's name for the network that denoises: a UNet up to SDXL, a transformer (MMDiT) from SD3 on."""
+        return "transformer" if self is ModelFamily.SD3 else "unet"
+
+    @property
+    def flow_matching(self) -> bool:
+        """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
+        return self is ModelFamily.SD3
+
+
+SUPPORTED = ", ".join(f.label for f in ModelFamily)
+# The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
+# without a UNet (FLUX, Qwen-Image, ...) is named in the error, so a user learns what was found.
+_PIPELINE_FAMILY = {"StableDiffusion3Pipeline": ModelFamily.SD3}
+
+
+def family_of_pipeline(index: dict[str, Any]) -> ModelFamily | None:
+    """The family a ``model_index.json`` names outright, or None when its UNet must be read (SD1/SD2/SDXL).
+
+    Raises ValueError naming the pipeline for a transformer family that is not supported."""
+    name = str(index.get("_class_name", ""))
+    if name in _PIPELINE_FAMILY:
+        return _PIPELINE_FAMILY[name]
+    if "unet" not in index:
+        raise ValueError(f"it holds a {name or 'pipeline'} without a UNet; charforge supports {SUPPORTED}")
+    return None
 
 
 def detect_family(unet_config: dict[str, Any] | Any, *, has_second_text_encoder: bool = False) -> ModelFamily:
@@ -37,10 +66,14 @@ def detect_family(unet_config: dict[str, Any] | Any, *, has_second_text_encoder:
 
 def detect_single_file_family(keys: set[str]) -> ModelFamily:
     """Family of an original-format (A1111/ComfyUI) checkpoint, from its tensor names."""
+    if any(k.startswith("model.diffusion_model.joint_blocks.") for k in keys):
+        return ModelFamily.SD3  # the MMDiT's joint (image + text) blocks
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return ModelFamily.SDXL
     if any(k.startswith("cond_stage_model.model.") for k in keys):
         return ModelFamily.SD2
     if any(k.startswith("cond_stage_model.transformer.") for k in keys):
         return ModelFamily.SD1
+    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
+        raise ValueError(f"a FLUX-style transformer (double_blocks); charforge supports {SUPPORTED}")
     raise ValueError("no Stable Diffusion text-encoder weights found")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import CharforgeError
-from .family import ModelFamily, detect_family, detect_single_file_family
+from .family import ModelFamily, detect_family, detect_single_file_family, family_of_pipeline
 
 PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -28,7 +28,7 @@ DEFAULT_GUIDANCE = 7.5  # Stable Diffusion's own default, for every model that r
 class BaseModel:
     """A loaded pipeline and what we know about it."""
 
-    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
+    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline | StableDiffusion3Pipeline
     family: ModelFamily
     source: str  # as the user gave it; stored in configs and PNG metadata
     # The scheduler settings the model came with (betas, prediction type). Every sampler is built from these, not
@@ -67,32 +67,60 @@ def model_file_hash(source: str) -> str:
     return model_hash(path) if path is not None and path.is_file() else ""
 
 
+def denoiser(pipe) -> Any:
+    """The network that denoises: ``pipe.unet`` (SD1.x-SDXL) or ``pipe.transformer`` (SD3)."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
 def native_resolution(pipe) -> int:
     """The side in pixels the model was trained at."""
-    return int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+    return int(denoiser(pipe).config.sample_size) * pipe.vae_scale_factor
+
+
+def size_multiple(pipe) -> int:
+    """What every side in pixels must be a multiple of: the VAE's factor times the UNet's downsampling, or times a
+    transformer's patch size. The one geometry rule of drawing and training alike."""
+    config = denoiser(pipe).config
+    inner = config.patch_size if hasattr(config, "patch_size") else 2 ** (len(config.block_out_channels) - 1)
+    return pipe.vae_scale_factor * int(inner)
 
 
 def pipeline_class(family: ModelFamily):
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    return StableDiffusionXLPipeline if family is ModelFamily.SDXL else StableDiffusionPipeline
+    return {ModelFamily.SDXL: StableDiffusionXLPipeline, ModelFamily.SD3: StableDiffusion3Pipeline}.get(
+        family, StableDiffusionPipeline
+    )
 
 
 def _sd_kwargs(family: ModelFamily) -> dict[str, Any]:
     # SD1/SD2 pipelines would otherwise insist on a safety checker we cannot download.
-    return {} if family is ModelFamily.SDXL else {"safety_checker": None, "requires_safety_checker": False}
+    return {"safety_checker": None, "requires_safety_checker": False} if family in (ModelFamily.SD1, ModelFamily.SD2) else {}
+
+
+def detect_pipeline(where: str, index: dict[str, Any], read_config) -> ModelFamily:
+    """The family of a diffusers pipeline from its ``model_index.json`` and, for UNet families, its UNet config
+    (``read_config("unet")`` returns it as a dict); ``where`` names the model in errors."""
+    try:
+        family = family_of_pipeline(index)
+    except ValueError as exc:
+        raise CharforgeError(f"{where}: {exc}") from exc
+    if family is not None:
+        return family
+    return detect_family(read_config("unet"), has_second_text_encoder="text_encoder_2" in index)
 
 
 def _folder_family(folder: Path) -> ModelFamily:
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    unet_config_path = folder / "unet" / "config.json"
-    if not unet_config_path.is_file():
-        raise CharforgeError(f"{folder}: diffusers folder has no unet/config.json")
-    unet_config = json.loads(unet_config_path.read_text(encoding="utf-8"))
-    return detect_family(unet_config, has_second_text_encoder="text_encoder_2" in index)
+    def read_config(part: str) -> dict[str, Any]:
+        path = folder / part / "config.json"
+        if not path.is_file():
+            raise CharforgeError(f"{folder}: diffusers folder has no {part}/config.json")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    return detect_pipeline(str(folder), json.loads((folder / "model_index.json").read_text(encoding="utf-8")), read_config)
 
 
-FINETUNED_PARTS = ("unet", "text_encoder", "text_encoder_2")
+FINETUNED_PARTS = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 
 
 def load_finetuned_module(folder: Path, like: Any) -> Any:
@@ -109,8 +137,8 @@ def swap_finetuned(pipe: Any, folder: Path) -> dict[str, Any]:
 
     Returns the parts it replaced, so a caller can put the base back (:func:`restore_parts`).
     """
-    if not (folder / "unet").is_dir():
-        raise CharforgeError(f"{folder}: no unet/ here; the checkpoint is incomplete")
+    if not (folder / "unet").is_dir() and not (folder / "transformer").is_dir():
+        raise CharforgeError(f"{folder}: no unet/ or transformer/ here; the checkpoint is incomplete")
     replaced = {}
     for name in FINETUNED_PARTS:
         if (folder / name).is_dir():
@@ -245,7 +273,7 @@ def _load_single_file(path: Path, source: str, allow_unsafe_pickle: bool, base_c
     try:
         family = detect_single_file_family(_single_file_keys(path, allow_unsafe_pickle))
     except ValueError as exc:
-        raise CharforgeError(f"{path}: not a Stable Diffusion checkpoint ({exc})") from exc
+        raise CharforgeError(f"{path}: not a checkpoint charforge can teach ({exc})") from exc
     kwargs: dict[str, Any] = dict(dtype=dtype, **_sd_kwargs(family))
     if base_config:
         kwargs["config"] = base_config
@@ -269,17 +297,21 @@ def _load_from_hub(repo_id: str, dtype) -> BaseModel:
         repo_id, what="--base", instead="pass a local diffusers folder or .safetensors file", config_file="model_index.json"
     )
     try:
-        index_path = hf_hub_download(repo_id, "model_index.json", local_files_only=local)
-        unet_config_path = hf_hub_download(repo_id, "unet/config.json", local_files_only=local)
+        index = json.loads(Path(hf_hub_download(repo_id, "model_index.json", local_files_only=local)).read_text("utf-8"))
+        family = detect_pipeline(
+            repo_id,
+            index,
+            lambda part: json.loads(
+                Path(hf_hub_download(repo_id, f"{part}/config.json", local_files_only=local)).read_text(encoding="utf-8")
+            ),
+        )
+    except CharforgeError:
+        raise
     except Exception as exc:  # offline, unknown repo, gated repo: all end here
         raise CharforgeError(
             f"could not load {repo_id!r} from the Hugging Face hub ({first_line(exc)}); "
             "check the id and your connection, or pass a local diffusers folder or .safetensors file"
         ) from exc
-    index = json.loads(Path(index_path).read_text(encoding="utf-8"))
-    family = detect_family(
-        json.loads(Path(unet_config_path).read_text(encoding="utf-8")), has_second_text_encoder="text_encoder_2" in index
-    )
     pipe = DiffusionPipeline.from_pretrained(
         repo_id, dtype=dtype, use_safetensors=True, local_files_only=local, **_sd_kwargs(family)
     )

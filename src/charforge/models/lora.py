@@ -28,6 +28,23 @@ UNET_TARGETS: dict[str, list[str]] = {
     "transformer": _UNET_TRANSFORMER,
     "all": [*_UNET_TRANSFORMER, *_UNET_RESNET],
 }
+# An MMDiT (SD3) has joint attention with separate projections of the text stream (``add_*``, ``to_add_out``), as
+# diffusers' SD3 DreamBooth-LoRA script targets them, and a feed-forward per stream.
+_MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
+_MMDIT_TRANSFORMER = [*_MMDIT_ATTENTION, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2"]
+MMDIT_TARGETS: dict[str, list[str]] = {
+    "attention": _MMDIT_ATTENTION,
+    "transformer": _MMDIT_TRANSFORMER,
+    "all": [*_MMDIT_TRANSFORMER, "norm1.linear", "norm1_context.linear", "context_embedder", "proj_out"],
+}
+DENOISERS = ("unet", "transformer")
+
+
+def denoiser_targets(name: str, targets: str) -> list[str]:
+    """The layers ``--lora-targets`` names in denoiser ``name`` (``unet`` or ``transformer``)."""
+    return (UNET_TARGETS if name == "unet" else MMDIT_TARGETS)[targets]
+
+
 _TEXT_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
 _TEXT_LINEAR = [*_TEXT_ATTENTION, "fc1", "fc2"]  # a text encoder has no convolutions: "all" is every linear layer
 TEXT_ENCODER_TARGETS: dict[str, list[str]] = {"attention": _TEXT_ATTENTION, "transformer": _TEXT_LINEAR, "all": _TEXT_LINEAR}
@@ -57,7 +74,7 @@ def peft_state_dict(module: torch.nn.Module, name: str = "unet") -> dict[str, to
     # A module built on the meta device (a full-size architecture without weights) keeps its meta tensors: the
     # export tests check key names at real scale that way.
     state = {k: v if v.is_meta else v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
-    if name != "unet":
+    if name not in DENOISERS:
         state = {(k if k.startswith("text_model.") else f"text_model.{k}"): v for k, v in state.items()}
     return state
 
@@ -74,7 +91,7 @@ def save_lora(
     token_rows: tuple[str, dict[str, torch.Tensor]] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write ``modules`` (``unet``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
+    """Write ``modules`` (``unet`` or ``transformer``, ``text_encoder``, ``text_encoder_2``) LoRA weights into ``folder``.
 
     Returns the diffusers-format file. With ``kohya`` (the training's facts) a kohya copy named
     ``<kohya.output_name>.safetensors`` is written beside it, carrying ``token_rows`` (an identifier's trained
@@ -90,10 +107,11 @@ def save_lora(
     metadata = {}
     for name in modules:
         # diffusers builds the adapter from this config when it loads the file: it must list every trained layer
-        layers_of = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
-        metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of[targets]).to_dict()
+        layers_of = denoiser_targets(name, targets) if name in DENOISERS else TEXT_ENCODER_TARGETS[targets]
+        metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of).to_dict()
     pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
-    if kohya is not None:
+    # kohya's names exist for the UNet families; an SD3 LoRA's diffusers file is what ComfyUI and Forge load as is.
+    if kohya is not None and family.denoiser == "unet":
         save_kohya(
             folder, kohya, family, layers, modules["unet"].config, rank=rank, alpha=alpha, targets=targets, token_rows=token_rows
         )
@@ -134,12 +152,13 @@ def load_lora_into(folder_or_file: Path, modules: dict[str, torch.nn.Module], fa
 
     from .loading import pipeline_class
 
-    state, _alphas = pipeline_class(family).lora_state_dict(str(folder_or_file))
+    loaded = pipeline_class(family).lora_state_dict(str(folder_or_file))
+    state = loaded[0] if isinstance(loaded, tuple) else loaded  # (state, alphas) for the UNet families; SD3: state
     for name, module in modules.items():
         prefix = f"{name}."
         own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         already_peft = any(".lora_A." in k or ".lora_B." in k for k in own)  # our files; older ones use lora.down
-        if name == "unet":
+        if name in DENOISERS:
             own = own if already_peft else convert_unet_state_dict_to_peft(own)
         else:
             own = own if already_peft else convert_state_dict_to_peft(own)

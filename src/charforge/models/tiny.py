@@ -106,12 +106,82 @@ def sd_scheduler():
     )
 
 
+def t5_tokenizer(max_length: int = 256):
+    """A T5 tokenizer (SentencePiece-style Unigram over single characters, ``</s>`` appended) built here, with no
+    download: the tokenizer class SD3 loads, for the tiny T5 encoder's 256-symbol vocabulary."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    chars = [chr(c) for c in range(32, 127) if chr(c) != " "] + ["\u2581"]  # "▁" marks a word start, as in T5
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in chars]
+    vocab += [(f"<extra_{i}>", -100.0) for i in range(256 - len(vocab))]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0, model_max_length=max_length
+    )
+
+
+def _tiny_sd3():
+    """SD3's classes at toy size: an MMDiT with one joint block, two CLIPs with projections, a T5 encoder, a
+    16-channel-style VAE with SD3's shift (here 4 channels) and the flow-matching Euler scheduler with SD3's shift."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tiny_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    transformer = SD3Transformer2DModel(
+        sample_size=16,
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=64,
+        caption_projection_dim=32,
+        pooled_projection_dim=64,
+        pos_embed_max_size=32,
+    )
+    t5 = T5EncoderModel(
+        T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=1, num_heads=4, decoder_start_token_id=0)
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=32,
+        shift_factor=0.0609,
+        scaling_factor=1.5305,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=vae,
+        text_encoder=CLIPTextModelWithProjection(_text_config()),
+        tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config()),
+        tokenizer_2=tokenizer,
+        text_encoder_3=t5,
+        tokenizer_3=t5_tokenizer(),
+    )
+
+
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
+    if family is ModelFamily.SD3:
+        return _tiny_sd3()
     with tempfile.TemporaryDirectory() as tmp:
         write_tiny_tokenizer(Path(tmp))
         tokenizer = CLIPTokenizer.from_pretrained(tmp)

@@ -26,7 +26,7 @@ from .. import atomic, progress
 from ..config import TrainConfig
 from ..errors import CharforgeError, TrainingInterrupted
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
-from ..models.loading import BaseModel, load_base_model, native_resolution, recommended_guidance
+from ..models.loading import BaseModel, denoiser, load_base_model, native_resolution, recommended_guidance, size_multiple
 from ..run import Run
 from ..workspace import Workspace
 from . import checkpoint as ckpt
@@ -34,6 +34,7 @@ from .data_cache import LatentSet, PixelSet, encode_latents, encode_prompts, loa
 from .export import promote, training_facts, write_result
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
+from .objective import FlowMatching, NoisePrediction, objective_for
 from .prior import ensure_class_images
 from .prompts import training_prompts
 from .validation import validation_grid
@@ -71,9 +72,9 @@ def resolve_precision(requested: str) -> str:
 
 
 def resolution_multiple(pipe) -> int:
-    """Side lengths must be multiples of this: the UNet halves the latent at each down block, and
-    diffusers' pipelines insist on multiples of 8."""
-    return math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.down_block_types) - 1))
+    """Side lengths must be multiples of this: the model's own multiple (:func:`size_multiple`), and 8, which
+    diffusers' SD pipelines insist on."""
+    return math.lcm(8, size_multiple(pipe))
 
 
 def check_resolution(resolution: int, pipe, family_label: str) -> None:
@@ -87,6 +88,16 @@ def check_resolution(resolution: int, pipe, family_label: str) -> None:
 
 
 # -- 2. the run folder ----------------------------------------------------------------------------
+def check_family_options(config: TrainConfig, family) -> None:
+    """Options that do not apply to the base's family are refused with the reason, before anything is loaded."""
+    objective_for(family.flow_matching, {}, config.timestep_sampling).check(config.snr_gamma)
+    if config.train_token_embedding and family.denoiser != "unet":
+        raise CharforgeError(
+            f"--train-token-embedding trains the identifier's CLIP embedding rows; {family.label} also reads the prompt "
+            "through T5, whose rows charforge does not train yet: drop the flag (the LoRA learns the identifier)"
+        )
+
+
 def prepare_run_dir(workspace: Workspace, name: str | None, *, overwrite: bool, resume: bool, is_main: bool) -> Path:
     if resume:
         run_dir = workspace.run_dir(name or "latest")
@@ -202,6 +213,7 @@ def train(
     base = load_base_model(config.base, allow_unsafe_pickle=config.allow_unsafe_pickle, base_config=config.base_config)
     resolution = config.resolution or native_resolution(base.pipe)
     check_resolution(resolution, base.pipe, base.family.label)
+    check_family_options(config, base.family)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         Run(run_dir).write_config(config)
@@ -214,9 +226,9 @@ def train(
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     _place_models(pipe, adapter, trainable, accelerator.device, weight_dtype)
     if config.gradient_checkpointing:
-        pipe.unet.enable_gradient_checkpointing()
+        denoiser(pipe).enable_gradient_checkpointing()
         for name in trainable.modules:
-            if name != "unet":
+            if name != trainable.denoiser_name:
                 trainable.modules[name].gradient_checkpointing_enable()
 
     # 3. Data: latents and prompt embeddings, cached once.
@@ -424,7 +436,7 @@ def _place_models(pipe, adapter: FamilyAdapter, trainable: Trainable, device, we
         # which CPU kernels refuse even under autocast (fp32 input, bf16 weights).
         trains_whole = name in trainable.modules and not trainable.uses_lora
         place(encoder, torch.float32 if trains_whole or name in trainable.token_tables else weight_dtype)
-    place(pipe.unet, weight_dtype if trainable.uses_lora else torch.float32)
+    place(denoiser(pipe), weight_dtype if trainable.uses_lora else torch.float32)
     if trainable.uses_lora and weight_dtype != torch.float32:
         cast_training_params(list(trainable.modules.values()), dtype=torch.float32)
 
@@ -440,14 +452,12 @@ class _Data:
     scaling: float
     shift: float
     vae_scale: int
-    noise_scheduler: object
+    objective: NoisePrediction | FlowMatching
 
 
 def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, resolution, show, autocast=nullcontext) -> _Data:
     """``autocast``: the run's precision context. Under bf16/fp16 the frozen parts are already cast (the VAE stays
     fp32), so the pipeline draws class images in mixed dtypes, which only autocast reconciles."""
-    from diffusers import DDPMScheduler
-
     character = workspace.character
     fill = lambda t: config.prompt(t, character.token, character.class_word)  # noqa: E731
     prompts = training_prompts(config, workspace, images)
@@ -493,14 +503,14 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         scaling=float(vae_config.scaling_factor),
         shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
         vae_scale=base.pipe.vae_scale_factor,
-        noise_scheduler=DDPMScheduler.from_config(base.pipe.scheduler.config),
+        objective=objective_for(base.family.flow_matching, base.scheduler_config, config.timestep_sampling),
     )
 
 
 def _make_optimizer(config: TrainConfig, trainable: Trainable) -> torch.optim.Optimizer:
-    groups = [{"params": trainable.parameters("unet"), "lr": config.learning_rate}]
+    groups = [{"params": trainable.parameters(trainable.denoiser_name), "lr": config.learning_rate}]
     for name in trainable.modules:
-        if name != "unet":
+        if name != trainable.denoiser_name:
             groups.append({"params": trainable.parameters(name), "lr": config.text_encoder_lr or config.learning_rate})
     if trainable.token_tables:
         # No weight decay: it would shrink every other word's embedding, whose gradients are masked to zero.
@@ -518,8 +528,6 @@ def _make_optimizer(config: TrainConfig, trainable: Trainable) -> torch.optim.Op
 
 def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, micro: int, accelerator) -> torch.Tensor:
     """Denoising loss of one micro-batch (instance images, then class images under prior preservation)."""
-    from diffusers.training_utils import compute_snr
-
     rank, world, bs = accelerator.process_index, accelerator.num_processes, config.train_batch_size
     gen = step_generator(config.seed, micro, rank)
     index = batch_indices(config.seed, micro, rank, world, bs, len(data.prompts))
@@ -529,29 +537,24 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
         class_index = batch_indices(config.seed + 1, micro, rank, world, bs, len(data.class_images))
         latents = torch.cat([latents, data.class_images.sample(class_index, gen, data.scaling, data.shift)])
         prompts += [data.class_prompts[int(i)] for i in class_index]
-    scheduler = data.noise_scheduler
+    objective = data.objective
     noise = torch.randn(latents.shape, generator=gen)
     if config.noise_offset:
         # Offset noise (Guttenberg 2023) lets the model learn very dark / bright images.
         noise += config.noise_offset * torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=gen)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen)
-    noisy = scheduler.add_noise(latents, noise, timesteps)
+    batch = objective.noised(latents, noise, gen)
     if data.embeddings is not None:
         embeds = PromptEmbeds.cat([data.embeddings[p] for p in prompts])
     else:
         encoders = [wrapped.get(n, e) for n, e in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True)]
         embeds = adapter.encode(adapter.tokenize(prompts), encoders)
     device = accelerator.device
-    unet = wrapped["unet"]
-    dtype = next(p for p in accelerator.unwrap_model(unet).parameters()).dtype
+    net = wrapped[adapter.denoiser_name]
+    dtype = next(p for p in accelerator.unwrap_model(net).parameters()).dtype
     embeds = embeds.to(device, dtype)
     pixel_size = (latents.shape[-2] * data.vae_scale, latents.shape[-1] * data.vae_scale)  # (H, W)
-    pred = unet(
-        noisy.to(device, dtype), timesteps.to(device), embeds.hidden, added_cond_kwargs=adapter.added_cond(embeds, pixel_size)
-    ).sample.float()
-    v_prediction = scheduler.config.prediction_type == "v_prediction"
-    target = scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
-    per_element = F.mse_loss(pred, target.to(device), reduction="none")
+    pred = adapter.predict(net, batch.noisy.to(device, dtype), batch.timesteps.to(device), embeds, pixel_size).float()
+    per_element = F.mse_loss(pred, batch.target.to(device), reduction="none")
     if data.weights is not None:  # masked loss: the mean over each instance image's subject; class images whole
         weights = torch.ones_like(per_element[:, :1])
         weights[:bs] = torch.stack([data.weights[int(i)] for i in index]).to(device)
@@ -559,10 +562,7 @@ def _loss(config: TrainConfig, data: _Data, adapter: FamilyAdapter, wrapped, mic
     else:
         per_sample = per_element.mean(dim=(1, 2, 3))
     if config.snr_gamma:
-        # Min-SNR weighting (Hang et al. 2023, arXiv:2303.09556).
-        snr = compute_snr(scheduler, timesteps)
-        weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1 if v_prediction else snr)
-        per_sample = per_sample * weight.to(device)
+        per_sample = per_sample * objective.min_snr_weight(batch.timesteps, config.snr_gamma).to(device)
     if data.class_images is None:
         return per_sample.mean()
     return per_sample[:bs].mean() + config.prior_loss_weight * per_sample[bs:].mean()
@@ -596,8 +596,8 @@ def _saver(run_dir: Path, config: TrainConfig, trainable: Trainable, optimizer, 
 
 def _validate(pipe, config: TrainConfig, character, resolution: int, run_dir: Path, step: int, accelerator) -> None:
     prompts = [config.prompt(p, character.token, character.class_word) for p in config.validation_prompts]
-    unet = pipe.unet
-    unet.eval()
+    net = denoiser(pipe)
+    net.eval()
     with accelerator.autocast():
         validation_grid(
             pipe,
@@ -607,4 +607,4 @@ def _validate(pipe, config: TrainConfig, character, resolution: int, run_dir: Pa
             steps=config.validation_inference_steps,
             path=run_dir / "samples" / f"{ckpt.step_dir_name(step)}.png",
         )
-    unet.train()
+    net.train()

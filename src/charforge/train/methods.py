@@ -18,7 +18,7 @@ from ..config import TrainConfig
 from ..models.adapters import FamilyAdapter
 from ..models.family import ModelFamily
 from ..models.kohya import TrainingFacts
-from ..models.lora import TEXT_ENCODER_TARGETS, UNET_TARGETS, add_lora, load_lora_into, save_lora
+from ..models.lora import TEXT_ENCODER_TARGETS, add_lora, denoiser_targets, load_lora_into, save_lora
 from ..models.single_file import save_single_file
 from ..models.token_embeddings import (
     enable_token_training,
@@ -48,8 +48,12 @@ class Trainable:
         return self.method != "dreambooth"
 
     @property
+    def denoiser_name(self) -> str:
+        return self.family.denoiser
+
+    @property
     def trains_text_encoder(self) -> bool:
-        return any(name != "unet" for name in self.modules) or bool(self.token_tables)
+        return any(name != self.denoiser_name for name in self.modules) or bool(self.token_tables)
 
     def parameters(self, name: str) -> list[torch.nn.Parameter]:
         """What trains in module ``name``, without the embedding tables (see :meth:`token_parameters`)."""
@@ -122,20 +126,17 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
     for encoder in adapter.text_encoders:
         encoder.requires_grad_(False)
     torch.manual_seed(config.seed)
+    net = getattr(pipe, family.denoiser)
+    trained_encoders = {n: getattr(pipe, n) for n in adapter.trained_text_encoder_names} if config.train_text_encoder else {}
     if config.method == "dreambooth":
-        pipe.unet.requires_grad_(True)
-        modules = {"unet": pipe.unet}
-        if config.train_text_encoder:
-            for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-                encoder.requires_grad_(True)
-                modules[name] = encoder
-        return Trainable(config.method, family, modules)
-    add_lora(pipe.unet, config.rank, config.alpha, UNET_TARGETS[config.lora_targets])
-    modules: dict[str, torch.nn.Module] = {"unet": pipe.unet}
-    if config.train_text_encoder:
-        for name, encoder in zip(adapter.text_encoder_names, adapter.text_encoders, strict=True):
-            add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS[config.lora_targets])
-            modules[name] = encoder
+        net.requires_grad_(True)
+        for encoder in trained_encoders.values():
+            encoder.requires_grad_(True)
+        return Trainable(config.method, family, {family.denoiser: net, **trained_encoders})
+    add_lora(net, config.rank, config.alpha, denoiser_targets(family.denoiser, config.lora_targets))
+    for encoder in trained_encoders.values():
+        add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS[config.lora_targets])
+    modules: dict[str, torch.nn.Module] = {family.denoiser: net, **trained_encoders}
     tables = {}
     if config.train_token_embedding:
         if not token:

@@ -15,7 +15,12 @@ from ..models.kohya import TrainingFacts
 
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
-_FAMILY_TAG = {ModelFamily.SD1: "stable-diffusion", ModelFamily.SD2: "stable-diffusion", ModelFamily.SDXL: "stable-diffusion-xl"}
+_FAMILY_TAG = {
+    ModelFamily.SD1: "stable-diffusion",
+    ModelFamily.SD2: "stable-diffusion",
+    ModelFamily.SDXL: "stable-diffusion-xl",
+    ModelFamily.SD3: "sd3",  # diffusers' SD3 DreamBooth script tags its cards so
+}
 
 
 def _is_hub_id(source: str) -> bool:
