@@ -1,4 +1,4 @@
-"""Transformer families (SD3/3.5) through the same loop: detected, taught, loaded elsewhere, resumed, drawn; and the
+"""Transformer families (SD3/3.5, FLUX.1) through the same loop: detected, taught, loaded elsewhere, resumed, drawn; and the
 training target of each family checked against the formula of its diffusers training script."""
 
 from __future__ import annotations
@@ -27,19 +27,34 @@ def tiny_sd3(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd3", ModelFamily.SD3)
 
 
-def test_sd3_is_detected_from_its_folder_and_its_single_file_keys(tiny_sd3, tmp_path):
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-flux", ModelFamily.FLUX)
+
+
+@pytest.fixture(params=[ModelFamily.SD3, ModelFamily.FLUX], ids=["sd3", "flux"])
+def tiny_transformer(request):
+    """Each transformer family's tiny model, in turn."""
+    return request.getfixturevalue(f"tiny_{request.param.value}")
+
+
+def test_transformer_families_are_detected_from_folders_and_single_file_keys(tiny_sd3, tiny_flux, tmp_path):
     base = load_base_model(str(tiny_sd3))
     assert base.family is ModelFamily.SD3
     assert (native_resolution(base.pipe), size_multiple(base.pipe)) == (32, 4)  # sample 16 x VAE 2; VAE 2 x patch 2
+    flux = load_base_model(str(tiny_flux))
+    assert flux.family is ModelFamily.FLUX
+    assert (native_resolution(flux.pipe), size_multiple(flux.pipe)) == (256, 4)  # the pipeline's 128 x VAE 2; 2x2 packing
     assert detect_single_file_family({"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"}) is ModelFamily.SD3
+    assert detect_single_file_family({"double_blocks.0.img_attn.qkv.weight"}) is ModelFamily.FLUX
 
-    flux = tmp_path / "flux"
-    flux.mkdir()
-    (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline", "transformer": ["diffusers", "X"]}))
-    with pytest.raises(CharforgeError, match=r"FluxPipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5"):
-        load_base_model(str(flux))
-    with pytest.raises(ValueError, match="FLUX-style"):
-        detect_single_file_family({"double_blocks.0.img_attn.qkv.weight"})
+    other = tmp_path / "qwen"
+    other.mkdir()
+    (other / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline", "transformer": ["diffusers", "X"]}))
+    with pytest.raises(
+        CharforgeError, match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1"
+    ):
+        load_base_model(str(other))
 
 
 def test_flow_matching_target_is_the_sd3_scripts_formula(tiny_sd3):
@@ -78,27 +93,44 @@ def test_noise_prediction_target_is_the_ddpm_formula(prediction):
 
 
 def _velocity_error(pipe, latents: torch.Tensor) -> float:
-    """The flow-matching error on fixed noise levels and noise: what SD3 training minimises."""
+    """The flow-matching error on fixed noise levels and noise, through each pipeline's own prompt encoding and
+    (FLUX) latent packing: what training minimises."""
     sigmas = torch.linspace(0.1, 0.9, 8)[:, None, None, None]
     x = latents.repeat(len(sigmas), 1, 1, 1)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
+    noisy, n = (1 - sigmas) * x + sigmas * noise, len(sigmas)
     with torch.no_grad():
-        embeds, _, pooled, _ = pipe.encode_prompt(
-            PROMPT, PROMPT, PROMPT, do_classifier_free_guidance=False, max_sequence_length=77
-        )
-        pred = pipe.transformer(
-            hidden_states=(1 - sigmas) * x + sigmas * noise,
-            timestep=sigmas.flatten() * 1000,
-            encoder_hidden_states=embeds.repeat(len(sigmas), 1, 1),
-            pooled_projections=pooled.repeat(len(sigmas), 1),
-        ).sample
+        if hasattr(pipe, "_pack_latents"):  # FLUX
+            embeds, pooled, text_ids = pipe.encode_prompt(PROMPT, PROMPT, max_sequence_length=512)
+            b, c, h, w = noisy.shape
+            pred = pipe.transformer(
+                hidden_states=pipe._pack_latents(noisy, b, c, h, w),
+                timestep=sigmas.flatten(),
+                guidance=torch.full((n,), 3.5),
+                pooled_projections=pooled.repeat(n, 1),
+                encoder_hidden_states=embeds.repeat(n, 1, 1),
+                txt_ids=text_ids,
+                img_ids=pipe._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32),
+            ).sample
+            pred = pipe._unpack_latents(pred, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor, pipe.vae_scale_factor)
+        else:
+            embeds, _, pooled, _ = pipe.encode_prompt(
+                PROMPT, PROMPT, PROMPT, do_classifier_free_guidance=False, max_sequence_length=77
+            )
+            pred = pipe.transformer(
+                hidden_states=noisy,
+                timestep=sigmas.flatten() * 1000,
+                encoder_hidden_states=embeds.repeat(n, 1, 1),
+                pooled_projections=pooled.repeat(n, 1),
+            ).sample
     return torch.nn.functional.mse_loss(pred, noise - x).item()
 
 
-def test_sd3_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_sd3):
+def test_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_transformer):
+    family = load_base_model(str(tiny_transformer)).family
     result = api.train(
         workspace,
-        base=str(tiny_sd3),
+        base=str(tiny_transformer),
         max_train_steps=60,
         learning_rate=5e-3,
         rank=8,
@@ -108,17 +140,18 @@ def test_sd3_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_s
         **FAST,
     )
     state = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
-    assert {k.split(".")[0] for k in state} == {"transformer", "text_encoder", "text_encoder_2"}  # T5 stays frozen
+    clips = {"text_encoder", "text_encoder_2"} if family is ModelFamily.SD3 else {"text_encoder"}
+    assert {k.split(".")[0] for k in state} == {"transformer", *clips}  # T5 stays frozen
     assert any(".add_q_proj." in k for k in state)  # the joint attention's text stream carries LoRA too
     losses = [float(line.split(",")[1]) for line in (result.run_dir / "loss.csv").read_text().splitlines()[1:]]
     assert all(math.isfinite(v) for v in losses)
 
-    from diffusers import StableDiffusion3Pipeline
     from PIL import ImageOps
 
     from charforge.data.images import load_image, to_tensor
+    from charforge.models.loading import pipeline_class
 
-    pipe = StableDiffusion3Pipeline.from_pretrained(str(tiny_sd3))
+    pipe = pipeline_class(family).from_pretrained(str(tiny_transformer))
     pipe.set_progress_bar_config(disable=True)
     pixels = to_tensor(ImageOps.fit(load_image(workspace.training_images()[0]), (32, 32)))[None]
     vae = pipe.vae.config
@@ -130,13 +163,15 @@ def test_sd3_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_s
     assert _velocity_error(pipe, latents) < before * 0.9
     assert abs(plain - pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).images).mean() > 1e-3
 
-    drawn = api.generate(workspace, ["UnicornGirl girl waving"], steps=3, sampler="euler", show_progress=False)
+    drawn = api.generate(
+        workspace, ["UnicornGirl girl waving"], steps=3, sampler="euler", width=32, height=32, show_progress=False
+    )
     params = read_png_params(drawn.images[0])
-    assert params.sampler == "Euler" and params.model == "tiny-sd3"
+    assert params.sampler == "Euler" and params.model == tiny_transformer.name
 
 
-def test_sd3_resume_matches_an_uninterrupted_run(workspace, tiny_sd3):
-    same = dict(base=str(tiny_sd3), learning_rate=2e-3, rank=4, mixed_precision="no", show_progress=False, **FAST)
+def test_resume_matches_an_uninterrupted_run(workspace, tiny_transformer):
+    same = dict(base=str(tiny_transformer), learning_rate=2e-3, rank=4, mixed_precision="no", show_progress=False, **FAST)
     api.train(workspace, run="full", max_train_steps=6, **same)
     api.train(workspace, run="cut", max_train_steps=3, **same)
     api.resume(workspace, run="cut", max_train_steps=6, show_progress=False)
@@ -147,13 +182,19 @@ def test_sd3_resume_matches_an_uninterrupted_run(workspace, tiny_sd3):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
 
 
-def test_sd3_full_dreambooth_saves_a_model_that_loads_as_sd3(workspace, tiny_sd3):
+def test_full_dreambooth_saves_a_model_of_the_same_family(workspace, tiny_transformer):
     result = api.train(
-        workspace, base=str(tiny_sd3), method="dreambooth", max_train_steps=2, mixed_precision="bf16", show_progress=False, **FAST
+        workspace,
+        base=str(tiny_transformer),
+        method="dreambooth",
+        max_train_steps=2,
+        mixed_precision="bf16",
+        show_progress=False,
+        **FAST,
     )
     reloaded = load_base_model(str(result.final_dir))
-    assert reloaded.family is ModelFamily.SD3
-    base = load_base_model(str(tiny_sd3))
+    base = load_base_model(str(tiny_transformer))
+    assert reloaded.family is base.family
     moved = [
         k for k, v in reloaded.pipe.transformer.state_dict().items() if not torch.equal(v, base.pipe.transformer.state_dict()[k])
     ]
@@ -167,15 +208,51 @@ def test_sd3_full_dreambooth_saves_a_model_that_loads_as_sd3(workspace, tiny_sd3
         (dict(train_token_embedding=True), "--train-token-embedding .* T5"),
     ],
 )
-def test_options_that_do_not_apply_to_flow_matching_are_refused(workspace, tiny_sd3, options, message):
+def test_options_that_do_not_apply_to_flow_matching_are_refused(workspace, tiny_transformer, options, message):
     with pytest.raises(CharforgeError, match=message):
-        api.train(workspace, base=str(tiny_sd3), max_train_steps=1, show_progress=False, **FAST, **options)
+        api.train(workspace, base=str(tiny_transformer), max_train_steps=1, show_progress=False, **FAST, **options)
     assert not list(workspace.runs_dir.glob("*/checkpoints"))
 
 
-def test_ddpm_only_samplers_and_options_are_refused_for_sd3(workspace, tiny_sd3):
+def test_ddpm_only_samplers_and_options_are_refused_for_flow_models(workspace, tiny_sd3, tiny_flux):
     with pytest.raises(CharforgeError, match="euler-a assumes a DDPM noise schedule"):
         api.generate(workspace, ["x"], base=str(tiny_sd3), use_run=False, steps=2, sampler="euler-a", show_progress=False)
+    # FLUX shifts its noise levels by the picture's size, which only the flow Euler sampler takes
+    with pytest.raises(CharforgeError, match="dpm\\+\\+2m assumes a fixed shift; .* draws with: euler$"):
+        api.generate(workspace, ["x"], base=str(tiny_flux), use_run=False, steps=2, sampler="dpm++2m", show_progress=False)
     sd1 = save_tiny_model(workspace.root / "sd1", ModelFamily.SD1)
     with pytest.raises(CharforgeError, match="--timestep-sampling mode is for flow-matching models"):
         api.train(workspace, base=str(sd1), timestep_sampling="mode", show_progress=False, **FAST)
+
+
+def test_edits_draw_with_a_flow_sampler_and_poses_are_refused(workspace, tiny_transformer, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from charforge.generate.conditions import Pose
+
+    picture = Image.open(workspace.training_images()[0]).convert("RGB").resize((32, 32))
+    picture.save(tmp_path / "in.png")
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    mask.save(tmp_path / "mask.png")
+    result = api.edit(
+        workspace, tmp_path / "in.png", "UnicornGirl girl in red", mask=tmp_path / "mask.png", base=str(tiny_transformer),
+        use_run=False, steps=4, strength=0.6, show_progress=False,
+    )  # fmt: skip
+    params = read_png_params(result.images[0])
+    assert params.sampler == "Euler"  # the multistep solvers cannot start part-way on a flow model
+    drawn = np.asarray(Image.open(result.images[0]).convert("RGB"), dtype=float)
+    outside = np.asarray(mask) == 0
+    assert np.abs(drawn[outside] - np.asarray(picture, dtype=float)[outside]).mean() < 1.0  # only the mask was redrawn
+    with pytest.raises(CharforgeError, match="--sampler unipc cannot start from a picture"):
+        api.edit(workspace, tmp_path / "in.png", "x", base=str(tiny_transformer), use_run=False, steps=4, strength=0.6,
+                 sampler="unipc", show_progress=False)  # fmt: skip
+    pose = Pose(controlnet="", image=Image.new("RGB", (32, 32)))
+    with pytest.raises(CharforgeError, match="--pose and --image-prompt use UNet ControlNets"):
+        api.generate(workspace, ["x"], base=str(tiny_transformer), use_run=False, steps=2, conditions=api.Conditions(pose=pose))
+
+
+def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
+    drawn = api.generate(workspace, ["x"], base=str(tiny_flux), use_run=False, steps=2, width=32, height=32, show_progress=False)
+    assert read_png_params(drawn.images[0]).sampler == "Euler"

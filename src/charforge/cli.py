@@ -297,7 +297,13 @@ GuidanceOpt = Annotated[
     Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
 ]
 NegativeOpt = Annotated[str, typer.Option("--negative", help="Negative prompt.")]
-SamplerOpt = Annotated[str, typer.Option(help="dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, heun, dpm2.")]
+SamplerOpt = Annotated[
+    str,
+    typer.Option(
+        help="default (the model's: dpm++2m, euler for FLUX), dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, "
+        "heun, dpm2."
+    ),
+]
 RunOpt = Annotated[str, typer.Option(help="Which run of the workspace.")]
 CheckpointOpt = Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")]
 LoraOpt = Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")]
@@ -344,7 +350,7 @@ def generate(
     negative: NegativeOpt = "",
     width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,
-    sampler: SamplerOpt = "dpm++2m",
+    sampler: SamplerOpt = "default",
     batch_size: Annotated[int, typer.Option(help="Pictures drawn per pass of the model (faster, more memory).")] = 1,
     run: RunOpt = "latest",
     checkpoint: CheckpointOpt = None,
@@ -464,7 +470,7 @@ def edit(
     steps: StepsOpt = 50,
     guidance: GuidanceOpt = None,
     negative: NegativeOpt = "",
-    sampler: SamplerOpt = "dpm++2m",
+    sampler: SamplerOpt = "default",
     run: RunOpt = "latest",
     checkpoint: CheckpointOpt = None,
     lora: LoraOpt = None,

@@ -100,6 +100,11 @@ class Painter:
         Returns the conditions with the family's default ControlNet / IP-Adapter filled in, and the ControlNet a
         pose needs (each loaded once) or None."""
         model = self.model(base)
+        if model.family.denoiser != "unet" and (conditions.pose is not None or conditions.image_prompt is not None):
+            raise CharforgeError(
+                f"--pose and --image-prompt use UNet ControlNets and IP-Adapters (SD1.x, SD2.x, SDXL); this is a "
+                f"{model.family.label} model"
+            )
         conditions = with_defaults(conditions, model.family.value)
         if conditions.image_prompt is not None:
             conditions = replace(conditions, image_prompt=conditions.image_prompt.for_unet(model.pipe.unet.config))

@@ -28,6 +28,23 @@ _FLOW: dict[str, tuple[str, dict]] = {
 }
 
 
+# The flow samplers that can start part-way (image-to-image, inpainting): diffusers noises the picture with their
+# ``scale_noise``, which the multistep solvers lack.
+_FLOW_EDIT = ("euler", "heun")
+
+
+def resolve_sampler(name: str | None, base_config, *, edit: bool = False) -> str:
+    """``name``, or for None / ``"default"`` the model's own default: DPM++ 2M, or flow Euler where the model shifts
+    its noise levels by the picture's size (FLUX), the one sampler diffusers runs that way, and for a flow model's
+    edits. A flow model's edit with a sampler that cannot start part-way is refused."""
+    flow = is_flow_matching(base_config)
+    if name in (None, "default"):
+        return "euler" if flow and (edit or dict(base_config).get("use_dynamic_shifting")) else DEFAULT_SAMPLER
+    if flow and edit and name not in _FLOW_EDIT:
+        raise CharforgeError(f"--sampler {name} cannot start from a picture on a flow-matching model; use euler or heun")
+    return name
+
+
 def is_flow_matching(base_config) -> bool:
     """Whether the model's own scheduler is a flow-matching one (the family is read off it, as diffusers does)."""
     return str(dict(base_config).get("_class_name", "")).startswith("FlowMatch")
@@ -38,13 +55,15 @@ def make_scheduler(name: str, base_config):
     model's shift)."""
     import diffusers
 
+    name = resolve_sampler(name, base_config)
     if name not in SAMPLERS:
         raise CharforgeError(f"--sampler {name!r} is unknown; choose from: {', '.join(SAMPLERS)}")
     if is_flow_matching(base_config):
-        if name not in _FLOW:
-            raise CharforgeError(
-                f"--sampler {name} assumes a DDPM noise schedule; this flow-matching model draws with: {', '.join(_FLOW)}"
-            )
+        # A resolution-dependent shift (FLUX) is set by the pipeline through sigmas only the flow Euler sampler takes.
+        usable = ["euler"] if dict(base_config).get("use_dynamic_shifting") else list(_FLOW)
+        if name not in usable:
+            why = "a DDPM noise schedule" if name not in _FLOW else "a fixed shift"
+            raise CharforgeError(f"--sampler {name} assumes {why}; this flow-matching model draws with: {', '.join(usable)}")
         class_name, extra = _FLOW[name]
         if extra:
             extra = {**extra, "flow_shift": float(dict(base_config).get("shift", 1.0))}

@@ -20,7 +20,7 @@ from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddi
 from .conditions import NONE, Conditions, call_arguments, edit_size, finish
 from .conditions import pipeline_for as conditions_pipeline
 from .metadata import GenerationParams, save_png
-from .schedulers import DEFAULT_SAMPLER, make_scheduler, sampler_label
+from .schedulers import make_scheduler, resolve_sampler, sampler_label
 from .sheet import contact_sheet
 
 THESIS_STEPS = 50
@@ -196,7 +196,7 @@ def generate_images(
     guidance: float | None = None,
     width: int | None = None,
     height: int | None = None,
-    sampler: str = DEFAULT_SAMPLER,
+    sampler: str | None = None,
     batch_size: int = 1,
     show_progress: bool = True,
     conditions: Conditions = NONE,
@@ -204,7 +204,8 @@ def generate_images(
 ) -> list[Path]:
     """Generate ``num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
 
-    ``guidance`` None draws at the model's recommended guidance (``recommended_guidance``).
+    ``guidance`` None draws at the model's recommended guidance (``recommended_guidance``); ``sampler`` None at the
+    model's default sampler (``resolve_sampler``).
 
     ``batch_size`` pictures are drawn per pass of the model. A ``contact-sheet.png`` of all of them is
     written beside the images.
@@ -214,6 +215,7 @@ def generate_images(
     pipe = base.pipe
     if guidance is None:
         guidance = recommended_guidance(base.source)
+    sampler = resolve_sampler(sampler, base.scheduler_config, edit=conditions.edit is not None)
     pipe.scheduler = make_scheduler(sampler, base.scheduler_config)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)

@@ -3,7 +3,9 @@
 SD1.x/SD2.x condition the UNet on one text encoder's last hidden state; SDXL concatenates the
 penultimate hidden states of two encoders and adds the pooled embedding plus size/crop "time ids"
 (Podell et al. 2023, §2.2); SD3 joins two CLIPs' penultimate states (zero-padded to T5's width) and T5's
-along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1).
+along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1); FLUX.1
+reads T5's hidden states and CLIP's pooled output, sees the latent as a sequence of 2x2 patches with position ids,
+and FLUX.1-dev is told a distilled guidance strength.
 The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
 :meth:`FamilyAdapter.predict` and never asks which family it has.
 """
@@ -138,10 +140,51 @@ class SD3Adapter(FamilyAdapter):
         )[0]
 
 
+class FluxAdapter(FamilyAdapter):
+    """FLUX.1: CLIP (pooled only) and T5 (512 tokens, as the pipeline), the latent packed into 2x2 patches for the
+    transformer and unpacked after, as diffusers' FLUX DreamBooth script does."""
+
+    encoder_names = ("text_encoder", "text_encoder_2")
+    trainable_encoder_names = ("text_encoder",)  # CLIP, as diffusers' script; T5 stays frozen
+    denoiser_name = "transformer"
+    t5_length = 512
+    # FLUX.1-dev was distilled to take guidance as an input; diffusers' script trains at its default, 3.5 (kohya: 1.0).
+    training_guidance = 3.5
+
+    def max_length(self, tokenizer) -> int:
+        return self.t5_length if tokenizer is self.pipe.tokenizer_2 else tokenizer.model_max_length
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        clip, t5 = encoders or self.text_encoders
+        pooled = clip(ids[0].to(_device(clip)), output_hidden_states=False).pooler_output
+        hidden = t5(ids[1].to(_device(t5)))[0]
+        return PromptEmbeds(hidden, pooled.to(hidden.dtype))
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        pipe = type(self.pipe)
+        b, c, h, w = noisy.shape
+        config = getattr(net, "module", net).config  # DDP wraps it
+        guidance = None
+        if config.guidance_embeds:
+            guidance = torch.full((b,), self.training_guidance, device=noisy.device, dtype=torch.float32)
+        out = net(
+            hidden_states=pipe._pack_latents(noisy, b, c, h, w),
+            timestep=timesteps.to(noisy.dtype) / 1000,  # FLUX's transformer takes the noise level in [0, 1]
+            guidance=guidance,
+            pooled_projections=embeds.pooled,
+            encoder_hidden_states=embeds.hidden,
+            txt_ids=torch.zeros(embeds.hidden.shape[1], 3, device=noisy.device, dtype=noisy.dtype),
+            img_ids=pipe._prepare_latent_image_ids(b, h // 2, w // 2, noisy.device, noisy.dtype),
+            return_dict=False,
+        )[0]
+        return pipe._unpack_latents(out, size[0], size[1], self.pipe.vae_scale_factor)
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     # Works for DDP-wrapped encoders too, which have no ``.device``.
     return next(module.parameters()).device
 
 
 def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
-    return {ModelFamily.SDXL: SDXLAdapter, ModelFamily.SD3: SD3Adapter}.get(family, FamilyAdapter)(pipe)
+    adapters = {ModelFamily.SDXL: SDXLAdapter, ModelFamily.SD3: SD3Adapter, ModelFamily.FLUX: FluxAdapter}
+    return adapters.get(family, FamilyAdapter)(pipe)

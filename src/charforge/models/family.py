@@ -15,26 +15,27 @@ class ModelFamily(str, Enum):
     SD2 = "sd2"
     SDXL = "sdxl"
     SD3 = "sd3"
+    FLUX = "flux"
 
     @property
     def label(self) -> str:
-        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5"}[self.value]
+        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5", "flux": "FLUX.1"}[self.value]
 
     @property
     def denoiser(self) -> str:
         """The pipeline's name for the network that denoises: a UNet up to SDXL, a transformer (MMDiT) from SD3 on."""
-        return "transformer" if self is ModelFamily.SD3 else "unet"
+        return "transformer" if self in (ModelFamily.SD3, ModelFamily.FLUX) else "unet"
 
     @property
     def flow_matching(self) -> bool:
         """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
-        return self is ModelFamily.SD3
+        return self in (ModelFamily.SD3, ModelFamily.FLUX)
 
 
 SUPPORTED = ", ".join(f.label for f in ModelFamily)
 # The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
-# without a UNet (FLUX, Qwen-Image, ...) is named in the error, so a user learns what was found.
-_PIPELINE_FAMILY = {"StableDiffusion3Pipeline": ModelFamily.SD3}
+# without a UNet (Qwen-Image, Z-Image, Chroma, ...) is named in the error, so a user learns what was found.
+_PIPELINE_FAMILY = {"StableDiffusion3Pipeline": ModelFamily.SD3, "FluxPipeline": ModelFamily.FLUX}
 
 
 def family_of_pipeline(index: dict[str, Any]) -> ModelFamily | None:
@@ -75,5 +76,5 @@ def detect_single_file_family(keys: set[str]) -> ModelFamily:
     if any(k.startswith("cond_stage_model.transformer.") for k in keys):
         return ModelFamily.SD1
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
-        raise ValueError(f"a FLUX-style transformer (double_blocks); charforge supports {SUPPORTED}")
+        return ModelFamily.FLUX  # FLUX's double-stream blocks (BFL's own names, as ComfyUI ships them)
     raise ValueError("no Stable Diffusion text-encoder weights found")

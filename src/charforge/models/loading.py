@@ -73,24 +73,33 @@ def denoiser(pipe) -> Any:
 
 
 def native_resolution(pipe) -> int:
-    """The side in pixels the model was trained at."""
-    return int(denoiser(pipe).config.sample_size) * pipe.vae_scale_factor
+    """The side in pixels the model was trained at (FLUX's transformer has no size: its pipeline's default)."""
+    config = denoiser(pipe).config
+    return int(getattr(config, "sample_size", None) or pipe.default_sample_size) * pipe.vae_scale_factor
 
 
 def size_multiple(pipe) -> int:
     """What every side in pixels must be a multiple of: the VAE's factor times the UNet's downsampling, or times a
-    transformer's patch size. The one geometry rule of drawing and training alike."""
+    transformer's patch size (FLUX packs 2x2 latent patches itself). The one geometry rule of drawing and training."""
     config = denoiser(pipe).config
-    inner = config.patch_size if hasattr(config, "patch_size") else 2 ** (len(config.block_out_channels) - 1)
+    if hasattr(pipe, "_pack_latents"):
+        inner = 2
+    elif hasattr(config, "patch_size"):
+        inner = config.patch_size
+    else:
+        inner = 2 ** (len(config.block_out_channels) - 1)
     return pipe.vae_scale_factor * int(inner)
 
 
 def pipeline_class(family: ModelFamily):
-    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    return {ModelFamily.SDXL: StableDiffusionXLPipeline, ModelFamily.SD3: StableDiffusion3Pipeline}.get(
-        family, StableDiffusionPipeline
-    )
+    classes = {
+        ModelFamily.SDXL: StableDiffusionXLPipeline,
+        ModelFamily.SD3: StableDiffusion3Pipeline,
+        ModelFamily.FLUX: FluxPipeline,
+    }
+    return classes.get(family, StableDiffusionPipeline)
 
 
 def _sd_kwargs(family: ModelFamily) -> dict[str, Any]:

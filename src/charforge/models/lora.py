@@ -28,10 +28,11 @@ UNET_TARGETS: dict[str, list[str]] = {
     "transformer": _UNET_TRANSFORMER,
     "all": [*_UNET_TRANSFORMER, *_UNET_RESNET],
 }
-# An MMDiT (SD3) has joint attention with separate projections of the text stream (``add_*``, ``to_add_out``), as
-# diffusers' SD3 DreamBooth-LoRA script targets them, and a feed-forward per stream.
+# An MMDiT (SD3, FLUX's double blocks) has joint attention with separate projections of the text stream (``add_*``,
+# ``to_add_out``), as diffusers' SD3 and FLUX DreamBooth-LoRA scripts target them, and a feed-forward per stream;
+# FLUX's single blocks add a fused MLP (``proj_mlp``).
 _MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
-_MMDIT_TRANSFORMER = [*_MMDIT_ATTENTION, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2"]
+_MMDIT_TRANSFORMER = [*_MMDIT_ATTENTION, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"]
 MMDIT_TARGETS: dict[str, list[str]] = {
     "attention": _MMDIT_ATTENTION,
     "transformer": _MMDIT_TRANSFORMER,

@@ -126,7 +126,7 @@ def t5_tokenizer(max_length: int = 256):
 
 def _tiny_sd3():
     """SD3's classes at toy size: an MMDiT with one joint block, two CLIPs with projections, a T5 encoder, a
-    16-channel-style VAE with SD3's shift (here 4 channels) and the flow-matching Euler scheduler with SD3's shift."""
+    16-channel VAE with SD3's shift and scale, and the flow-matching Euler scheduler with SD3's shift."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel
 
@@ -136,8 +136,8 @@ def _tiny_sd3():
     transformer = SD3Transformer2DModel(
         sample_size=16,
         patch_size=2,
-        in_channels=4,
-        out_channels=4,
+        in_channels=16,  # SD3's 16 latent channels: its inpainting pipeline insists on them
+        out_channels=16,
         num_layers=1,
         attention_head_dim=8,
         num_attention_heads=4,
@@ -151,7 +151,7 @@ def _tiny_sd3():
     )
     vae = AutoencoderKL(
         block_out_channels=(8, 16),
-        latent_channels=4,
+        latent_channels=16,
         norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
@@ -174,6 +174,57 @@ def _tiny_sd3():
     )
 
 
+def _tiny_flux():
+    """FLUX.1-dev's classes at toy size: one double and one single block with rotary position ids and the guidance
+    embedding, CLIP (pooled) and T5, a VAE with FLUX's shift (4 channels, 16 once packed in 2x2 patches), and the
+    flow-matching Euler scheduler with FLUX's resolution-dependent shift."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tiny_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=64,
+        pooled_projection_dim=32,
+        guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
+    t5 = T5EncoderModel(
+        T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=1, num_heads=4, decoder_start_token_id=0)
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=32,
+        shift_factor=0.1159,
+        scaling_factor=0.3611,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+    )
+    return FluxPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(_text_config()),
+        tokenizer=tokenizer,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tokenizer(512),
+        transformer=transformer,
+    )
+
+
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -182,6 +233,8 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     torch.manual_seed(seed)
     if family is ModelFamily.SD3:
         return _tiny_sd3()
+    if family is ModelFamily.FLUX:
+        return _tiny_flux()
     with tempfile.TemporaryDirectory() as tmp:
         write_tiny_tokenizer(Path(tmp))
         tokenizer = CLIPTokenizer.from_pretrained(tmp)

@@ -19,7 +19,8 @@ _FAMILY_TAG = {
     ModelFamily.SD1: "stable-diffusion",
     ModelFamily.SD2: "stable-diffusion",
     ModelFamily.SDXL: "stable-diffusion-xl",
-    ModelFamily.SD3: "sd3",  # diffusers' SD3 DreamBooth script tags its cards so
+    ModelFamily.SD3: "sd3",  # as diffusers' DreamBooth scripts tag their cards
+    ModelFamily.FLUX: "flux",
 }
 
 
