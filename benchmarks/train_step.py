@@ -2,6 +2,13 @@
 
     python benchmarks/train_step.py --reference PATH/TO/diffusers/examples/dreambooth/train_dreambooth_lora.py \
         --sizes tiny,256,512 --steps 5 --mixed-precision no,bf16
+    python benchmarks/train_step.py --family sd3,flux --reference PATH/TO/diffusers/examples/dreambooth \
+        --sizes tiny,mid --steps 5 --mixed-precision no,bf16
+
+``--family sd3|flux`` trains the transformer families against diffusers' ``train_dreambooth_lora_sd3.py`` /
+``train_dreambooth_lora_flux.py`` (``--reference`` is then the folder that holds them): ``tiny`` is the test
+suite's model at 64 px, ``mid`` the same text encoders under a wider transformer (4 blocks of 8 x 64-wide heads)
+at 128 px, what two CPU cores can step through; full-size SD3.5 / FLUX.1 need a GPU.
 
 Both train the same base model (built locally with random weights: a tiny SD1.x model, and the full
 SD1.5 architecture), on the same 5 images, at the same resolution, batch 1, LoRA rank 4, lr 1e-4,
@@ -89,11 +96,43 @@ def build_full_sd15(folder: Path) -> Path:
     return folder
 
 
-def build_models(sizes: list[str], cache: Path) -> dict[str, tuple[Path, int]]:
+REFERENCE_SCRIPTS = {
+    "sd1": "train_dreambooth_lora.py",
+    "sd3": "train_dreambooth_lora_sd3.py",
+    "flux": "train_dreambooth_lora_flux.py",
+}
+
+
+def build_transformer_model(family: str, size: str, cache: Path) -> tuple[Path, int]:
+    """The tiny SD3 / FLUX.1 model, or (``mid``) the same with a wider transformer."""
+    import torch
+
+    from charforge.models.family import ModelFamily
+    from charforge.models.tiny import build_tiny_pipeline
+
+    folder = cache / f"{size}-{family}"
+    if not (folder / "model_index.json").exists():
+        pipe = build_tiny_pipeline(ModelFamily(family))
+        if size == "mid":
+            torch.manual_seed(0)
+            config = dict(pipe.transformer.config)
+            config.update(num_layers=4, attention_head_dim=64, num_attention_heads=8)
+            if family == "sd3":
+                config.update(caption_projection_dim=512, sample_size=64)
+            else:
+                config.update(num_single_layers=4, axes_dims_rope=(16, 24, 24))
+            pipe.transformer = type(pipe.transformer).from_config(config)
+        pipe.save_pretrained(folder, safe_serialization=True)
+    return folder, 64 if size == "tiny" else 128
+
+
+def build_models(sizes: list[str], cache: Path, family: str = "sd1") -> dict[str, tuple[Path, int]]:
     from charforge.models.family import ModelFamily
     from charforge.models.tiny import save_tiny_model
 
     cache.mkdir(parents=True, exist_ok=True)
+    if family != "sd1":
+        return {size: build_transformer_model(family, size, cache) for size in sizes}
     models = {}
     for size in sizes:
         if size == "tiny":
@@ -136,8 +175,15 @@ def measure(cmd: list[str], env: dict[str, str], timeout: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, help="path to diffusers' examples/dreambooth/train_dreambooth_lora.py")
-    parser.add_argument("--sizes", default="tiny,256,512", help="comma list of: tiny, 256, 512 (full SD1.5 architecture)")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="diffusers' examples/dreambooth/train_dreambooth_lora.py, or the examples/dreambooth folder (any --family)",
+    )
+    parser.add_argument("--family", default="sd1", help="comma list of: sd1, sd3, flux")
+    parser.add_argument(
+        "--sizes", default="tiny,256,512", help="comma list of: tiny, 256, 512 (full SD1.5 architecture); sd3/flux: tiny, mid"
+    )
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--cache", type=Path, default=CACHE, help="where the built models are kept between runs")
@@ -150,20 +196,25 @@ def main() -> None:
     unknown = sorted(set(precisions) - {"no", "bf16", "fp16"})
     if unknown:
         parser.error(f"--mixed-precision {','.join(unknown)}: use no, bf16 or fp16")
-    models = build_models(sizes, args.cache)
+    families = args.family.split(",")
+    if set(families) - set(REFERENCE_SCRIPTS):
+        parser.error(f"--family: use {', '.join(REFERENCE_SCRIPTS)}")
     work = Path(tempfile.mkdtemp(prefix="charforge-bench-"))
     images = make_images(work / "images")
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
 
     rows = []
-    for size, precision in [(s, p) for s in sizes for p in precisions]:
-        model, resolution = models[size]
+    for family, size, precision in [(f, s, p) for f in families for s in sizes for p in precisions]:
+        model, resolution = build_models([size], args.cache, family)[size]
         results = {}
-        if args.reference:
+        reference = args.reference / REFERENCE_SCRIPTS[family] if args.reference and args.reference.is_dir() else args.reference
+        if reference and family != "sd1" and reference.name != REFERENCE_SCRIPTS[family]:
+            parser.error(f"--family {family}: pass the examples/dreambooth folder as --reference")
+        if reference:
             results["reference"] = measure(
                 [
                     "script",
-                    str(args.reference),
+                    str(reference),
                     "--pretrained_model_name_or_path",
                     str(model),
                     "--instance_data_dir",
@@ -171,7 +222,7 @@ def main() -> None:
                     "--instance_prompt",
                     "a picture of sks girl",
                     "--output_dir",
-                    str(work / f"ref-{size}-{precision}"),
+                    str(work / f"ref-{family}-{size}-{precision}"),
                     "--resolution",
                     str(resolution),
                     "--train_batch_size",
@@ -197,7 +248,7 @@ def main() -> None:
                 env,
                 args.timeout,
             )
-        ws = work / f"ws-{size}-{precision}"
+        ws = work / f"ws-{family}-{size}-{precision}"
         from charforge import api
 
         api.init(ws, token="sks", class_word="girl")
@@ -233,16 +284,16 @@ def main() -> None:
             env,
             args.timeout,
         )
-        rows.append((size, resolution, precision, results))
+        rows.append((f"{family}-{size}", resolution, precision, results))
 
     label = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
-    print(f"\n{'model':<8} {'res':>4} {'prec':<5} {'impl':<10} {'s/step':>8} {'peak RSS GiB':>13} {'speed-up':>9}")
+    print(f"\n{'model':<10} {'res':>4} {'prec':<5} {'impl':<10} {'s/step':>8} {'peak RSS GiB':>13} {'speed-up':>9}")
     for size, resolution, precision, results in rows:
         ref = results.get("reference")
         for impl, r in results.items():
             ratio = f"{ref['s_per_step'] / r['s_per_step']:.2f}x" if ref and impl == "charforge" else ""
             print(
-                f"{size:<8} {resolution:>4} {label[precision]:<5} {impl:<10} {r['s_per_step']:>8.3f} "
+                f"{size:<10} {resolution:>4} {label[precision]:<5} {impl:<10} {r['s_per_step']:>8.3f} "
                 f"{r['peak_rss_gib']:>13.2f} {ratio:>9}"
             )
 

@@ -256,3 +256,22 @@ def test_edits_draw_with_a_flow_sampler_and_poses_are_refused(workspace, tiny_tr
 def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
     drawn = api.generate(workspace, ["x"], base=str(tiny_flux), use_run=False, steps=2, width=32, height=32, show_progress=False)
     assert read_png_params(drawn.images[0]).sampler == "Euler"
+
+
+def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_sd1):
+    from charforge.models.loading import recommended_guidance
+
+    assert [recommended_guidance(str(m)) for m in (tiny_sd3, tiny_flux, tiny_sd1)] == [7.0, 3.5, 7.5]
+
+
+def test_flux_trains_on_unshifted_noise_levels_as_its_script(tiny_flux):
+    """FLUX shifts by the picture's size at inference only (dynamic shifting): diffusers' FLUX script draws sigma =
+    t / 1000 from the unshifted table, and so do we."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    config = FlowMatchEulerDiscreteScheduler.from_pretrained(tiny_flux / "scheduler").config
+    x, n = torch.randn(6, 4, 8, 8), torch.randn(6, 4, 8, 8)
+    batch = FlowMatching(config).noised(x, n, torch.Generator().manual_seed(5))
+    sigmas = (batch.timesteps / 1000)[:, None, None, None]
+    torch.testing.assert_close(batch.noisy, (1 - sigmas) * x + sigmas * n)
+    torch.testing.assert_close(batch.target, n - x)

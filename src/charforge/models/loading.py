@@ -212,7 +212,7 @@ def recommended_guidance(source: str) -> float:
     scratch can need less (the mini world's turns the taught pink hair purple at 7.5; its maker's choice, 5, is
     stored with it). Read without loading the model, so it can key caches before anything is drawn.
     """
-    value = model_defaults(source).get("guidance", DEFAULT_GUIDANCE)
+    value = model_defaults(source).get("guidance", family_guidance(source))
     where = Path(model_location(source)).expanduser() / MODEL_DEFAULTS_FILE
     try:
         guidance = float(value)
@@ -221,6 +221,22 @@ def recommended_guidance(source: str) -> float:
     if guidance < 0:
         raise CharforgeError(f"{where}: guidance {guidance} is negative")
     return guidance
+
+
+# What each family's makers draw with (diffusers' pipeline docs): SD3/3.5 at 7.0; FLUX.1-dev's distilled guidance 3.5.
+_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5}
+
+
+def family_guidance(source: str) -> float:
+    """The family's recommended guidance, read off a local folder's ``model_index.json``; SD's 7.5 elsewhere."""
+    index = Path(model_location(source)).expanduser() / "model_index.json"
+    if not index.is_file():
+        return DEFAULT_GUIDANCE
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+    except ValueError:
+        return DEFAULT_GUIDANCE
+    return _FAMILY_GUIDANCE.get(name, DEFAULT_GUIDANCE)
 
 
 def square_only(source: str) -> bool:
