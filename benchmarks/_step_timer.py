@@ -44,4 +44,5 @@ else:
     package = types.ModuleType("torchvision")
     package.transforms = torchvision_standin
     sys.modules["torchvision"], sys.modules["torchvision.transforms"] = package, torchvision_standin
+    sys.modules["torchvision.transforms.functional"] = torchvision_standin.functional
     runpy.run_path(target, run_name="__main__")

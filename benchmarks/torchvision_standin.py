@@ -1,7 +1,7 @@
 """Stand-in for the few torchvision transforms the diffusers reference script imports.
 
-PIL/torch equivalents of torchvision.transforms.{Compose, Resize, CenterCrop, RandomCrop, ToTensor,
-Normalize, InterpolationMode}. There is no CPU build of torchvision on our machines; ``_step_timer``
+PIL/torch equivalents of torchvision.transforms.{Compose, Resize, CenterCrop, RandomCrop, RandomHorizontalFlip,
+ToTensor, Normalize, InterpolationMode} and torchvision.transforms.functional.crop (the SD3 and FLUX scripts'). There is no CPU build of torchvision on our machines; ``_step_timer``
 registers this module as ``torchvision.transforms`` for the reference script only, after transformers
 has decided torchvision is absent (so it never reaches for the rest of torchvision).
 Benchmarks only; charforge never uses it.
@@ -76,3 +76,17 @@ class Normalize:
 
     def __call__(self, x):
         return (x - self.mean) / self.std
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, image):
+        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if random.random() < self.p else image
+
+
+class functional:  # noqa: N801 - stands in for the module torchvision.transforms.functional
+    @staticmethod
+    def crop(image, top: int, left: int, height: int, width: int):
+        return image.crop((left, top, left + width, top + height))

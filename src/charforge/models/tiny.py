@@ -124,15 +124,47 @@ def t5_tokenizer(max_length: int = 256):
     )
 
 
-def _tiny_sd3():
-    """SD3's classes at toy size: an MMDiT with one joint block, two CLIPs with projections, a T5 encoder, a
-    16-channel VAE with SD3's shift and scale, and the flow-matching Euler scheduler with SD3's shift."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
-    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel
+def _clip_tokenizer():
+    from transformers import CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         write_tiny_tokenizer(Path(tmp))
-        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+        return CLIPTokenizer.from_pretrained(tmp)
+
+
+def _tiny_t5():
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=1, num_heads=4, decoder_start_token_id=0)
+    )
+
+
+def _flow_vae(channels: int, *, shift: float, scale: float):
+    """The VAE of SD3 / FLUX at toy size: no quant convolutions, latents shifted and scaled by the family's factors."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=channels,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=32,
+        shift_factor=shift,
+        scaling_factor=scale,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+
+
+def _tiny_sd3():
+    """SD3's classes at toy size: an MMDiT with one joint block, two CLIPs with projections, a T5 encoder, a
+    16-channel VAE with SD3's shift and scale, and the flow-matching Euler scheduler with SD3's shift."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    tokenizer = _clip_tokenizer()
     transformer = SD3Transformer2DModel(
         sample_size=16,
         patch_size=2,
@@ -146,30 +178,15 @@ def _tiny_sd3():
         pooled_projection_dim=64,
         pos_embed_max_size=32,
     )
-    t5 = T5EncoderModel(
-        T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=1, num_heads=4, decoder_start_token_id=0)
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        latent_channels=16,
-        norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        sample_size=32,
-        shift_factor=0.0609,
-        scaling_factor=1.5305,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    )
     return StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=vae,
+        vae=_flow_vae(16, shift=0.0609, scale=1.5305),
         text_encoder=CLIPTextModelWithProjection(_text_config()),
         tokenizer=tokenizer,
         text_encoder_2=CLIPTextModelWithProjection(_text_config()),
         tokenizer_2=tokenizer,
-        text_encoder_3=t5,
+        text_encoder_3=_tiny_t5(),
         tokenizer_3=t5_tokenizer(),
     )
 
@@ -178,12 +195,10 @@ def _tiny_flux():
     """FLUX.1-dev's classes at toy size: one double and one single block with rotary position ids and the guidance
     embedding, CLIP (pooled) and T5, a VAE with FLUX's shift (4 channels, 16 once packed in 2x2 patches), and the
     flow-matching Euler scheduler with FLUX's resolution-dependent shift."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
 
-    with tempfile.TemporaryDirectory() as tmp:
-        write_tiny_tokenizer(Path(tmp))
-        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    tokenizer = _clip_tokenizer()
     transformer = FluxTransformer2DModel(
         patch_size=1,
         in_channels=16,
@@ -196,30 +211,15 @@ def _tiny_flux():
         guidance_embeds=True,
         axes_dims_rope=(4, 4, 8),
     )
-    t5 = T5EncoderModel(
-        T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=64, num_layers=1, num_heads=4, decoder_start_token_id=0)
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        sample_size=32,
-        shift_factor=0.1159,
-        scaling_factor=0.3611,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    )
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
     )
     return FluxPipeline(
         scheduler=scheduler,
-        vae=vae,
+        vae=_flow_vae(4, shift=0.1159, scale=0.3611),
         text_encoder=CLIPTextModel(_text_config()),
         tokenizer=tokenizer,
-        text_encoder_2=t5,
+        text_encoder_2=_tiny_t5(),
         tokenizer_2=t5_tokenizer(512),
         transformer=transformer,
     )
@@ -228,16 +228,14 @@ def _tiny_flux():
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
     if family is ModelFamily.SD3:
         return _tiny_sd3()
     if family is ModelFamily.FLUX:
         return _tiny_flux()
-    with tempfile.TemporaryDirectory() as tmp:
-        write_tiny_tokenizer(Path(tmp))
-        tokenizer = CLIPTokenizer.from_pretrained(tmp)
+    tokenizer = _clip_tokenizer()
     common = dict(
         block_out_channels=(16, 32),
         layers_per_block=1,
