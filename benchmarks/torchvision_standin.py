@@ -1,10 +1,10 @@
 """Stand-in for the few torchvision transforms the diffusers reference script imports.
 
-PIL/torch equivalents of torchvision.transforms.{Compose, Resize, CenterCrop, RandomCrop, RandomHorizontalFlip,
-ToTensor, Normalize, InterpolationMode} and torchvision.transforms.functional.crop (the SD3 and FLUX scripts'). There is no CPU build of torchvision on our machines; ``_step_timer``
-registers this module as ``torchvision.transforms`` for the reference script only, after transformers
-has decided torchvision is absent (so it never reaches for the rest of torchvision).
-Benchmarks only; charforge never uses it.
+PIL/torch equivalents of torchvision.transforms.{Compose, Resize, CenterCrop, RandomCrop,
+RandomHorizontalFlip, ToTensor, Normalize, InterpolationMode} and torchvision.transforms.functional.crop (the
+SD3 and FLUX scripts'). There is no CPU build of torchvision on our machines; ``_step_timer`` registers this
+module as ``torchvision.transforms`` for the reference script only, after transformers has decided torchvision
+is absent (so it never reaches for the rest of torchvision). Benchmarks only; charforge never uses it.
 """
 
 from __future__ import annotations

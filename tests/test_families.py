@@ -275,3 +275,14 @@ def test_flux_trains_on_unshifted_noise_levels_as_its_script(tiny_flux):
     sigmas = (batch.timesteps / 1000)[:, None, None, None]
     torch.testing.assert_close(batch.noisy, (1 - sigmas) * x + sigmas * n)
     torch.testing.assert_close(batch.target, n - x)
+
+
+def test_evaluate_draws_a_flux_run_with_the_models_default_sampler(workspace, tiny_flux, tmp_path):
+    from conftest import PROMPTS
+
+    api.train(workspace, base=str(tiny_flux), max_train_steps=2, rank=4, show_progress=False, **FAST)
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(PROMPTS)
+    result = api.evaluate(workspace, prompts=prompts, clip="none", dino="none", steps=2, show_progress=False)
+    first = result.folder / result.metrics["images"][0]["file"]
+    assert read_png_params(first).sampler == "Euler"

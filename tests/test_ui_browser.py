@@ -31,7 +31,6 @@ if CHROMIUM is None:
 playwright = pytest.importorskip("playwright.sync_api")
 
 
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

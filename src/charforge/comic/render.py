@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..digest import folder_digest
 from ..errors import CharforgeError
-from ..generate.schedulers import DEFAULT_SAMPLER
+from ..generate.schedulers import model_sampler
 from ..models.loading import model_location, square_only
 from ..progress import report as progress_report
 from . import layout as layouts
@@ -259,7 +259,7 @@ class Story:
                 guidance=spec.guidance if spec.guidance is not None else self.guidance,
                 width=width,
                 height=height,
-                sampler=model.sampler if model.sampler != "default" else DEFAULT_SAMPLER,
+                sampler=model_sampler(model.sampler, base),
                 base=base,
                 loras=self.loras(text, names),
                 strength=spec.strength,

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import atomic, progress
 from ..errors import CharforgeError
-from ..generate.schedulers import DEFAULT_SAMPLER
+from ..generate.schedulers import model_sampler
 from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
@@ -39,7 +39,7 @@ class EvalOptions:
     dino: str | None = DEFAULT
     steps: int = 50
     guidance: float | None = None  # None: the prompt set's, else the model's recommended
-    sampler: str = DEFAULT_SAMPLER
+    sampler: str = "default"  # the model's own (resolve_sampler)
     base: str | None = None
     batch_size: int = 16  # pictures per pass of the CLIP / DINO encoders
     draw_batch_size: int = 1  # pictures per pass of the diffusion model (faster on a CPU; last-bit differences)
@@ -134,7 +134,7 @@ def evaluate_run(
         config,
         base=options.base,
         family=family if options.base else None,
-        sampler=options.sampler,
+        sampler=model_sampler(options.sampler, options.base or config.base),
         steps=steps,
         guidance=guidance,
     )

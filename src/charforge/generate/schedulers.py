@@ -45,6 +45,22 @@ def resolve_sampler(name: str | None, base_config, *, edit: bool = False) -> str
     return name
 
 
+def model_sampler(name: str | None, source: str) -> str:
+    """:func:`resolve_sampler` for a model not loaded yet (caches key on the name before anything is drawn): its
+    folder's ``scheduler/scheduler_config.json`` is read; a hub id or single file resolves as a UNet model does."""
+    import json
+    from pathlib import Path
+
+    from ..models.loading import model_location
+
+    path = Path(model_location(source)).expanduser() / "scheduler" / "scheduler_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        config = {}
+    return resolve_sampler(name, config)
+
+
 def is_flow_matching(base_config) -> bool:
     """Whether the model's own scheduler is a flow-matching one (the family is read off it, as diffusers does)."""
     return str(dict(base_config).get("_class_name", "")).startswith("FlowMatch")
