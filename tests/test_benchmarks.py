@@ -3,6 +3,7 @@ person who measures. No timing is asserted: speed is measured by running the ben
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -23,11 +24,12 @@ def _run(*args: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_train_step_benchmark_runs_in_both_precisions(tmp_path):
     out = _run(
-        str(BENCHMARKS / "train_step.py"), "--sizes", "tiny", "--steps", "2", "--mixed-precision", "no,bf16",
+        str(BENCHMARKS / "train_step.py"), "--sizes", "tiny", "--steps", "3", "--mixed-precision", "no,bf16",
         "--cache", str(tmp_path / "cache"), cwd=tmp_path,
     )  # fmt: skip
-    rows = [line.split() for line in out.splitlines() if line.startswith("tiny")]
+    rows = [line.split() for line in out.splitlines() if line.startswith("sd1-tiny")]
     assert [(r[2], r[3]) for r in rows] == [("fp32", "charforge"), ("bf16", "charforge")], out
+    assert all(math.isfinite(float(r[4])) and float(r[4]) > 0 for r in rows), out  # a time per step after the warm-up
 
 
 def test_train_step_benchmark_refuses_an_unknown_precision(tmp_path):
