@@ -384,3 +384,18 @@ def test_ip_adapter_locations_and_their_image_encoders(tmp_path):
         ip_adapter_location("h94/IP-Adapter")
     with pytest.raises(CharforgeError, match="pickles"):
         ip_adapter_location("h94/IP-Adapter/models/ip-adapter_sd15.bin")
+
+
+def test_edit_takes_one_mask_and_no_mask_with_restyle(tmp_path, capsys):
+    """The choice between a mask file, mask words and a palette colour is the API's, so the CLI and the UI agree."""
+    Image.new("RGB", (32, 32), "white").save(tmp_path / "in.png")
+    Image.new("L", (32, 32), 255).save(tmp_path / "m.png")
+    with pytest.raises(CharforgeError, match="give one of --mask, --mask-words, --by-colour"):
+        api.edit(None, tmp_path / "in.png", ["a girl"], mask=tmp_path / "m.png", by_colour="#ffffff", base="world")
+    with pytest.raises(CharforgeError, match="--restyle redraws the whole picture"):
+        api.edit(None, tmp_path / "in.png", ["a girl"], mask_words="clothing", restyle=True, base="world")
+    with pytest.raises(CharforgeError, match="or --restyle to redraw the whole picture"):
+        api.edit(None, tmp_path / "in.png", ["a girl"], restyle=False, base="world")
+    ws = api.init(tmp_path / "ws", token="sks", class_word="girl")
+    code, _, err = run_cli("edit", ws.root, tmp_path / "in.png", "a girl", capsys=capsys)
+    assert code == 2 and "or --restyle" in err and "Traceback" not in err

@@ -299,6 +299,11 @@ def edit(
     prompts: list[str],
     *,
     mask: str | Path | Image.Image | None = None,
+    mask_words: str | None = None,
+    by_colour: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    dilate: int = 2,
+    restyle: bool | None = None,
     strength: float | None = None,
     padding_mask_crop: int | None = None,
     keep_original: bool = True,
@@ -308,11 +313,14 @@ def edit(
     ip_preset: str | None = None,
     **options: Any,
 ) -> GenerationResult:
-    """Redraw ``image`` with the taught character: inside ``mask`` (inpainting; white is redrawn), or all of it
-    (``mask`` None: restyling at ``strength``, 0.5 unless given). The other options are ``generate``'s."""
+    """Redraw ``image`` with the taught character: inside a mask (inpainting; white is redrawn), or all of it
+    (no mask: restyling at ``strength``, 0.5 unless given). The mask is a picture (``mask``), or made here from
+    ``mask_words`` or a palette colour (``by_colour``, ``tolerance``), grown by ``dilate`` pixels; ``restyle``
+    True / False insists on no mask / a mask. The other options are ``generate``'s."""
+    region = _edit_region(image, workspace, mask, mask_words, by_colour, tolerance, dilate, restyle)
     conditions = build_conditions(
         edit_image=image,
-        mask=mask,
+        mask=region,
         strength=strength,
         padding_mask_crop=padding_mask_crop,
         keep_original=keep_original,
@@ -322,6 +330,20 @@ def edit(
         ip_preset=ip_preset,
     )
     return generate(workspace, prompts, conditions=conditions, **options)
+
+
+def _edit_region(image, workspace, mask, mask_words, by_colour, tolerance: float, dilate: int, restyle: bool | None):
+    """The one rule for what ``edit`` redraws: at most one way to give the mask, and none with ``restyle``."""
+    given = [x for x in (mask, mask_words, by_colour) if x is not None]
+    if len(given) > 1:
+        raise CharforgeError("give one of --mask, --mask-words, --by-colour")
+    if restyle is False and not given:
+        raise CharforgeError("give a mask (--mask, --mask-words or --by-colour), or --restyle to redraw the whole picture")
+    if restyle and given:
+        raise CharforgeError("--restyle redraws the whole picture; leave out the mask, or leave out --restyle")
+    if mask_words is None and by_colour is None:
+        return mask
+    return make_mask(image, workspace=workspace, by_colour=by_colour, words=mask_words, tolerance=tolerance, dilate=dilate)
 
 
 def make_mask(

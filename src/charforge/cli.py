@@ -482,23 +482,16 @@ def edit(
     from . import api
     from .generate.text2image import LoraSpec
 
-    made = [x for x in (mask, mask_words, by_colour) if x is not None]
-    if len(made) > 1:
-        raise CharforgeError("give one of --mask, --mask-words, --by-colour")
-    if not made and not restyle:
-        raise CharforgeError("give a mask (--mask, --mask-words or --by-colour), or --restyle to redraw the whole picture")
-    if made and restyle:
-        raise CharforgeError("--restyle redraws the whole picture; leave out the mask, or leave out --restyle")
-    region = mask
-    if mask_words is not None or by_colour is not None:
-        region = api.make_mask(
-            image, workspace=workspace, by_colour=by_colour, words=mask_words, tolerance=tolerance, dilate=dilate
-        )
     result = api.edit(
         workspace,
         image,
         list(prompt),
-        mask=region,
+        mask=mask,
+        mask_words=mask_words,
+        by_colour=by_colour,
+        tolerance=tolerance,
+        dilate=dilate,
+        restyle=restyle,
         strength=strength,
         padding_mask_crop=padding_mask_crop,
         keep_original=keep_original,
