@@ -237,20 +237,9 @@ def train(
     )
     accelerator.wait_for_everyone()
 
-    # 4. Optimizer and schedule (scaled by processes: accelerate steps the schedule once per process).
-    optimizer = _make_optimizer(config, trainable)
-    from diffusers.optimization import get_scheduler
-
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=config.max_train_steps * accelerator.num_processes,
-    )
-    names = list(trainable.modules)
-    prepared = accelerator.prepare(*[trainable.modules[n] for n in names], optimizer, lr_scheduler)
-    wrapped = dict(zip(names, prepared[: len(names)], strict=True))
-    optimizer, lr_scheduler = prepared[len(names)], prepared[len(names) + 1]
+    # 4. Optimizer and schedule.
+    wrapped, optimizer, lr_scheduler = _prepare_optimization(config, trainable, accelerator)
+    names = list(wrapped)
 
     start_step, started_at = 0, time.time()
     if resume:
@@ -330,43 +319,86 @@ def train(
     # 6. The result: final weights in the formats other tools load.
     final_dir = run_dir / "final"
     if is_main:
-        facts = training_facts(
-            config,
-            workspace,
-            base,
-            run_dir,
-            steps=step,
-            resolution=resolution,
-            started_at=started_at,
-            precision=precision,
-            class_image_count=len(data.class_images) if data.class_images is not None else 0,
-        )
-        with atomic.atomic_dir(final_dir, replace=True) as tmp:
-            write_result(tmp, trainable, _pipeline_to_save(pipe, config, trainable, weight_dtype), config, facts, base, run_dir)
-        summary = {
-            "base": base.source,
-            "family": base.family.value,
-            "method": config.method,
-            "precision": precision,  # what --mixed-precision (auto) resolved to on this machine
-            "recommended_guidance": recommended_guidance(base.source),  # generate / evaluate / comic draw at it by default
-            "steps": step,
-            "resolution": resolution,
-            "token": character.token,
-            "class_word": character.class_word,
-            "final": "final",
-            "output_name": facts.output_name,
-            "started_at": started_at,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        if watch is not None and watch.best is not None:
-            summary["watch"] = {"best_step": watch.best["step"], "stopped_at_plateau": step < config.max_train_steps}
-        Run(run_dir).write_summary(summary)
-        if watch is not None and watch.best is not None and watch.best["step"] != step:
-            promote(workspace, Run(run_dir), watch.best["step"])  # the best scored checkpoint is the result
-            Run(run_dir).update_summary(promoted=watch.best["step"])
+        _write_final(
+            config, workspace, base, run_dir, trainable, data, watch,
+            steps=step, resolution=resolution, started_at=started_at, precision=precision,
+            weight_dtype=weight_dtype, seconds=round(time.perf_counter() - started, 2),
+        )  # fmt: skip
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final_dir, step, losses)
+
+
+def _prepare_optimization(config: TrainConfig, trainable, accelerator):
+    """The optimizer and learning-rate schedule, and the trained modules wrapped by accelerate (the schedule is
+    scaled by the process count: accelerate steps it once per process)."""
+    from diffusers.optimization import get_scheduler
+
+    optimizer = _make_optimizer(config, trainable)
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=config.max_train_steps * accelerator.num_processes,
+    )
+    names = list(trainable.modules)
+    prepared = accelerator.prepare(*[trainable.modules[n] for n in names], optimizer, lr_scheduler)
+    wrapped = dict(zip(names, prepared[: len(names)], strict=True))
+    return wrapped, prepared[len(names)], prepared[len(names) + 1]
+
+
+def _write_final(
+    config: TrainConfig,
+    workspace: Workspace,
+    base: BaseModel,
+    run_dir: Path,
+    trainable,
+    data,
+    watch: Watch | None,
+    *,
+    steps: int,
+    resolution: int,
+    started_at: float,
+    precision: str,
+    weight_dtype,
+    seconds: float,
+) -> None:
+    """The result: ``final/`` in the formats other tools load (written atomically), ``run.json``, and with a watch
+    the best scored checkpoint promoted to ``final/``."""
+    facts = training_facts(
+        config,
+        workspace,
+        base,
+        run_dir,
+        steps=steps,
+        resolution=resolution,
+        started_at=started_at,
+        precision=precision,
+        class_image_count=len(data.class_images) if data.class_images is not None else 0,
+    )
+    with atomic.atomic_dir(run_dir / "final", replace=True) as tmp:
+        write_result(tmp, trainable, _pipeline_to_save(base.pipe, config, trainable, weight_dtype), config, facts, base, run_dir)
+    summary = {
+        "base": base.source,
+        "family": base.family.value,
+        "method": config.method,
+        "precision": precision,  # what --mixed-precision (auto) resolved to on this machine
+        "recommended_guidance": recommended_guidance(base.source),  # generate / evaluate / comic draw at it by default
+        "steps": steps,
+        "resolution": resolution,
+        "token": workspace.character.token,
+        "class_word": workspace.character.class_word,
+        "final": "final",
+        "output_name": facts.output_name,
+        "started_at": started_at,
+        "seconds": seconds,
+    }
+    if watch is not None and watch.best is not None:
+        summary["watch"] = {"best_step": watch.best["step"], "stopped_at_plateau": steps < config.max_train_steps}
+    Run(run_dir).write_summary(summary)
+    if watch is not None and watch.best is not None and watch.best["step"] != steps:
+        promote(workspace, Run(run_dir), watch.best["step"])  # the best scored checkpoint is the result
+        Run(run_dir).update_summary(promoted=watch.best["step"])
 
 
 class Watch(Protocol):
