@@ -14,7 +14,7 @@ import charforge
 
 PACKAGE = Path(charforge.__file__).parent
 LAYERS = [
-    {"charforge", "errors", "atomic", "digest", "yamlconfig", "config", "plots", "progress"},  # plumbing
+    {"charforge", "errors", "atomic", "digest", "yamlconfig", "options", "config", "plots", "progress"},  # plumbing
     {"models", "workspace", "run"},  # model loading and formats; the workspace and its runs
     {"data", "generate"},  # prepare; draw
     {"train"},
@@ -22,7 +22,7 @@ LAYERS = [
     {"world"},  # the mini world: its renderer, judge and base model build on everything below
     {"api", "environment"},
     {"recipes"},  # procedures built on the API: sweeps, the mini-world experiment, the UI's job queue
-    {"cli", "__main__", "ui"},
+    {"cli", "cli_options", "__main__", "ui"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Upward imports still there (issue 22): evaluation scores the mini world with its judge and prompt attributes.

@@ -72,12 +72,15 @@ def open_workspace(path: str | Path | Workspace) -> Workspace:
     return path if isinstance(path, Workspace) else Workspace.open(path)
 
 
-def prepare(workspace: str | Path | Workspace, inputs: Iterable[str | Path], **options: Any) -> PrepareReport:
-    """Validate and normalise images into the workspace; ``options`` are :class:`PrepareOptions` fields.
+def prepare(
+    workspace: str | Path | Workspace, inputs: Iterable[str | Path], options: PrepareOptions | None = None, **fields: Any
+) -> PrepareReport:
+    """Validate and normalise images into the workspace with ``options`` (``fields`` set or change some of them:
+    ``api.prepare(ws, ["drawings/"], resolution=512)``; an unknown name is an error listing the known ones).
 
     Bad files are skipped and doubtful ones flagged, each with a reason, in the returned report.
     """
-    return prepare_images(open_workspace(workspace), inputs, PrepareOptions(**options))
+    return prepare_images(open_workspace(workspace), inputs, PrepareOptions.build(options, **fields))
 
 
 def list_workspaces(root: str | Path) -> list[Workspace]:
@@ -88,13 +91,13 @@ def list_workspaces(root: str | Path) -> list[Workspace]:
 
 
 def add_drawings(
-    workspace: str | Path | Workspace, files: list[tuple[Path, str]], **options: Any
+    workspace: str | Path | Workspace, files: list[tuple[Path, str]], options: PrepareOptions | None = None, **fields: Any
 ) -> tuple[UploadResult, PrepareReport | None]:
     """Uploaded files (``(temporary path, name sent)``): checked by content, stored under safe names in
     ``uploads/``, then prepared like any input. Returns what was refused at the door and prepare's report."""
     ws = open_workspace(workspace)
     uploaded = store_uploads(ws, files)
-    report = prepare_images(ws, uploaded.stored, PrepareOptions(**options)) if uploaded.stored else None
+    report = prepare_images(ws, uploaded.stored, PrepareOptions.build(options, **fields)) if uploaded.stored else None
     return uploaded, report
 
 

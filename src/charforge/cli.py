@@ -6,11 +6,9 @@ checkpoint and exits with 130.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,7 +17,9 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import typer  # noqa: E402
 
+from .cli_options import build_options, model_options  # noqa: E402
 from .config import PRESETS, TrainConfig  # noqa: E402
+from .data.prepare import PrepareOptions  # noqa: E402
 from .errors import CharforgeError, PicturesInterrupted, TrainingInterrupted  # noqa: E402
 
 app = typer.Typer(
@@ -30,10 +30,6 @@ app = typer.Typer(
     help="Teach an original character to a diffusion model, generate it, and make comics.",
 )
 
-FLIP_HELP = (
-    "Also add mirrored copies. Off by default: a character with a side-specific detail (a horn on the left, "
-    "a badge) would learn both sides."
-)
 WorkspaceArg = Annotated[Path, typer.Argument(help="The character workspace folder.")]
 
 
@@ -86,36 +82,11 @@ def init(
 
 
 @app.command()
+@model_options(PrepareOptions, "Prepare options")
 def prepare(
     workspace: WorkspaceArg,
     images: Annotated[list[str], typer.Argument(help="Image files, folders and/or globs (PNG, JPEG, WebP, GIF, BMP, TIFF).")],
-    resolution: Annotated[int, typer.Option(help="Output size in pixels (square), or the bucket area with --buckets.")] = 1024,
-    background: Annotated[str, typer.Option(help="Colour transparency is flattened onto: white, black or #rrggbb.")] = "white",
-    crop: Annotated[
-        str, typer.Option(help="subject: frame the character on a plain background without cutting it; center: centre crop.")
-    ] = "subject",
-    buckets: Annotated[
-        bool, typer.Option(help="Keep each drawing's aspect ratio: crop to the nearest aspect-ratio bucket, not a square.")
-    ] = False,
-    flip: Annotated[bool, typer.Option(help=FLIP_HELP)] = False,
-    color_jitter: Annotated[
-        float, typer.Option(help="Also add a copy with saturation/brightness jittered by up to this fraction (0 = off).")
-    ] = 0.0,
-    zoom_out: Annotated[
-        int,
-        typer.Option(help="Also add this many copies of each with the character shrunk to 70-90% and moved off-centre."),
-    ] = 0,
-    backgrounds: Annotated[
-        int,
-        typer.Option(
-            help="Also add this many copies of each on other plain or textured backgrounds, captioned with them "
-            "(a character on a flat background only; so the background is not learnt as part of the character)."
-        ),
-    ] = 0,
-    strict: Annotated[bool, typer.Option(help="Stop at the first unusable file instead of skipping it.")] = False,
-    keep_flagged: Annotated[
-        bool, typer.Option(help="Also keep almost-blank images for training (skipped by default: they teach nothing).")
-    ] = False,
+    **options: Any,
 ) -> None:
     """Copy images in: validate, EXIF-rotate, sRGB, transparency onto a background, frame the character, resize."""
     from rich.console import Console
@@ -123,20 +94,7 @@ def prepare(
 
     from . import api
 
-    report = api.prepare(
-        workspace,
-        images,
-        resolution=resolution,
-        background=_parse_colour(background),
-        crop=crop,
-        buckets=buckets,
-        flip=flip,
-        color_jitter=color_jitter,
-        zoom_out=zoom_out,
-        backgrounds=backgrounds,
-        strict=strict,
-        keep_flagged=keep_flagged,
-    )
+    report = api.prepare(workspace, images, build_options(PrepareOptions, options.pop("config"), options))
     table = Table(title="prepare")
     for column in ("file", "status", "size", "subject", "notes"):
         table.add_column(column)
@@ -151,15 +109,6 @@ def prepare(
     again = sum(f.status == "already there" for f in report.files)
     note = f" ({again} already there)" if again else ""
     _echo_done(f"{len(report.written) - again} new image(s){note} prepared in", Path(workspace) / "images")
-
-
-def _parse_colour(text: str) -> tuple[int, int, int]:
-    from PIL import ImageColor
-
-    try:
-        return ImageColor.getrgb(text)[:3]
-    except ValueError as exc:
-        raise CharforgeError(f"--background {text!r} is not a colour (use a name such as white or #rrggbb)") from exc
 
 
 @app.command()
@@ -208,45 +157,8 @@ def stats(
 
 
 # -- train ------------------------------------------------------------------------------------------
-def _option_type(annotation: Any) -> Any:
-    """Typer cannot take Literal / X | None; give it the plain type, pydantic validates the value."""
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin is typing.Literal:
-        return str
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
-        return _option_type(args[0])
-    if origin is list:
-        return list[args[0]]
-    return annotation
-
-
-def _config_options(func):
-    """Add one ``--flag`` per TrainConfig field (default None = "not given") to ``func``'s signature."""
-    sig = inspect.signature(func)
-    # The module's annotations are strings (``from __future__ import annotations``); a replaced signature must carry
-    # them resolved, with their Annotated[...] metadata, or typer drops the function's own options' help.
-    hints = typing.get_type_hints(func, include_extras=True)
-    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "options"]
-    for name, field in TrainConfig.model_fields.items():
-        if name == "base":
-            continue
-        kind = _option_type(field.annotation)
-        help_text = field.description or ""
-        default = field.get_default(call_default_factory=True)
-        if default is not None and kind is not bool:
-            help_text += f" (default: {default})"  # not [..]: rich would read it as markup
-        flag = "--" + name.replace("_", "-")
-        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
-        option = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel="Training options")
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))
-    func.__signature__ = sig.replace(parameters=params)
-    func.config_fields = [n for n in TrainConfig.model_fields if n != "base"]
-    return func
-
-
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
-@_config_options
+@model_options(TrainConfig, "Training options", skip=("base",))
 def train(
     workspace: WorkspaceArg,
     base: Annotated[
@@ -823,7 +735,7 @@ app.add_typer(world_app, name="world")
 
 
 @world_app.command("build")
-def world_build(
+def worldbuild_options(
     stage: Annotated[str, typer.Option(help="What to build: all, model, judge.")] = "all",
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write (default: the one shipped in the package).")] = None,
     work: Annotated[Path, typer.Option(help="Folder for resumable intermediate state.")] = Path(".charforge-world-build"),

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import CharforgeError
+from .options import read_yaml
+from .options import validate as validate_config
 
 Method = Literal["dreambooth-lora", "lora", "dreambooth"]
 Precision = Literal["auto", "no", "fp16", "bf16"]
@@ -192,19 +194,6 @@ class TrainConfig(BaseModel):
         return float(self.lora_alpha if self.lora_alpha is not None else self.rank)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CharforgeError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CharforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(data, dict):
-        raise CharforgeError(f"{path}: expected a mapping of option: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def build_train_config(
     *, config_file: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
@@ -225,20 +214,6 @@ def build_train_config(
             f"train needs a base model: --base ID|FOLDER|FILE.safetensors{where} (the mini world's model: --base world)"
         )
     return validate_config(TrainConfig, values, source)
-
-
-def validate_config(model: type[BaseModel], values: dict[str, Any], source: str):
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        if err["type"] == "extra_forbidden":
-            known = ", ".join(sorted(model.model_fields))
-            raise CharforgeError(f"{source}: unknown option {where!r} (known: {known})") from exc
-        if not err["loc"]:  # a rule across fields: its message says it all
-            raise CharforgeError(f"{source}: {err['msg'].removeprefix('Value error, ')}") from exc
-        raise CharforgeError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from exc
 
 
 def dump_config(config: BaseModel) -> str:

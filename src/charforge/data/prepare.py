@@ -15,11 +15,14 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageColor, ImageEnhance, ImageOps
+from pydantic import Field, field_validator
 
 from .. import atomic
 from ..errors import CharforgeError
+from ..options import Options, cli
 from ..workspace import Workspace
 from .buckets import make_buckets, nearest_bucket
 from .images import ImageProblem, load_image
@@ -63,20 +66,67 @@ class PrepareReport:
         return [f for f in self.files if f.status == "flagged"]
 
 
-@dataclass(frozen=True)
-class PrepareOptions:
-    resolution: int = 1024
-    background: tuple[int, int, int] = (255, 255, 255)
-    crop: str = "subject"  # "subject": frame the character; "center": plain centre crop
-    buckets: bool = False
-    flip: bool = False
-    color_jitter: float = 0.0
-    zoom_out: int = 0  # copies with the character shrunk to 70-90 % and moved off-centre
-    backgrounds: int = 0  # copies with the character composited onto other backgrounds (captions name them)
-    background_choices: tuple[tuple[str, tuple[int, int, int]], ...] | None = None  # (words, colour); default: BACKGROUNDS
-    strict: bool = False
-    keep_flagged: bool = False  # also train on almost-blank images (otherwise skipped)
-    seed: int = 0
+FLIP_HELP = (
+    "Also add mirrored copies. Off by default: a character with a side-specific detail (a horn on the left, "
+    "a badge) would learn both sides."
+)
+Colour = tuple[int, int, int]
+
+
+class PrepareOptions(Options):
+    """What ``charforge prepare`` does to each drawing; the CLI's flags are these fields."""
+
+    resolution: int = Field(1024, description="Output size in pixels (square), or the bucket area with --buckets.")
+    background: Colour = Field((255, 255, 255), description="Colour transparency is flattened onto: white, black or #rrggbb.")
+    crop: Literal["subject", "center"] = Field(
+        "subject", description="subject: frame the character on a plain background without cutting it; center: centre crop."
+    )
+    buckets: bool = Field(
+        False, description="Keep each drawing's aspect ratio: crop to the nearest aspect-ratio bucket, not a square."
+    )
+    flip: bool = Field(False, description=FLIP_HELP)
+    color_jitter: float = Field(
+        0.0, ge=0, description="Also add a copy with saturation/brightness jittered by up to this fraction (0 = off)."
+    )
+    zoom_out: int = Field(
+        0, ge=0, description="Also add this many copies of each with the character shrunk to 70-90% and moved off-centre."
+    )
+    backgrounds: int = Field(
+        0,
+        ge=0,
+        description="Also add this many copies of each on other plain or textured backgrounds, captioned with them "
+        "(a character on a flat background only; so the background is not learnt as part of the character).",
+    )
+    background_choices: tuple[tuple[str, Colour], ...] | None = Field(
+        None,
+        description="(words, colour) pairs the background copies draw from (default: BACKGROUNDS).",
+        json_schema_extra=cli(hidden=True),
+    )
+    strict: bool = Field(False, description="Stop at the first unusable file instead of skipping it.")
+    keep_flagged: bool = Field(
+        False, description="Also keep almost-blank images for training (skipped by default: they teach nothing)."
+    )
+    seed: int = Field(0, description="Seed of the augmented copies (jitter, zoom, backgrounds).")
+
+    @field_validator("background", mode="before")
+    @classmethod
+    def _colour(cls, value):
+        return parse_colour(value) if isinstance(value, str) else value
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: int) -> int:
+        if value < 64 or value % 8:
+            raise ValueError("must be a multiple of 8 and at least 64")
+        return value
+
+
+def parse_colour(text: str) -> Colour:
+    """``white``, ``black``, ``#rrggbb`` or any CSS colour name, as RGB."""
+    try:
+        return ImageColor.getrgb(text)[:3]
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a colour; use a name such as white or #rrggbb") from exc
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -106,10 +156,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: PrepareOptions | None = None) -> PrepareReport:
     """Validate and normalise ``inputs`` into ``workspace``; writes ``prepare-report.json`` beside them."""
     options = options or PrepareOptions()
-    if options.crop not in ("subject", "center"):
-        raise CharforgeError(f"--crop {options.crop!r} is unknown; use subject or center")
-    if options.resolution < 64 or options.resolution % 8:
-        raise CharforgeError(f"--resolution {options.resolution} must be a multiple of 8 and at least 64")
     report = PrepareReport()
     hashes: dict[str, int] = {}
     copies: dict[str, str] = {}  # augmented copy -> its source: `caption` gives a copy its source's caption

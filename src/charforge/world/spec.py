@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import read_yaml
 from ..errors import CharforgeError
+from ..options import read_yaml
 from .attributes import REFERENCE_SCENES, SCENE_VALUES, Character, Scene, caption, check_value, held_out
 from .render import render
 
