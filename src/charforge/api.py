@@ -17,15 +17,16 @@ from typing import Any
 from PIL import Image
 
 from . import atomic
+from .comic.options import ComicOptions
 from .config import TrainConfig, build_train_config
 from .data.captions import CaptionReport, caption_workspace, make_captioner
 from .data.prepare import PrepareOptions, PrepareReport, prepare_images
 from .data.stats import StatsReport, describe
 from .data.uploads import UploadResult, store_uploads
 from .errors import CharforgeError
-from .generate.conditions import NONE as NO_CONDITIONS
+from .evaluate.evaluate import EvalOptions, EvalResult, evaluate_run
 from .generate.conditions import Conditions, build_conditions
-from .generate.masks import DEFAULT_TOLERANCE
+from .generate.options import DrawOptions, EditOptions, GenerateOptions, MaskOptions
 from .generate.painter import Painter, Wearing
 from .generate.text2image import LoraSpec, generate_images, new_output_dir
 from .train.loop import RunResult, TrainControl
@@ -80,7 +81,8 @@ def prepare(
 
     Bad files are skipped and doubtful ones flagged, each with a reason, in the returned report.
     """
-    return prepare_images(open_workspace(workspace), inputs, PrepareOptions.build(options, **fields))
+    options = PrepareOptions.build(options, **fields)  # a misspelt option is reported before anything is read
+    return prepare_images(open_workspace(workspace), inputs, options)
 
 
 def list_workspaces(root: str | Path) -> list[Workspace]:
@@ -95,9 +97,10 @@ def add_drawings(
 ) -> tuple[UploadResult, PrepareReport | None]:
     """Uploaded files (``(temporary path, name sent)``): checked by content, stored under safe names in
     ``uploads/``, then prepared like any input. Returns what was refused at the door and prepare's report."""
+    options = PrepareOptions.build(options, **fields)
     ws = open_workspace(workspace)
     uploaded = store_uploads(ws, files)
-    report = prepare_images(ws, uploaded.stored, PrepareOptions.build(options, **fields)) if uploaded.stored else None
+    report = prepare_images(ws, uploaded.stored, options) if uploaded.stored else None
     return uploaded, report
 
 
@@ -255,6 +258,7 @@ def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> RunMod
 def generate(
     workspace: str | Path | Workspace | None,
     prompts: list[str],
+    options: GenerateOptions | DrawOptions | None = None,
     *,
     base: str | None = None,
     run: str = "latest",
@@ -265,15 +269,23 @@ def generate(
     allow_unsafe_pickle: bool = False,
     base_config: str | None = None,
     painter: Painter | None = None,
-    conditions: Conditions = NO_CONDITIONS,
-    **options: Any,
+    conditions: Conditions | None = None,
+    show_progress: bool = True,
+    **fields: Any,
 ) -> GenerationResult:
-    """Generate images. With a workspace, its run's LoRA is used unless ``use_run`` is False.
+    """Generate images with ``options`` (``fields`` set or change some: ``num_images=4, steps=30``; an unknown
+    name is an error listing the known ones). With a workspace, its run's LoRA is used unless ``use_run`` is False.
 
     ``painter``: one to reuse across calls, so each base is loaded once (its own loading options then apply).
-    ``conditions``: a pose, an image prompt or a picture to edit (``generate.conditions.build_conditions``)."""
+    ``conditions``: already-built conditions (``edit`` passes its region) instead of the options' pose and image
+    prompt."""
     if not prompts:
         raise CharforgeError("no prompt given")
+    options = GenerateOptions.build(options, **fields)
+    if conditions is None:
+        conditions = options.conditions()
+    elif options.has_conditions:
+        raise CharforgeError("give the pose / image prompt as options or as conditions, not both")
     ws = open_workspace(workspace) if workspace is not None else None
     all_loras = list(loras or [])
     finetuned = None
@@ -292,7 +304,18 @@ def generate(
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
     folder = Path(out_dir)
-    paths = generate_images(model, prompts, folder, loras=all_loras, conditions=conditions, controlnet=controlnet, **options)
+    paths = generate_images(
+        model,
+        prompts,
+        folder,
+        options.pick(DrawOptions),
+        width=options.width,
+        height=options.height,
+        loras=all_loras,
+        conditions=conditions,
+        controlnet=controlnet,
+        show_progress=show_progress,
+    )
     return GenerationResult(paths, folder, conditions.notes)
 
 
@@ -300,43 +323,55 @@ def edit(
     workspace: str | Path | Workspace | None,
     image: str | Path,
     prompts: list[str],
+    options: EditOptions | None = None,
     *,
-    mask: str | Path | Image.Image | None = None,
-    mask_words: str | None = None,
-    by_colour: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    dilate: int = 2,
-    restyle: bool | None = None,
-    strength: float | None = None,
-    padding_mask_crop: int | None = None,
-    keep_original: bool = True,
-    image_prompt: str | Path | None = None,
-    ip_adapter: str = "",
-    ip_scale: str | float | dict | None = None,
-    ip_preset: str | None = None,
-    **options: Any,
+    base: str | None = None,
+    run: str = "latest",
+    checkpoint: int | None = None,
+    loras: list[LoraSpec] | None = None,
+    out_dir: str | Path | None = None,
+    allow_unsafe_pickle: bool = False,
+    painter: Painter | None = None,
+    show_progress: bool = True,
+    **fields: Any,
 ) -> GenerationResult:
     """Redraw ``image`` with the taught character: inside a mask (inpainting; white is redrawn), or all of it
     (no mask: restyling at ``strength``, 0.5 unless given). The mask is a picture (``mask``), or made here from
     ``mask_words`` or a palette colour (``by_colour``, ``tolerance``), grown by ``dilate`` pixels; ``restyle``
-    True / False insists on no mask / a mask. The other options are ``generate``'s."""
-    region = _edit_region(image, workspace, mask, mask_words, by_colour, tolerance, dilate, restyle)
+    True / False insists on no mask / a mask. ``options`` are :class:`EditOptions` (``fields`` set some); the
+    model and run are chosen as in ``generate``."""
+    options = EditOptions.build(options, **fields)
+    region = _edit_region(image, workspace, options)
     conditions = build_conditions(
         edit_image=image,
         mask=region,
-        strength=strength,
-        padding_mask_crop=padding_mask_crop,
-        keep_original=keep_original,
-        image_prompt=image_prompt,
-        ip_adapter=ip_adapter,
-        ip_scale_value=ip_scale,
-        ip_preset=ip_preset,
+        strength=options.strength,
+        padding_mask_crop=options.padding_mask_crop,
+        keep_original=options.keep_original,
+        image_prompt=options.image_prompt,
+        ip_adapter=options.ip_adapter,
+        ip_scale_value=options.ip_scale,
+        ip_preset=options.ip_preset,
     )
-    return generate(workspace, prompts, conditions=conditions, **options)
+    return generate(
+        workspace,
+        prompts,
+        options.pick(DrawOptions),
+        base=base,
+        run=run,
+        checkpoint=checkpoint,
+        loras=loras,
+        out_dir=out_dir,
+        allow_unsafe_pickle=allow_unsafe_pickle,
+        painter=painter,
+        conditions=conditions,
+        show_progress=show_progress,
+    )
 
 
-def _edit_region(image, workspace, mask, mask_words, by_colour, tolerance: float, dilate: int, restyle: bool | None):
+def _edit_region(image, workspace, options: EditOptions):
     """The one rule for what ``edit`` redraws: at most one way to give the mask, and none with ``restyle``."""
+    mask, mask_words, by_colour, restyle = options.mask, options.mask_words, options.by_colour, options.restyle
     given = [x for x in (mask, mask_words, by_colour) if x is not None]
     if len(given) > 1:
         raise CharforgeError("give one of --mask, --mask-words, --by-colour")
@@ -346,25 +381,26 @@ def _edit_region(image, workspace, mask, mask_words, by_colour, tolerance: float
         raise CharforgeError("--restyle redraws the whole picture; leave out the mask, or leave out --restyle")
     if mask_words is None and by_colour is None:
         return mask
-    return make_mask(image, workspace=workspace, by_colour=by_colour, words=mask_words, tolerance=tolerance, dilate=dilate)
+    return make_mask(
+        image, mask_words, workspace=workspace, by_colour=by_colour, tolerance=options.tolerance, dilate=options.dilate
+    )
 
 
 def make_mask(
     image: str | Path,
+    words: str | None = None,
+    options: MaskOptions | None = None,
     *,
     workspace: str | Path | Workspace | None = None,
-    by_colour: str | None = None,
-    words: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    dilate: int = 0,
-    feather: int = 0,
-    **segment_options: Any,
+    **fields: Any,
 ) -> Image.Image:
     """A mask for editing ``image`` (white = redraw): its pixels of a palette colour (``by_colour``: the workspace
     palette's number as ``charforge stats`` lists it, or ``#rrggbb``), or what ``words`` name (a detection +
     segmentation model, ``generate.segment``); grown by ``dilate`` and softened by ``feather`` pixels."""
     from .generate import masks
 
+    options = MaskOptions.build(options, **fields)
+    by_colour = options.by_colour
     picture = masks.open_picture(image, "image")
     if (by_colour is None) == (words is None):
         raise CharforgeError("give either words naming what to mask or --by-colour")
@@ -372,20 +408,36 @@ def make_mask(
         if workspace is None and not by_colour.startswith("#"):
             raise CharforgeError(f"--by-colour {by_colour}: a palette number needs --workspace (or give #rrggbb)")
         palette = open_workspace(workspace).root / "stats" / "palette.json" if workspace is not None else Path()
-        region = masks.colour_mask(picture, masks.palette_colour(palette, by_colour), tolerance)
+        region = masks.colour_mask(picture, masks.palette_colour(palette, by_colour), options.tolerance)
     else:
         from .generate.segment import mask_from_words
 
-        region = mask_from_words(picture, words, **segment_options)
-    return masks.grow(region, dilate, feather)
+        region = mask_from_words(
+            picture,
+            words,
+            model=options.model,
+            box_threshold=options.box_threshold,
+            mask_threshold=options.mask_threshold,
+            sources=tuple(options.model_path) if options.model_path else None,
+        )
+    return masks.grow(region, options.dilate, options.feather)
 
 
-def mask(image: str | Path, *, out: str | Path, preview_out: str | Path | None = None, **options: Any) -> MaskResult:
+def mask(
+    image: str | Path,
+    words: str | None = None,
+    options: MaskOptions | None = None,
+    *,
+    out: str | Path,
+    preview_out: str | Path | None = None,
+    workspace: str | Path | Workspace | None = None,
+    **fields: Any,
+) -> MaskResult:
     """``make_mask``'s mask written to ``out`` (and the picture with it tinted to ``preview_out``), with its share
     of the picture and a warning when that share is almost all or almost nothing."""
     from .generate import masks
 
-    region = make_mask(image, **options)
+    region = make_mask(image, words, options, workspace=workspace, **fields)
     written = _save_picture(region, Path(out))
     shown = None
     if preview_out:
@@ -410,17 +462,18 @@ class MaskResult:
 
 def comic(
     story: str | Path,
+    options: ComicOptions | None = None,
     *,
-    out: str | Path | None = None,
-    panel: int | None = None,
-    seed: int | None = None,
     painter: Any = None,
     show_progress: bool = True,
+    **fields: Any,
 ):
-    """Render a storyboard to pages (PNG + one PDF); see :mod:`charforge.comic`. Returns a ``ComicResult``."""
+    """Render a storyboard to pages (PNG + one PDF) with ``options`` (``fields`` set some: ``out=``, ``panel=``,
+    ``seed=``); see :mod:`charforge.comic`. Returns a ``ComicResult``."""
     from .comic.render import render_comic
 
-    return render_comic(story, out, painter=painter, panel=panel, seed=seed, show_progress=show_progress)
+    options = ComicOptions.build(options, **fields)
+    return render_comic(story, options.out, painter=painter, panel=options.panel, seed=options.seed, show_progress=show_progress)
 
 
 def check_comic(story: str | Path) -> None:
@@ -466,19 +519,19 @@ def write_comic_example(path: str | Path, *, overwrite: bool = False) -> Path:
 
 def evaluate(
     workspace: str | Path | Workspace,
+    options: EvalOptions | None = None,
     *,
     run: str = "latest",
     promote_best: bool = False,
     show_progress: bool = True,
-    **options: Any,
-):
-    """Draw the evaluation prompt set at every checkpoint, score it, pick the best checkpoint; ``options``
-    are :class:`charforge.evaluate.evaluate.EvalOptions` fields. With ``promote_best`` the best
-    checkpoint becomes the run's ``final/``. Returns an ``EvalResult`` (``metrics``, ``report``)."""
-    from .evaluate.evaluate import EvalOptions, evaluate_run
-
+    **fields: Any,
+) -> EvalResult:
+    """Draw the evaluation prompt set at every checkpoint, score it, pick the best checkpoint, with ``options``
+    (``fields`` set some). With ``promote_best`` the best checkpoint becomes the run's ``final/``. Returns an
+    ``EvalResult`` (``metrics``, ``report``)."""
+    options = EvalOptions.build(options, **fields)
     ws = open_workspace(workspace)
-    result = evaluate_run(ws, run, EvalOptions(**options), show_progress=show_progress)
+    result = evaluate_run(ws, run, options, show_progress=show_progress)
     if promote_best:
         if not result.best:
             raise CharforgeError("no trained checkpoint to promote")

@@ -18,9 +18,12 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 import typer  # noqa: E402
 
 from .cli_options import build_options, model_options  # noqa: E402
+from .comic.options import ComicOptions  # noqa: E402
 from .config import PRESETS, TrainConfig  # noqa: E402
 from .data.prepare import PrepareOptions  # noqa: E402
 from .errors import CharforgeError, PicturesInterrupted, TrainingInterrupted  # noqa: E402
+from .evaluate.options import EvalOptions  # noqa: E402
+from .generate.options import EditOptions, GenerateOptions, MaskOptions  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -201,69 +204,21 @@ def train(
 
 
 # -- generate ---------------------------------------------------------------------------------------
-# Options that generate and edit share, declared once.
-SeedOpt = Annotated[int, typer.Option(help="First seed; image k uses seed + k.")]
-NumOpt = Annotated[int, typer.Option("-n", "--num-images", help="Images per prompt.")]
-StepsOpt = Annotated[int, typer.Option(help="Inference steps (50 as in the thesis).")]
-GuidanceOpt = Annotated[
-    Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
-]
-NegativeOpt = Annotated[str, typer.Option("--negative", help="Negative prompt.")]
-SamplerOpt = Annotated[
-    str,
-    typer.Option(
-        help="default (the model's: dpm++2m, euler for FLUX), dpm++2m, dpm++2m-karras, euler, euler-a, ddim, pndm, unipc, "
-        "heun, dpm2."
-    ),
-]
+# Which model and run generate and edit draw with, declared once (the drawing settings are GenerateOptions fields).
 RunOpt = Annotated[str, typer.Option(help="Which run of the workspace.")]
 CheckpointOpt = Annotated[Optional[int], typer.Option(help="Use this checkpoint step instead of the final weights.")]
 LoraOpt = Annotated[Optional[list[str]], typer.Option(help="Extra LoRA as PATH or PATH:WEIGHT; repeat for several.")]
 BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the run's).")]
 UnsafeOpt = Annotated[bool, typer.Option(help="Allow .ckpt/.bin/.pt pickles (can run code).")]
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/outputs/<time>).")]
-ImagePromptOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        help="An image prompt (IP-Adapter): a picture whose look (e.g. an outfit) to take.", rich_help_panel="Image prompt"
-    ),
-]
-IpAdapterOpt = Annotated[
-    str,
-    typer.Option(
-        help="IP-Adapter weights: a .safetensors file (image_encoder/ beside it) or OWNER/REPO/SUB/FILE "
-        "(default: h94/IP-Adapter's for the base's family).",
-        rich_help_panel="Image prompt",
-    ),
-]
-IpScaleOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        help="How strongly the image prompt acts: a number (0.6) or a YAML file of per-block scales.",
-        rich_help_panel="Image prompt",
-    ),
-]
-IpPresetOpt = Annotated[
-    Optional[str],
-    typer.Option(help="Per-block scales by name: outfit, style, layout, style-and-layout, full.", rich_help_panel="Image prompt"),
-]
 
 
 @app.command()
+@model_options(GenerateOptions, "Drawing")
 def generate(
     workspace: Annotated[Optional[Path], typer.Argument(help="Character workspace (its latest run's LoRA is used).")] = None,
     prompt: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts.")] = None,
     prompts: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
-    n: NumOpt = 1,
-    seed: SeedOpt = 0,
-    seeds: Annotated[Optional[str], typer.Option(help="Explicit comma-separated seeds (overrides -n/--seed).")] = None,
-    steps: StepsOpt = 50,
-    guidance: GuidanceOpt = None,
-    negative: NegativeOpt = "",
-    width: Annotated[Optional[int], typer.Option(help="Width in pixels (default: the model's native size).")] = None,
-    height: Annotated[Optional[int], typer.Option(help="Height in pixels (default: the model's native size).")] = None,
-    sampler: SamplerOpt = "default",
-    batch_size: Annotated[int, typer.Option(help="Pictures drawn per pass of the model (faster, more memory).")] = 1,
     run: RunOpt = "latest",
     checkpoint: CheckpointOpt = None,
     lora: LoraOpt = None,
@@ -272,43 +227,20 @@ def generate(
     base_config: Annotated[Optional[str], typer.Option(help="Configs for a single-file base, offline.")] = None,
     allow_unsafe_pickle: UnsafeOpt = False,
     out: OutOpt = None,
-    pose: Annotated[
-        Optional[Path],
-        typer.Option(help="Pose to follow: an OpenPose skeleton picture or keypoints in JSON.", rich_help_panel="Pose"),
-    ] = None,
-    controlnet: Annotated[
-        str,
-        typer.Option(
-            help="ControlNet folder or hub id (default: the OpenPose one for the base's family).", rich_help_panel="Pose"
-        ),
-    ] = "",
-    control_scale: Annotated[float, typer.Option(help="How strongly the pose is followed.", rich_help_panel="Pose")] = 0.8,
-    image_prompt: ImagePromptOpt = None,
-    ip_adapter: IpAdapterOpt = "",
-    ip_scale: IpScaleOpt = None,
-    ip_preset: IpPresetOpt = None,
-    ip_mask: Annotated[
-        Optional[Path], typer.Option(help="A mask: the image prompt acts only inside it (white).", rich_help_panel="Image prompt")
-    ] = None,
+    **options: Any,
 ) -> None:
     """Generate images of the character; every PNG carries its parameters (A1111 style)."""
     from . import api
-    from .generate.conditions import build_conditions
     from .generate.text2image import LoraSpec, read_prompts_file
 
     all_prompts = list(prompt or []) + (read_prompts_file(prompts) if prompts else [])
     if workspace is not None and not (workspace / "character.yaml").exists() and not workspace.is_dir():
         all_prompts.insert(0, str(workspace))  # `charforge generate --base M "prompt"`: no workspace given
         workspace = None
-    seed_list = None
-    if seeds:
-        try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError as exc:
-            raise CharforgeError(f"--seeds {seeds!r}: expected comma-separated integers") from exc
     result = api.generate(
         workspace,
         all_prompts,
+        build_options(GenerateOptions, options.pop("config"), options),
         base=base,
         run=run,
         checkpoint=checkpoint,
@@ -317,26 +249,6 @@ def generate(
         out_dir=out,
         allow_unsafe_pickle=allow_unsafe_pickle,
         base_config=base_config,
-        num_images=n,
-        seed=seed,
-        seeds=seed_list,
-        steps=steps,
-        guidance=guidance,
-        negative_prompt=negative,
-        width=width,
-        height=height,
-        sampler=sampler,
-        batch_size=batch_size,
-        conditions=build_conditions(
-            pose=pose,
-            controlnet=controlnet,
-            control_scale=control_scale,
-            image_prompt=image_prompt,
-            ip_adapter=ip_adapter,
-            ip_scale_value=ip_scale,
-            ip_preset=ip_preset,
-            ip_mask=ip_mask,
-        ),
     )
     _echo_generated(result)
 
@@ -350,45 +262,18 @@ def _echo_generated(result) -> None:
 
 # -- edit and mask -----------------------------------------------------------------------------------
 @app.command()
+@model_options(EditOptions, "Drawing")
 def edit(
     workspace: Annotated[Path, typer.Argument(help="Character workspace (its run's LoRA and identifier are used).")],
     image: Annotated[Path, typer.Argument(help="The picture to edit.")],
     prompt: Annotated[list[str], typer.Argument(help="What to draw, e.g. 'UnicornGirl in a red raincoat'.")],
-    mask: Annotated[Optional[Path], typer.Option(help="Redraw only inside this mask (white = redraw).")] = None,
-    mask_words: Annotated[
-        Optional[str], typer.Option(help="Make the mask from words, e.g. 'clothing' (a detection model).")
-    ] = None,
-    by_colour: Annotated[
-        Optional[str], typer.Option(help="Make the mask from palette colour N of the workspace (charforge stats) or #rrggbb.")
-    ] = None,
-    tolerance: Annotated[float, typer.Option(help="With --by-colour: CIEDE2000 distance still counted as the colour.")] = 12.0,
-    dilate: Annotated[int, typer.Option(help="Grow the made mask by this many pixels.")] = 2,
-    restyle: Annotated[bool, typer.Option(help="No mask: redraw the whole picture (image-to-image).")] = False,
-    strength: Annotated[
-        Optional[float], typer.Option(help="How much is redrawn, 0-1 (default: 1 inside a mask, 0.5 with --restyle).")
-    ] = None,
-    padding_mask_crop: Annotated[
-        Optional[int], typer.Option(help="Draw only a crop around the mask this many pixels wider (small regions).")
-    ] = None,
-    keep_original: Annotated[
-        bool, typer.Option(help="Paste the original back outside the mask, so only the masked region changes.")
-    ] = True,
-    image_prompt: ImagePromptOpt = None,
-    ip_adapter: IpAdapterOpt = "",
-    ip_scale: IpScaleOpt = None,
-    ip_preset: IpPresetOpt = None,
-    n: NumOpt = 1,
-    seed: SeedOpt = 0,
-    steps: StepsOpt = 50,
-    guidance: GuidanceOpt = None,
-    negative: NegativeOpt = "",
-    sampler: SamplerOpt = "default",
     run: RunOpt = "latest",
     checkpoint: CheckpointOpt = None,
     lora: LoraOpt = None,
     base: BaseOpt = None,
     allow_unsafe_pickle: UnsafeOpt = False,
     out: OutOpt = None,
+    **options: Any,
 ) -> None:
     """Redraw part of a picture with the character (inpainting inside a mask), or restyle all of it."""
     from . import api
@@ -398,81 +283,39 @@ def edit(
         workspace,
         image,
         list(prompt),
-        mask=mask,
-        mask_words=mask_words,
-        by_colour=by_colour,
-        tolerance=tolerance,
-        dilate=dilate,
-        restyle=restyle,
-        strength=strength,
-        padding_mask_crop=padding_mask_crop,
-        keep_original=keep_original,
-        image_prompt=image_prompt,
-        ip_adapter=ip_adapter,
-        ip_scale=ip_scale,
-        ip_preset=ip_preset,
+        build_options(EditOptions, options.pop("config"), options),
         run=run,
         checkpoint=checkpoint,
         loras=[LoraSpec.parse(x) for x in lora or []],
         base=base,
         allow_unsafe_pickle=allow_unsafe_pickle,
         out_dir=out,
-        num_images=n,
-        seed=seed,
-        steps=steps,
-        guidance=guidance,
-        negative_prompt=negative,
-        sampler=sampler,
     )
     _echo_generated(result)
 
 
 @app.command("mask")
+@model_options(MaskOptions, "Mask")
 def mask_command(
     image: Annotated[Path, typer.Argument(help="The picture to make a mask for.")],
     words: Annotated[
         Optional[str], typer.Argument(help="What to mask, e.g. 'clothing' (a detection + segmentation model).")
     ] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the mask PNG (white = redraw).")] = Path("mask.png"),
-    by_colour: Annotated[
-        Optional[str],
-        typer.Option(help="The pixels of palette colour N (of --workspace, as charforge stats lists it) or #rrggbb."),
-    ] = None,
     workspace: Annotated[Optional[Path], typer.Option(help="The workspace whose palette --by-colour N reads.")] = None,
-    tolerance: Annotated[float, typer.Option(help="With --by-colour: CIEDE2000 distance still counted as the colour.")] = 12.0,
-    dilate: Annotated[int, typer.Option(help="Grow the mask by this many pixels (negative: shrink).")] = 0,
-    feather: Annotated[int, typer.Option(help="Soften the mask's edge over this many pixels.")] = 0,
-    model: Annotated[
-        str,
-        typer.Option(help="With words: sam3 (one model, needs torchvision), grounding-dino+sam, or auto (sam3 where it runs)."),
-    ] = "auto",
-    model_path: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--model-path", help="With words: the model's folder or hub id (twice for grounding-dino+sam: detector, then SAM)."
-        ),
-    ] = None,
-    box_threshold: Annotated[float, typer.Option(help="With words: how sure a detection must be.")] = 0.3,
-    mask_threshold: Annotated[float, typer.Option(help="With words: how sure a pixel must be (a probability).")] = 0.5,
     preview: Annotated[bool, typer.Option(help="Also write MASK-preview.png: the picture with the mask tinted.")] = True,
+    **options: Any,
 ) -> None:
     """Make a mask for `charforge edit`: from a palette colour (no model needed) or from words."""
     from . import api
 
     result = api.mask(
         image,
+        words,
+        build_options(MaskOptions, options.pop("config"), options),
         workspace=workspace,
-        by_colour=by_colour,
-        tolerance=tolerance,
-        dilate=dilate,
-        feather=feather,
-        words=words,
         out=out,
         preview_out=out.with_name(out.stem + "-preview.png") if preview else None,
-        model=model,
-        box_threshold=box_threshold,
-        mask_threshold=mask_threshold,
-        sources=tuple(model_path) if model_path else None,
     )
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
@@ -484,15 +327,12 @@ def mask_command(
 
 # -- comic ----------------------------------------------------------------------------------------
 @app.command()
+@model_options(ComicOptions, "Options")
 def comic(
     story: Annotated[Path, typer.Argument(help="The storyboard YAML (with --example: where to write one).")] = Path("story.yaml"),
     example: Annotated[bool, typer.Option(help="Write a commented example storyboard (the thesis' page) to STORY.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: beside STORY, named after it).")] = None,
-    panel: Annotated[
-        int | None, typer.Option(help="Redraw this panel (1 = first) with another seed: --seed, else the next one.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="The new seed for --panel.")] = None,
     overwrite: Annotated[bool, typer.Option(help="With --example: replace an existing file.")] = False,
+    **options: Any,
 ) -> None:
     """Render a storyboard to lettered comic pages (PNG per page and one PDF); pictures are cached per panel."""
     from . import api
@@ -501,7 +341,7 @@ def comic(
         _echo_done("example storyboard", api.write_comic_example(story, overwrite=overwrite))
         typer.echo(f"render it with: charforge comic {story}")
         return
-    result = api.comic(story, out=out, panel=panel, seed=seed)
+    result = api.comic(story, build_options(ComicOptions, options.pop("config"), options))
     typer.echo(f"{result.drawn} picture(s) drawn, {result.cached} from the cache; font: {result.font}")
     if result.redrawn:
         number, used = result.redrawn
@@ -537,23 +377,13 @@ PromptsOption = Annotated[
 
 
 @app.command()
+@model_options(EvalOptions, "Evaluation")
 def evaluate(
     workspace: Annotated[Optional[Path], typer.Argument(help="The character workspace folder.")] = None,
     run: Annotated[str, typer.Option(help="Run name (default: the newest).")] = "latest",
-    prompts: PromptsOption = None,
-    checkpoints: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 600,1200 (default: all).")] = None,
-    clip: ClipOption = "default",
-    dino: DinoOption = "default",
-    steps: Annotated[int, typer.Option(help="Inference steps per picture.")] = 50,
-    guidance: Annotated[
-        Optional[float], typer.Option(help="Classifier-free guidance scale (default: the model's recommended, else 7.5).")
-    ] = None,
-    base: Annotated[Optional[str], typer.Option(help="Evaluate on another base model of the same family.")] = None,
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Pictures drawn per pass of the model (faster, more memory; cached pictures are reused).")
-    ] = 1,
     promote: Annotated[bool, typer.Option("--promote", help="Copy the best checkpoint to the run's final/.")] = False,
     example_prompts: Annotated[Optional[Path], typer.Option(help="Write the default prompt set here to edit, and stop.")] = None,
+    **options: Any,
 ) -> None:
     """Score every checkpoint of a run (identity, prompt fidelity, palette, quality ratio) and pick the best."""
     from . import api
@@ -569,19 +399,7 @@ def evaluate(
         return
     if workspace is None:
         raise CharforgeError("give the workspace: charforge evaluate WORKSPACE --run RUN")
-    result = api.evaluate(
-        workspace,
-        run=run,
-        promote_best=promote,
-        prompts=prompts,
-        checkpoints=_ints(checkpoints, "--checkpoints"),
-        clip=clip,
-        dino=dino,
-        steps=steps,
-        guidance=guidance,
-        base=base,
-        draw_batch_size=batch_size,
-    )
+    result = api.evaluate(workspace, build_options(EvalOptions, options.pop("config"), options), run=run, promote_best=promote)
     _print_points(result.metrics)
     best = result.best
     typer.echo(

@@ -105,4 +105,6 @@ def validate(model: type[BaseModel], values: dict[str, Any], source: str):
         if not err["loc"]:  # a rule across fields: its message says it all
             raise CharforgeError(f"{source}: {err['msg'].removeprefix('Value error, ')}") from exc
         message = err["msg"].removeprefix("Value error, ")
+        if message.startswith("--"):  # the validator named the flag and the value itself
+            raise CharforgeError(f"{source}: {message}") from exc
         raise CharforgeError(f"{source}: {where}: {message} (got {err.get('input')!r})") from exc

@@ -22,27 +22,13 @@ from ..generate.schedulers import model_sampler
 from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
+from .options import DEFAULT, EvalOptions
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
 from .quality import Thresholds, best_point, calibrate, no_pass_note, summarise
 from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
 from .scores import References, Scorer, leave_one_out, open_rgb
 
 log = logging.getLogger("charforge.evaluate")
-DEFAULT = "default"  # an encoder option left at its default: skipped with a note if it cannot be loaded
-
-
-@dataclass
-class EvalOptions:
-    prompts: Path | None = None
-    checkpoints: list[int] | None = None
-    clip: str | None = DEFAULT
-    dino: str | None = DEFAULT
-    steps: int = 50
-    guidance: float | None = None  # None: the prompt set's, else the model's recommended
-    sampler: str = "default"  # the model's own (resolve_sampler)
-    base: str | None = None
-    batch_size: int = 16  # pictures per pass of the CLIP / DINO encoders
-    draw_batch_size: int = 1  # pictures per pass of the diffusion model (faster on a CPU; last-bit differences)
 
 
 @dataclass

@@ -20,10 +20,9 @@ from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddi
 from .conditions import NONE, Conditions, call_arguments, edit_size, finish
 from .conditions import pipeline_for as conditions_pipeline
 from .metadata import GenerationParams, save_png
+from .options import THESIS_STEPS, DrawOptions
 from .schedulers import make_scheduler, resolve_sampler, sampler_label
 from .sheet import contact_sheet
-
-THESIS_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -186,36 +185,29 @@ def generate_images(
     base: BaseModel,
     prompts: list[str],
     out_dir: Path,
+    draw: DrawOptions | None = None,
     *,
-    loras: list[LoraSpec] = (),
-    negative_prompt: str = "",
-    num_images: int = 1,
-    seed: int = 0,
-    seeds: list[int] | None = None,
-    steps: int = THESIS_STEPS,
-    guidance: float | None = None,
     width: int | None = None,
     height: int | None = None,
-    sampler: str | None = None,
-    batch_size: int = 1,
+    loras: list[LoraSpec] = (),
     show_progress: bool = True,
     conditions: Conditions = NONE,
     controlnet=None,
 ) -> list[Path]:
-    """Generate ``num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
+    """Generate ``draw.num_images`` per prompt (seeds ``seed, seed+1, ...`` or ``seeds``); returns PNG paths.
 
-    ``guidance`` None draws at the model's recommended guidance (``recommended_guidance``); ``sampler`` None at the
-    model's default sampler (``resolve_sampler``).
+    ``guidance`` None draws at the model's recommended guidance (``recommended_guidance``); ``sampler`` "default" at
+    the model's default sampler (``resolve_sampler``).
 
-    ``batch_size`` pictures are drawn per pass of the model. A ``contact-sheet.png`` of all of them is
+    ``draw.batch_size`` pictures are drawn per pass of the model. A ``contact-sheet.png`` of all of them is
     written beside the images.
     """
-    if batch_size < 1:
-        raise CharforgeError(f"--batch-size must be at least 1 (got {batch_size})")
+    draw = draw or DrawOptions()
+    guidance, steps, negative_prompt, batch_size = draw.guidance, draw.steps, draw.negative_prompt, draw.batch_size
     pipe = base.pipe
     if guidance is None:
         guidance = recommended_guidance(base.source)
-    sampler = resolve_sampler(sampler, base.scheduler_config, edit=conditions.edit is not None)
+    sampler = resolve_sampler(draw.sampler, base.scheduler_config, edit=conditions.edit is not None)
     pipe.scheduler = make_scheduler(sampler, base.scheduler_config)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)
@@ -225,7 +217,7 @@ def generate_images(
     width, height = width or native, height or native
     if width % multiple or height % multiple:
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
-    seed_list = seeds or [seed + k for k in range(num_images)]
+    seed_list = draw.seed_list
     jobs = [(p, s) for p in prompts for s in seed_list]
     model_hash, lora_hashes = base.hash, {spec.name: spec.hash() for spec in loras}
     paths, images, labels = [], [], []

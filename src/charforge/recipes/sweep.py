@@ -199,6 +199,6 @@ def sweep(
         train_options=train_options,
         config_file=config_file,
         preset=preset,
-        eval_options=EvalOptions(**(eval_options or {})),
+        eval_options=EvalOptions.build(**(eval_options or {})),
         show_progress=show_progress,
     )
