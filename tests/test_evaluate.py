@@ -20,6 +20,7 @@ from charforge.evaluate.encoders import ClipEncoder, DinoEncoder
 from charforge.evaluate.palette import palette_distance
 from charforge.evaluate.quality import Thresholds, best_point, calibrate
 from charforge.evaluate.ratings import Rating, RatingStore, cohen_kappa
+from charforge.evaluate.results import PointSummary
 from charforge.evaluate.scores import References, cached_embeddings, leave_one_out, mean_similarity
 from charforge.models.files import exported_file
 from charforge.models.tiny import save_tiny_clip, save_tiny_dino
@@ -114,13 +115,13 @@ def test_quality_thresholds_are_calibrated_on_the_references():
 
 def test_best_checkpoint_rule():
     points = [
-        {"step": 0, "base": True, "quality_ratio": 0.9},
-        {"step": 300, "quality_ratio": 0.4, "dino": 0.5},
-        {"step": 600, "quality_ratio": 0.5, "dino": 0.4},
-        {"step": 900, "quality_ratio": 0.5, "dino": 0.6},
-        {"step": 1200, "quality_ratio": 0.5, "dino": 0.6},
+        PointSummary(step=0, base=True, quality_ratio=0.9),
+        PointSummary(step=300, quality_ratio=0.4, dino=0.5),
+        PointSummary(step=600, quality_ratio=0.5, dino=0.4),
+        PointSummary(step=900, quality_ratio=0.5, dino=0.6),
+        PointSummary(step=1200, quality_ratio=0.5, dino=0.6),
     ]
-    assert best_point(points)["step"] == 900  # base excluded; tie on ratio -> identity -> earlier step
+    assert best_point(points).step == 900  # base excluded; tie on ratio -> identity -> earlier step
     assert best_point(points[:1]) is None
 
 
@@ -167,8 +168,8 @@ def test_evaluate_scores_every_checkpoint_and_writes_a_report(trained, tiny_clip
     assert base.tobytes() != late.tobytes()
 
     again = api.evaluate(ws, prompts=prompts, clip=str(tiny_clip), dino="none", steps=2, show_progress=False)
-    assert again.metrics["timing"]["drawn"] == 0  # every picture came from the store
-    assert "dino" not in again.metrics["images"][0] and again.metrics["encoders"]["dino"] is None
+    assert again.metrics.timing["drawn"] == 0  # every picture came from the store
+    assert "dino" not in again.metrics.images[0] and again.metrics.encoders["dino"] is None
 
 
 def test_evaluating_a_dreambooth_run_draws_each_checkpoint_as_generate_does(drawings, tiny_sd1, tmp_path):
@@ -202,7 +203,7 @@ def test_batched_evaluation_draws_the_same_pictures_with_their_own_seeds(trained
         shutil.copytree(ws.root, copy, ignore=shutil.ignore_patterns("eval"))
         options = dict(clip="none", dino="none", steps=2, draw_batch_size=batch, show_progress=False)
         result = api.evaluate(copy, prompts=prompts, **options)
-        assert result.metrics["timing"]["drawn"] == 6
+        assert result.metrics.timing["drawn"] == 6
         drawn[batch] = {p.relative_to(result.folder): Image.open(p) for p in sorted((result.folder / "images").rglob("*.png"))}
     assert drawn[1].keys() == drawn[4].keys() and len(drawn[1]) == 6
     for name, alone in drawn[1].items():
@@ -353,8 +354,8 @@ def test_mini_world_evaluation_ranks_a_late_checkpoint_above_step_0(tmp_path):
     prompts = tmp_path / "world.yaml"
     prompts.write_text(WORLD_PROMPTS.read_text().replace("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"))
     metrics = api.evaluate(ws, prompts=prompts, clip="none", dino="none", steps=20, show_progress=False).metrics
-    points = {p["step"]: p for p in metrics["points"]}
-    assert metrics["world_character"] == "unicorn-girl" and metrics["thresholds"]["rule"].startswith("judge")
-    assert metrics["best"]["step"] == 300
-    assert points[300]["identity_share"] > points[0]["identity_share"] + 0.1
-    assert points[300]["palette"] < points[0]["palette"]
+    points = {p.step: p for p in metrics.points}
+    assert metrics.world_character == "unicorn-girl" and metrics.thresholds["rule"].startswith("judge")
+    assert metrics.best.step == 300
+    assert points[300].identity_share > points[0].identity_share + 0.1
+    assert points[300].palette < points[0].palette

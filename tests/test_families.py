@@ -1,5 +1,5 @@
-"""Transformer families (SD3/3.5, FLUX.1) through the same loop: detected, taught, loaded elsewhere, resumed, drawn; and the
-training target of each family checked against the formula of its diffusers training script."""
+"""Transformer families (SD3/3.5, FLUX.1, Chroma) through the same loop: detected, taught, loaded elsewhere, resumed,
+drawn; and the training target of each family checked against the formula of its diffusers training script."""
 
 from __future__ import annotations
 
@@ -32,13 +32,18 @@ def tiny_flux(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-flux", ModelFamily.FLUX)
 
 
-@pytest.fixture(params=[ModelFamily.SD3, ModelFamily.FLUX], ids=["sd3", "flux"])
+@pytest.fixture(scope="session")
+def tiny_chroma(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chroma", ModelFamily.CHROMA)
+
+
+@pytest.fixture(params=[ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA], ids=["sd3", "flux", "chroma"])
 def tiny_transformer(request):
     """Each transformer family's tiny model, in turn."""
     return request.getfixturevalue(f"tiny_{request.param.value}")
 
 
-def test_transformer_families_are_detected_from_folders_and_single_file_keys(tiny_sd3, tiny_flux, tmp_path):
+def test_transformer_families_are_detected_from_folders_and_single_file_keys(tiny_sd3, tiny_flux, tiny_chroma, tmp_path):
     base = load_base_model(str(tiny_sd3))
     assert base.family is ModelFamily.SD3
     assert (native_resolution(base.pipe), size_multiple(base.pipe)) == (32, 4)  # sample 16 x VAE 2; VAE 2 x patch 2
@@ -47,12 +52,16 @@ def test_transformer_families_are_detected_from_folders_and_single_file_keys(tin
     assert (native_resolution(flux.pipe), size_multiple(flux.pipe)) == (256, 4)  # the pipeline's 128 x VAE 2; 2x2 packing
     assert detect_single_file_family({"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"}) is ModelFamily.SD3
     assert detect_single_file_family({"double_blocks.0.img_attn.qkv.weight"}) is ModelFamily.FLUX
+    chroma = load_base_model(str(tiny_chroma))
+    assert chroma.family is ModelFamily.CHROMA and size_multiple(chroma.pipe) == 4
+    chroma_keys = {"double_blocks.0.img_attn.qkv.weight", "distilled_guidance_layer.in_proj.weight"}
+    assert detect_single_file_family(chroma_keys) is ModelFamily.CHROMA
 
     other = tmp_path / "qwen"
     other.mkdir()
     (other / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline", "transformer": ["diffusers", "X"]}))
     with pytest.raises(
-        CharforgeError, match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1"
+        CharforgeError, match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma"
     ):
         load_base_model(str(other))
 
@@ -100,7 +109,19 @@ def _velocity_error(pipe, latents: torch.Tensor) -> float:
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
     noisy, n = (1 - sigmas) * x + sigmas * noise, len(sigmas)
     with torch.no_grad():
-        if hasattr(pipe, "_pack_latents"):  # FLUX
+        if hasattr(pipe, "_prepare_attention_mask"):  # Chroma: T5 alone, masked
+            embeds, text_ids, mask, *_ = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False)
+            b, c, h, w = noisy.shape
+            pred = pipe.transformer(
+                hidden_states=pipe._pack_latents(noisy, b, c, h, w),
+                timestep=sigmas.flatten(),
+                encoder_hidden_states=embeds.repeat(n, 1, 1),
+                txt_ids=text_ids,
+                img_ids=pipe._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32),
+                attention_mask=pipe._prepare_attention_mask(n, (h // 2) * (w // 2), torch.float32, mask.repeat(n, 1)),
+            ).sample
+            pred = pipe._unpack_latents(pred, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor, pipe.vae_scale_factor)
+        elif hasattr(pipe, "_pack_latents"):  # FLUX
             embeds, pooled, text_ids = pipe.encode_prompt(PROMPT, PROMPT, max_sequence_length=512)
             b, c, h, w = noisy.shape
             pred = pipe.transformer(
@@ -134,13 +155,13 @@ def test_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_trans
         max_train_steps=60,
         learning_rate=5e-3,
         rank=8,
-        train_text_encoder=True,
+        train_text_encoder=family.has_clip,  # Chroma reads T5 alone, which stays frozen
         mixed_precision="no",
         show_progress=False,
         **FAST,
     )
     state = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
-    clips = {"text_encoder", "text_encoder_2"} if family is ModelFamily.SD3 else {"text_encoder"}
+    clips = {ModelFamily.SD3: {"text_encoder", "text_encoder_2"}, ModelFamily.FLUX: {"text_encoder"}}.get(family, set())
     assert {k.split(".")[0] for k in state} == {"transformer", *clips}  # T5 stays frozen
     assert any(".add_q_proj." in k for k in state)  # the joint attention's text stream carries LoRA too
     losses = [float(line.split(",")[1]) for line in (result.run_dir / "loss.csv").read_text().splitlines()[1:]]
@@ -258,10 +279,25 @@ def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
     assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 
-def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_sd1):
+def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_sd1):
     from charforge.models.loading import recommended_guidance
 
-    assert [recommended_guidance(str(m)) for m in (tiny_sd3, tiny_flux, tiny_sd1)] == [7.0, 3.5, 7.5]
+    assert [recommended_guidance(str(m)) for m in (tiny_sd3, tiny_flux, tiny_chroma, tiny_sd1)] == [7.0, 3.5, 5.0, 7.5]
+
+
+def test_chroma_refuses_text_encoder_training_and_masks_the_padding_as_its_pipeline(workspace, tiny_chroma):
+    from charforge.models.adapters import adapter_for
+
+    with pytest.raises(CharforgeError, match="--train-text-encoder .* Chroma reads the prompt through T5 only"):
+        api.train(workspace, base=str(tiny_chroma), max_train_steps=1, train_text_encoder=True, show_progress=False, **FAST)
+    pipe = load_base_model(str(tiny_chroma)).pipe
+    adapter = adapter_for(ModelFamily.CHROMA, pipe)
+    with torch.no_grad():
+        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
+        embeds, _, mask, *_ = pipe.encode_prompt([PROMPT, "a"], do_classifier_free_guidance=False)
+    torch.testing.assert_close(ours.hidden, embeds)
+    torch.testing.assert_close(ours.mask, mask)  # the text's tokens, </s> and the first padding token
+    assert 0 < ours.mask[1].sum() < ours.mask[0].sum() < mask.shape[1]
 
 
 def test_flux_trains_on_unshifted_noise_levels_as_its_script(tiny_flux):
@@ -284,5 +320,5 @@ def test_evaluate_draws_a_flux_run_with_the_models_default_sampler(workspace, ti
     prompts = tmp_path / "prompts.yaml"
     prompts.write_text(PROMPTS)
     result = api.evaluate(workspace, prompts=prompts, clip="none", dino="none", steps=2, show_progress=False)
-    first = result.folder / result.metrics["images"][0]["file"]
+    first = result.folder / result.metrics.images[0]["file"]
     assert read_png_params(first).sampler == "Euler"

@@ -19,6 +19,7 @@ from PIL import Image
 
 from charforge import api
 from charforge.evaluate.quality import Thresholds, no_pass_note
+from charforge.evaluate.results import PointSummary
 
 ENTRY_POINT = Path(sys.executable).parent / "charforge"
 
@@ -138,7 +139,10 @@ def test_offline_captioner_and_encoders_say_what_to_pass_at_once(workspace, caps
 
 def test_when_no_checkpoint_passes_the_report_says_so_and_what_fails_most():
     thresholds = Thresholds(values={"clip_i": 0.8, "clip_t": 0.3})
-    points = [{"point": "step-000000", "base": True, "quality_ratio": 0.5}, {"point": "step-000100", "quality_ratio": 0.0}]
+    points = [
+        PointSummary(point="step-000000", step=0, base=True, quality_ratio=0.5),
+        PointSummary(point="step-000100", step=100, quality_ratio=0.0),
+    ]
     rows = [
         {"point": "step-000100", "clip_i": 0.5, "clip_t": 0.4},
         {"point": "step-000100", "clip_i": 0.5, "clip_t": 0.1},
@@ -148,7 +152,7 @@ def test_when_no_checkpoint_passes_the_report_says_so_and_what_fails_most():
         "no checkpoint passes the criteria; ranked by identity score (failing most: clip_i in 100% of pictures, "
         "clip_t in 50% of pictures)"
     )
-    points[1]["quality_ratio"] = 0.25
+    points[1].quality_ratio = 0.25
     assert no_pass_note(points, rows, thresholds) is None
 
 

@@ -107,7 +107,7 @@ def test_bf16_dreambooth_saves_fp32_and_its_checkpoints_draw_as_its_final_model(
     prompts = tmp_path / "prompts.yaml"
     prompts.write_text('seeds: [0]\nprompts:\n  - id: waving\n    prompt: "{token} {class_word} waving"\n')
     evaluated = api.evaluate(workspace, prompts=prompts, clip="none", dino="none", steps=2, show_progress=False)
-    assert [p["point"] for p in evaluated.metrics["points"]][-1] == "step-000002"
+    assert [p.point for p in evaluated.metrics.points][-1] == "step-000002"
 
 
 def test_bf16_sdxl_lora_with_both_text_encoders(workspace, tiny_sdxl):

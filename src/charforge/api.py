@@ -329,8 +329,10 @@ def edit(
     run: str = "latest",
     checkpoint: int | None = None,
     loras: list[LoraSpec] | None = None,
+    use_run: bool = True,
     out_dir: str | Path | None = None,
     allow_unsafe_pickle: bool = False,
+    base_config: str | None = None,
     painter: Painter | None = None,
     show_progress: bool = True,
     **fields: Any,
@@ -361,8 +363,10 @@ def edit(
         run=run,
         checkpoint=checkpoint,
         loras=loras,
+        use_run=use_run,
         out_dir=out_dir,
         allow_unsafe_pickle=allow_unsafe_pickle,
+        base_config=base_config,
         painter=painter,
         conditions=conditions,
         show_progress=show_progress,
@@ -535,7 +539,7 @@ def evaluate(
     if promote_best:
         if not result.best:
             raise CharforgeError("no trained checkpoint to promote")
-        promote(ws, run=run, step=result.best["step"])
+        promote(ws, run=run, step=result.best.step)
     return result
 
 
@@ -564,10 +568,10 @@ def rating_summary(workspace: str | Path | Workspace, *, run: str = "latest", ra
     metrics = load_metrics(ws, run)
     eval_dir = ws.run_dir(run) / "eval"
     with RatingStore(ws.root / "ratings.sqlite") as store:
-        ratings = store.all(metrics["run"], [r["file"] for r in metrics["images"]], eval_dir, rater)
-    summary = human_summary(metrics, ratings)
-    for point in metrics["points"]:
-        point["human_ratio"] = summary["points"].get(point["point"], {}).get("human_ratio")
-    metrics["human"] = summary
+        ratings = store.all(metrics.run, [r["file"] for r in metrics.images], eval_dir, rater)
+    summary = human_summary(metrics.images, ratings)
+    for point in metrics.points:
+        point.human_ratio = summary["points"].get(point.point, {}).get("human_ratio")
+    metrics.human = summary
     write_metrics(ws, run, metrics)
     return summary

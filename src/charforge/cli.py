@@ -402,10 +402,8 @@ def evaluate(
     result = api.evaluate(workspace, build_options(EvalOptions, options.pop("config"), options), run=run, promote_best=promote)
     _print_points(result.metrics)
     best = result.best
-    typer.echo(
-        f"best: {best['point'] if best else 'none'} ({result.metrics['rule']})" + (" -> promoted to final/" if promote else "")
-    )
-    for note in result.metrics["notes"]:
+    typer.echo(f"best: {best.point if best else 'none'} ({result.metrics.rule})" + (" -> promoted to final/" if promote else ""))
+    for note in result.metrics.notes:
         typer.echo(f"note: {note}")
     _echo_done("report", result.report)
 
@@ -426,16 +424,14 @@ def push(
     _echo_done("pushed", url)
 
 
-def _print_points(metrics: dict) -> None:
+def _print_points(metrics) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .evaluate.quality import point_columns
-
-    keys = point_columns(metrics)
+    keys = metrics.columns()
     table = Table("point", "images", *keys)
-    for p in metrics["points"]:
-        table.add_row(p["label"], str(p["images"]), *("" if p.get(k) is None else f"{p[k]:.3f}" for k in keys))
+    for p in metrics.points:
+        table.add_row(p.label, str(p.images), *("" if p.value(k) is None else f"{p.value(k):.3f}" for k in keys))
     Console().print(table)
 
 

@@ -7,7 +7,6 @@ Outputs go to ``runs/<run>/eval/``: ``images/<point>/`` (cached pictures), ``met
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import atomic, progress
+from .. import progress
 from ..errors import CharforgeError
 from ..generate.schedulers import model_sampler
 from ..models.loading import recommended_guidance
@@ -25,24 +24,26 @@ from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
 from .options import DEFAULT, EvalOptions
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
 from .quality import Thresholds, best_point, calibrate, no_pass_note, summarise
+from .results import BestPoint, EvalMetrics
 from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
 from .scores import References, Scorer, leave_one_out, open_rgb
 
 log = logging.getLogger("charforge.evaluate")
+METRICS_FILE = "metrics.json"
 
 
 @dataclass
 class EvalResult:
     folder: Path
-    metrics: dict
+    metrics: EvalMetrics
 
     @property
     def report(self) -> Path:
         return self.folder / "report.html"
 
     @property
-    def best(self) -> dict | None:
-        return self.metrics.get("best")
+    def best(self) -> BestPoint | None:
+        return self.metrics.best
 
 
 def _encoder(kind: str, option: str | None, default: str, notes: list[str], batch_size: int):
@@ -156,54 +157,56 @@ def evaluate_run(
     score_seconds = time.perf_counter() - scored_at
 
     # 3. per point, best, metrics
-    summaries = []
-    for point in points:
-        summary = summarise([r for r in rows if r["point"] == point.name])
-        summaries.append(
-            {"point": point.name, "label": point.label, "step": point.step, "base": point.weights is None, **summary}
+    summaries = [
+        summarise(
+            [r for r in rows if r["point"] == point.name],
+            point=point.name,
+            label=point.label,
+            step=point.step,
+            base=point.weights is None,
         )
+        for point in points
+    ]
     best = best_point(summaries)
     verdict = no_pass_note(summaries, rows, thresholds)
-    metrics = {
-        "run": run_dir.name,
-        "base": painter.base,
-        "method": config.method,
-        "prompt_set": str(prompt_set.source),
-        "prompts": [{"id": p.id, "prompt": p.text, "scored_as": p.plain, "asked": p.asked} for p in prompt_set.prompts],
-        "seeds": list(prompt_set.seeds),
-        "inference_steps": steps,
-        "guidance": guidance,
-        "encoders": {"clip": scorer.clip.source if scorer.clip else None, "dino": scorer.dino.source if scorer.dino else None},
-        "world_character": ws.character.world or None,
-        "references": [str(p) for p in references.paths],
-        "thresholds": thresholds.to_dict(),
-        "notes": ([verdict] if verdict else []) + notes + thresholds.notes,
-        "points": summaries,
-        "best": None
-        if best is None
-        else {"point": best["point"], "step": best["step"], "quality_ratio": best.get("quality_ratio")},
-        "rule": "highest quality ratio; ties: higher mean identity score, then the earlier step",
-        "timing": {
+    metrics = EvalMetrics(
+        run=run_dir.name,
+        base=painter.base,
+        method=config.method,
+        prompt_set=str(prompt_set.source),
+        prompts=[{"id": p.id, "prompt": p.text, "scored_as": p.plain, "asked": p.asked} for p in prompt_set.prompts],
+        seeds=list(prompt_set.seeds),
+        inference_steps=steps,
+        guidance=guidance,
+        encoders={"clip": scorer.clip.source if scorer.clip else None, "dino": scorer.dino.source if scorer.dino else None},
+        world_character=ws.character.world or None,
+        references=[str(p) for p in references.paths],
+        thresholds=thresholds.to_dict(),
+        notes=([verdict] if verdict else []) + notes + thresholds.notes,
+        points=summaries,
+        best=None if best is None else BestPoint(point=best.point, step=best.step, quality_ratio=best.quality_ratio),
+        rule="highest quality ratio; ties: higher mean identity score, then the earlier step",
+        timing={
             "drawn": drawn,
             "draw_seconds": round(draw_seconds, 2),
             "scored": len(rows),
             "score_seconds": round(score_seconds, 2),
         },
-        "images": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
-    }
+        images=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+    )
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder, run_dir, metrics, references.images)
     return EvalResult(folder, metrics)
 
 
-def _write(folder: Path, run_dir: Path, metrics: dict, references: list[Image.Image]) -> None:
+def _write(folder: Path, run_dir: Path, metrics: EvalMetrics, references: list[Image.Image]) -> None:
     from .report import write_report
 
-    atomic.write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+    metrics.save(folder / METRICS_FILE)
     write_report(folder, run_dir, metrics, references)
 
 
-def write_metrics(ws: Workspace, run: str, metrics: dict) -> None:
+def write_metrics(ws: Workspace, run: str, metrics: EvalMetrics) -> None:
     """Store updated metrics (e.g. with human ratios) and redraw the report."""
     run_dir = ws.run_dir(run)
     _write(run_dir / "eval", run_dir, metrics, [open_rgb(p) for p in ws.training_images()])
@@ -223,8 +226,8 @@ def calibrate_thresholds(scorer: Scorer) -> Thresholds:
     return calibrate(loo, caption_scores, judged=scorer.judge is not None and scorer.character is not None)
 
 
-def load_metrics(ws: Workspace, run: str) -> dict:
-    path = ws.run_dir(run) / "eval" / "metrics.json"
+def load_metrics(ws: Workspace, run: str) -> EvalMetrics:
+    path = ws.run_dir(run) / "eval" / METRICS_FILE
     if not path.is_file():
         raise CharforgeError(f"{path}: no evaluation yet; run `charforge evaluate {ws.root} --run {run}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return EvalMetrics.load(path)

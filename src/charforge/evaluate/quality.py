@@ -25,15 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .results import AVERAGED, PointSummary
+
 IDENTITY_ORDER = ("identity_share", "dino", "clip_i")
-AVERAGED = ("clip_i", "dino", "clip_t", "palette", "identity", "identity_share", "fidelity")
-# The columns a table of checkpoints shows, in this order (the CLI, the HTML report, the web UI).
-POINT_COLUMNS = ("quality_ratio", "human_ratio", "identity", "identity_share", "fidelity", "clip_i", "dino", "clip_t", "palette")
-
-
-def point_columns(metrics: dict) -> list[str]:
-    """Those of :data:`POINT_COLUMNS` that some checkpoint of ``metrics`` has a value for."""
-    return [k for k in POINT_COLUMNS if any(p.get(k) is not None for p in metrics["points"])]
 
 
 @dataclass
@@ -77,40 +71,39 @@ def calibrate(loo: dict[str, list[float]], caption_scores: list[float] | None, *
     return thresholds
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Means of every score present, and the quality ratio (share of images that pass)."""
-    out: dict = {"images": len(rows)}
+def summarise(rows: list[dict], **fields) -> PointSummary:
+    """Means of every score present, and the quality ratio (share of images that pass); ``fields`` name the point."""
+    means: dict = {}
     for name in AVERAGED:
         values = [r[name] for r in rows if name in r]
         if values:
-            out[name] = round(float(np.mean(values)), 4)
+            means[name] = round(float(np.mean(values)), 4)
     verdicts = [r["ok"] for r in rows if r.get("ok") is not None]
-    out["quality_ratio"] = round(float(np.mean(verdicts)), 4) if verdicts else None
-    return out
+    ratio = round(float(np.mean(verdicts)), 4) if verdicts else None
+    return PointSummary(images=len(rows), quality_ratio=ratio, **means, **fields)
 
 
-def identity_score(summary: dict) -> float:
-    return next((summary[name] for name in IDENTITY_ORDER if summary.get(name) is not None), 0.0)
+def identity_score(summary: PointSummary) -> float:
+    return next((summary.value(name) for name in IDENTITY_ORDER if summary.value(name) is not None), 0.0)
 
 
-def best_point(points: list[dict]) -> dict | None:
-    """The best trained point by the rule in the module doc (``points``: summaries with ``step``, ``base``)."""
-    trained = [p for p in points if not p.get("base")]
-    if not trained:
-        return None
-    return max(trained, key=lambda p: (p.get("quality_ratio") or 0.0, identity_score(p), -p["step"]))
+def ranking(point: PointSummary) -> tuple[float, float, int]:
+    """The best-checkpoint rule as a sort key: quality ratio, then identity, then the earlier step."""
+    return (point.quality_ratio or 0.0, identity_score(point), -point.step)
 
 
-def no_pass_note(points: list[dict], rows: list[dict], thresholds: Thresholds) -> str | None:
+def best_point(points: list[PointSummary]) -> PointSummary | None:
+    """The best trained point by the rule in the module doc (the base is a reference row only)."""
+    trained = [p for p in points if not p.base]
+    return max(trained, key=ranking) if trained else None
+
+
+def no_pass_note(points: list[PointSummary], rows: list[dict], thresholds: Thresholds) -> str | None:
     """When no trained point passes anything, the "best" one is only the tie-break's pick: say so, and what fails most."""
-    trained = [p for p in points if not p.get("base")]
-    if (
-        not trained
-        or any((p.get("quality_ratio") or 0.0) > 0 for p in trained)
-        or all(p.get("quality_ratio") is None for p in trained)
-    ):
+    trained = [p for p in points if not p.base]
+    if not trained or any((p.quality_ratio or 0.0) > 0 for p in trained) or all(p.quality_ratio is None for p in trained):
         return None
-    names = {p["point"] for p in trained}
+    names = {p.point for p in trained}
     mine = [r for r in rows if r.get("point") in names]
     counts: dict[str, int] = {}
     for row in mine:

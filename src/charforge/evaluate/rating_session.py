@@ -27,9 +27,9 @@ class RatingSession:
         self.view = self.eval_dir / "rate-view.png"  # the picture beside the references, for any image viewer
         self.references = [open_rgb(p) for p in workspace.training_images()]
         self._store = RatingStore(workspace.root / RATINGS_FILE)
-        rated = self._store.all(self.metrics["run"], [r["file"] for r in self.metrics["images"]], self.eval_dir, rater)
+        rated = self._store.all(self.metrics.run, [r["file"] for r in self.metrics.images], self.eval_dir, rater)
         self.rated = len(rated)
-        todo = [] if only_summary else [r for r in self.metrics["images"] if r["file"] not in rated]
+        todo = [] if only_summary else [r for r in self.metrics.images if r["file"] not in rated]
         # The run's own pictures first, newest checkpoint first: the base model's (step 0) matter least.
         self.todo = sorted(todo, key=lambda r: (r["step"] == 0, -r["step"]))
 
@@ -53,4 +53,4 @@ class RatingSession:
         return side_by_side(self.picture(row), self.references[:references], cell=cell)
 
     def record(self, row: dict, good: bool, tags: tuple[str, ...] = ()) -> None:
-        self._store.put(Rating(self.metrics["run"], row["file"], good, tags, self.rater), self.eval_dir)
+        self._store.put(Rating(self.metrics.run, row["file"], good, tags, self.rater), self.eval_dir)

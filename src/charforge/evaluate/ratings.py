@@ -102,12 +102,13 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
     return (observed - expected) / (1 - expected)
 
 
-def human_summary(metrics: dict, ratings: dict[str, Rating]) -> dict:
-    """Human quality ratio per point, agreement with the automated verdicts, and tag counts."""
+def human_summary(images: list[dict], ratings: dict[str, Rating]) -> dict:
+    """Human quality ratio per point, agreement with the automated verdicts, and tag counts (``images``: the
+    evaluation's per-picture rows)."""
     per_point: dict[str, dict] = {}
     human, auto = [], []
     tags: dict[str, int] = {}
-    for row in metrics["images"]:
+    for row in images:
         rating = ratings.get(row["file"])
         if rating is None:
             continue

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import atomic
 from ..generate.sheet import contact_sheet
 from ..plots import pyplot, save_figure
-from .quality import point_columns
+from .results import EvalMetrics, PointSummary
 from .scores import open_rgb
 
 CURVES = {
@@ -29,19 +29,19 @@ CURVES = {
 }
 
 
-def plot_scores(points: list[dict], path: Path) -> None:
+def plot_scores(points: list[PointSummary], path: Path) -> None:
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100)
-    steps = [p["step"] for p in points]
+    steps = [p.step for p in points]
     for key, label in CURVES.items():
-        values = [p.get(key) for p in points]
+        values = [p.value(key) for p in points]
         if any(v is not None for v in values):
             ax.plot(steps, [float("nan") if v is None else v for v in values], marker="o", label=label)
     ax.set_xlabel("training step")
     ax.set_title("scores (higher is better)")
     if ax.lines:
         ax.legend(fontsize=7)
-    ax2.plot(steps, [p.get("palette", float("nan")) for p in points], marker="o", color="tab:brown")
+    ax2.plot(steps, [float("nan") if p.palette is None else p.palette for p in points], marker="o", color="tab:brown")
     ax2.set_xlabel("training step")
     ax2.set_title("palette distance, CIEDE2000 (lower is closer)")
     fig.tight_layout()
@@ -63,31 +63,29 @@ def progress_gif(frames: list[tuple[str, Image.Image]], path: Path, size: int = 
         out[0].save(tmp, format="GIF", save_all=True, append_images=out[1:], duration=ms, loop=0)
 
 
-def write_report(folder: Path, run_dir: Path, metrics: dict, references: list[Image.Image]) -> Path:
+def write_report(folder: Path, run_dir: Path, metrics: EvalMetrics, references: list[Image.Image]) -> Path:
     assets = folder / "report"
     assets.mkdir(parents=True, exist_ok=True)
-    points = metrics["points"]
-    images = metrics["images"]
-    seeds = metrics["seeds"]
-    current = {f"grid-{p['point']}.png" for p in points}
+    points, images, seeds = metrics.points, metrics.images, metrics.seeds
+    current = {f"grid-{p.point}.png" for p in points}
     for stale in assets.glob("grid-*.png"):  # grids of points this evaluation did not include
         if stale.name not in current:
             stale.unlink()
     with atomic.atomic_path(assets / "references.png") as tmp:
         contact_sheet(references, columns=min(len(references), 8), cell=128).save(tmp, format="PNG")
     for point in points:
-        mine = [r for r in images if r["point"] == point["point"]]
+        mine = [r for r in images if r["point"] == point.point]
         labels = [f"{r['prompt']} s{r['seed']}" + ("" if r.get("ok") is None else (" ok" if r["ok"] else " x")) for r in mine]
         sheet = contact_sheet([open_rgb(folder / r["file"]) for r in mine], labels, columns=len(seeds) * 2, cell=128)
-        with atomic.atomic_path(assets / f"grid-{point['point']}.png") as tmp:
+        with atomic.atomic_path(assets / f"grid-{point.point}.png") as tmp:
             sheet.save(tmp, format="PNG")
     plot_scores(points, assets / "scores.png")
-    first = metrics["prompts"][0]["id"]
+    first = metrics.prompts[0]["id"]
     frames = [
-        (p["label"], open_rgb(folder / r["file"]))
+        (p.label, open_rgb(folder / r["file"]))
         for p in points
         for r in images
-        if r["point"] == p["point"] and r["prompt"] == first and r["seed"] == seeds[0]
+        if r["point"] == p.point and r["prompt"] == first and r["seed"] == seeds[0]
     ]
     progress_gif(frames, assets / "progress.gif")
     has_loss = (run_dir / "loss.png").is_file()
@@ -103,36 +101,34 @@ def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def _page(metrics: dict, has_loss: bool) -> str:
-    columns = point_columns(metrics)
-    best = (metrics.get("best") or {}).get("point")
+def _page(metrics: EvalMetrics, has_loss: bool) -> str:
+    columns = metrics.columns()
+    best = metrics.best.point if metrics.best else None
     head = "".join(f"<th>{html.escape(CURVES.get(c, c))}</th>" for c in columns)
     rows = "".join(
-        f"<tr{' class=best' if p['point'] == best else ''}><td>{html.escape(p['label'])}</td><td>{p['images']}</td>"
-        + "".join(f"<td>{_cell(p.get(c))}</td>" for c in columns)
+        f"<tr{' class=best' if p.point == best else ''}><td>{html.escape(p.label)}</td><td>{p.images}</td>"
+        + "".join(f"<td>{_cell(p.value(c))}</td>" for c in columns)
         + "</tr>"
-        for p in metrics["points"]
+        for p in metrics.points
     )
-    thresholds = metrics["thresholds"]
+    thresholds = metrics.thresholds
     limits = ", ".join(f"{k} &ge; {v:.3f}" for k, v in thresholds["values"].items()) or html.escape(thresholds["rule"])
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in metrics["notes"])
-    prompts = "".join(f"<li><code>{html.escape(p['prompt'])}</code></li>" for p in metrics["prompts"])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in metrics.notes)
+    prompts = "".join(f"<li><code>{html.escape(p['prompt'])}</code></li>" for p in metrics.prompts)
     grids = "".join(
-        f"<h3>{html.escape(p['label'])}</h3><img src='report/grid-{p['point']}.png' alt='{html.escape(p['label'])}'>"
-        for p in metrics["points"]
+        f"<h3>{html.escape(p.label)}</h3><img src='report/grid-{p.point}.png' alt='{html.escape(p.label)}'>"
+        for p in metrics.points
     )
-    best_text = (
-        "none (no trained checkpoint)" if not best else f"{best} (quality ratio {_cell(metrics['best']['quality_ratio'])})"
-    )
+    best_text = "none (no trained checkpoint)" if not best else f"{best} (quality ratio {_cell(metrics.best.quality_ratio)})"
     loss = "<h2>Loss</h2><img src='report/loss.png' alt='loss curve'>" if has_loss else ""
-    return f"""<!doctype html><meta charset="utf-8"><title>charforge evaluation: {html.escape(metrics["run"])}</title>
+    return f"""<!doctype html><meta charset="utf-8"><title>charforge evaluation: {html.escape(metrics.run)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
 tr.best{{background:#e7f7e7;font-weight:bold}}img{{max-width:100%}}</style>
-<h1>Evaluation of run {html.escape(metrics["run"])}</h1>
-<p>Base <code>{html.escape(str(metrics["base"]))}</code>, method {html.escape(metrics["method"])};
-{len(metrics["prompts"])} prompts &times; {len(metrics["seeds"])} seeds,
-{metrics["inference_steps"]} steps, guidance {metrics["guidance"]}.</p>
-<p><b>Best checkpoint: {html.escape(best_text)}</b> &mdash; rule: {html.escape(metrics["rule"])}.</p>
+<h1>Evaluation of run {html.escape(metrics.run)}</h1>
+<p>Base <code>{html.escape(str(metrics.base))}</code>, method {html.escape(metrics.method)};
+{len(metrics.prompts)} prompts &times; {len(metrics.seeds)} seeds,
+{metrics.inference_steps} steps, guidance {metrics.guidance}.</p>
+<p><b>Best checkpoint: {html.escape(best_text)}</b> &mdash; rule: {html.escape(metrics.rule)}.</p>
 <table><tr><th>point</th><th>images</th>{head}</tr>{rows}</table>
 <p>An image passes when {limits} ({html.escape(thresholds["rule"])}).</p><ul>{notes}</ul>
 <h2>Scores over training</h2><img src="report/scores.png" alt="scores over steps">

@@ -24,6 +24,7 @@ from ..workspace import Workspace
 from .evaluate import calibrate_thresholds, default_prompt_file, make_scorer
 from .prompts import load_prompt_set
 from .quality import best_point, identity_score, summarise
+from .results import PointSummary
 
 WATCH_FILE = "watch.json"
 
@@ -38,7 +39,7 @@ def read_watch(run_dir: Path) -> list[dict]:
 class TrainingWatch:
     workspace: Workspace
     config: TrainConfig
-    history: list[dict] = field(default_factory=list)  # per evaluation: step, seconds, and the summary's scores
+    history: list[PointSummary] = field(default_factory=list)  # per evaluation: its step, seconds and scores
     _since_best: int = 0
 
     def __post_init__(self) -> None:
@@ -58,7 +59,7 @@ class TrainingWatch:
         self.thresholds = calibrate_thresholds(self.scorer)
 
     @property
-    def best(self) -> dict | None:
+    def best(self) -> PointSummary | None:
         return best_point(self.history)
 
     def observe(self, pipe, step: int, run_dir: Path, resolution: int) -> bool:
@@ -78,19 +79,20 @@ class TrainingWatch:
         for row in rows:
             row["ok"] = self.thresholds.passes(row)
         before = self.best
-        summary = {"step": step, "base": False, **summarise(rows), "seconds": round(time.perf_counter() - started, 2)}
+        summary = summarise(rows, step=step, seconds=round(time.perf_counter() - started, 2))
         self.history.append(summary)
         self._since_best = 0 if self.best is summary else self._since_best + 1
-        summary["improved"] = before is None or self.best is summary
-        summary["score"] = self.score_of(summary)
-        atomic.write_text(run_dir / WATCH_FILE, json.dumps({"notes": self.notes, "evaluations": self.history}, indent=1))
+        summary.improved = before is None or self.best is summary
+        summary.score = self.score_of(summary)
+        evaluations = [s.model_dump(exclude_none=True) for s in self.history]
+        atomic.write_text(run_dir / WATCH_FILE, json.dumps({"notes": self.notes, "evaluations": evaluations}, indent=1))
         patience = self.config.stop_when_plateau
         return bool(patience) and self._since_best >= patience
 
-    def score_of(self, summary: dict) -> float:
+    def score_of(self, summary: PointSummary) -> float:
         """The number a curve shows for one evaluation: the quality ratio where pictures can pass, else identity."""
-        ratio = summary.get("quality_ratio")
+        ratio = summary.quality_ratio
         return ratio if ratio is not None else identity_score(summary)
 
     def curve(self) -> list[tuple[int, float]]:
-        return [(s["step"], self.score_of(s)) for s in self.history]
+        return [(s.step, self.score_of(s)) for s in self.history]

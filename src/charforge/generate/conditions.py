@@ -158,13 +158,23 @@ def edit_size(image: Image.Image, multiple: int) -> tuple[int, int]:
     return w - w % multiple, h - h % multiple
 
 
+# Pipeline class -> (its image-to-image, its inpainting pipeline), where AutoPipelineFor* has no entry (diffusers 0.42).
+_EDIT_PIPELINES = {"ChromaPipeline": ("ChromaImg2ImgPipeline", "ChromaInpaintPipeline")}
+
+
 def pipeline_for(pipe, conditions: Conditions, controlnet=None):
     """The diffusers pipeline that draws with ``conditions``, built on ``pipe``'s loaded parts."""
     extra = {"controlnet": controlnet} if controlnet is not None else {}
     if conditions.edit is not None:
+        import diffusers
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
-        kind = AutoPipelineForInpainting if conditions.edit.mask is not None else AutoPipelineForImage2Image
+        inpaint = conditions.edit.mask is not None
+        own = _EDIT_PIPELINES.get(type(pipe).__name__)  # families diffusers' auto pipelines do not map yet
+        if own is not None:
+            kind = getattr(diffusers, own[1] if inpaint else own[0])
+        else:
+            kind = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image
         out = kind.from_pipe(pipe, **extra)
     elif controlnet is not None:
         from diffusers import AutoPipelineForText2Image

@@ -5,7 +5,7 @@ penultimate hidden states of two encoders and adds the pooled embedding plus siz
 (Podell et al. 2023, §2.2); SD3 joins two CLIPs' penultimate states (zero-padded to T5's width) and T5's
 along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1); FLUX.1
 reads T5's hidden states and CLIP's pooled output, sees the latent as a sequence of 2x2 patches with position ids,
-and FLUX.1-dev is told a distilled guidance strength.
+and FLUX.1-dev is told a distilled guidance strength; Chroma reads T5 alone, with an attention mask.
 The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
 :meth:`FamilyAdapter.predict` and never asks which family it has.
 """
@@ -22,15 +22,26 @@ from .family import ModelFamily
 @dataclass
 class PromptEmbeds:
     hidden: torch.Tensor  # (B, L, D): cross-attention context (L = 77; 154 for SD3's CLIP + T5)
-    pooled: torch.Tensor | None = None  # (B, P): SDXL and SD3
+    pooled: torch.Tensor | None = None  # (B, P): SDXL, SD3, FLUX.1
+    mask: torch.Tensor | None = None  # (B, L): which text tokens the denoiser attends to (Chroma)
+
+    def _map(self, fn) -> PromptEmbeds:
+        return PromptEmbeds(fn(self.hidden), *(None if t is None else fn(t) for t in (self.pooled, self.mask)))
 
     def to(self, device, dtype=None) -> PromptEmbeds:
-        return PromptEmbeds(self.hidden.to(device, dtype), None if self.pooled is None else self.pooled.to(device, dtype))
+        return self._map(lambda t: t.to(device, dtype))
+
+    def row(self, i: int) -> PromptEmbeds:
+        """The ``i``-th prompt's embeddings (a batch of one), on the CPU: what the text-embedding cache keeps."""
+        return self._map(lambda t: t[i : i + 1].cpu())
 
     @staticmethod
     def cat(items: list[PromptEmbeds]) -> PromptEmbeds:
-        pooled = None if items[0].pooled is None else torch.cat([i.pooled for i in items])
-        return PromptEmbeds(torch.cat([i.hidden for i in items]), pooled)
+        def joined(name: str) -> torch.Tensor | None:
+            first = getattr(items[0], name)
+            return None if first is None else torch.cat([getattr(i, name) for i in items])
+
+        return PromptEmbeds(joined("hidden"), joined("pooled"), joined("mask"))
 
 
 class FamilyAdapter:
@@ -163,21 +174,50 @@ class FluxAdapter(FamilyAdapter):
     def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
         pipe = type(self.pipe)
         b, c, h, w = noisy.shape
-        config = getattr(net, "module", net).config  # DDP wraps it
-        guidance = None
-        if config.guidance_embeds:
-            guidance = torch.full((b,), self.training_guidance, device=noisy.device, dtype=torch.float32)
         out = net(
             hidden_states=pipe._pack_latents(noisy, b, c, h, w),
             timestep=timesteps.to(noisy.dtype) / 1000,  # FLUX's transformer takes the noise level in [0, 1]
-            guidance=guidance,
-            pooled_projections=embeds.pooled,
             encoder_hidden_states=embeds.hidden,
             txt_ids=torch.zeros(embeds.hidden.shape[1], 3, device=noisy.device, dtype=noisy.dtype),
             img_ids=pipe._prepare_latent_image_ids(b, h // 2, w // 2, noisy.device, noisy.dtype),
             return_dict=False,
+            **self.conditioning(net, embeds, noisy, (h // 2) * (w // 2)),
         )[0]
         return pipe._unpack_latents(out, size[0], size[1], self.pipe.vae_scale_factor)
+
+    def conditioning(self, net, embeds: PromptEmbeds, noisy: torch.Tensor, image_tokens: int) -> dict:
+        """What the transformer takes besides the text and the image: CLIP's pooled prompt and FLUX.1-dev's guidance."""
+        config = getattr(net, "module", net).config  # DDP wraps it
+        guidance = None
+        if config.guidance_embeds:
+            guidance = torch.full((noisy.shape[0],), self.training_guidance, device=noisy.device, dtype=torch.float32)
+        return {"guidance": guidance, "pooled_projections": embeds.pooled}
+
+
+class ChromaAdapter(FluxAdapter):
+    """Chroma: FLUX.1-schnell's blocks with the pooled-CLIP and guidance inputs replaced by a modulation approximator.
+    The prompt is T5's alone (512 tokens), encoded with its attention mask and masked in the transformer to the text's
+    tokens plus the first padding token, as ``ChromaPipeline`` does; T5 stays frozen."""
+
+    encoder_names = ("text_encoder",)
+    trainable_encoder_names = ()
+
+    def max_length(self, tokenizer) -> int:
+        return self.t5_length
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        t5 = (encoders or self.text_encoders)[0]
+        token_ids = ids[0].to(_device(t5))
+        real = (token_ids != self.pipe.tokenizer.pad_token_id).long()  # the tokenizer's own attention mask
+        hidden = t5(token_ids, attention_mask=real)[0]
+        positions = torch.arange(token_ids.shape[1], device=token_ids.device)
+        mask = (positions[None, :] <= real.sum(dim=1)[:, None]).to(hidden.dtype)
+        return PromptEmbeds(hidden, None, mask)
+
+    def conditioning(self, net, embeds: PromptEmbeds, noisy: torch.Tensor, image_tokens: int) -> dict:
+        # the image tokens are always attended to (ChromaPipeline._prepare_attention_mask)
+        ones = torch.ones(noisy.shape[0], image_tokens, device=embeds.mask.device, dtype=embeds.mask.dtype)
+        return {"attention_mask": torch.cat([embeds.mask, ones], dim=1)}
 
 
 def _device(module: torch.nn.Module) -> torch.device:
@@ -186,5 +226,10 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 
 def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
-    adapters = {ModelFamily.SDXL: SDXLAdapter, ModelFamily.SD3: SD3Adapter, ModelFamily.FLUX: FluxAdapter}
+    adapters = {
+        ModelFamily.SDXL: SDXLAdapter,
+        ModelFamily.SD3: SD3Adapter,
+        ModelFamily.FLUX: FluxAdapter,
+        ModelFamily.CHROMA: ChromaAdapter,
+    }
     return adapters.get(family, FamilyAdapter)(pipe)

@@ -1,4 +1,4 @@
-"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5) and what differs between them.
+"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma) and what differs between them.
 
 Everything family-specific that the training loop needs sits behind the adapters in
 :mod:`charforge.models.adapters`, so no loop branches on family.
@@ -16,26 +16,38 @@ class ModelFamily(str, Enum):
     SDXL = "sdxl"
     SD3 = "sd3"
     FLUX = "flux"
+    CHROMA = "chroma"
 
     @property
     def label(self) -> str:
-        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5", "flux": "FLUX.1"}[self.value]
+        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5", "flux": "FLUX.1", "chroma": "Chroma"}[
+            self.value
+        ]
 
     @property
     def denoiser(self) -> str:
         """The pipeline's name for the network that denoises: a UNet up to SDXL, a transformer (MMDiT) from SD3 on."""
-        return "transformer" if self in (ModelFamily.SD3, ModelFamily.FLUX) else "unet"
+        return "transformer" if self.flow_matching else "unet"
 
     @property
     def flow_matching(self) -> bool:
         """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
-        return self in (ModelFamily.SD3, ModelFamily.FLUX)
+        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA)
+
+    @property
+    def has_clip(self) -> bool:
+        """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only)."""
+        return self is not ModelFamily.CHROMA
 
 
 SUPPORTED = ", ".join(f.label for f in ModelFamily)
 # The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
-# without a UNet (Qwen-Image, Z-Image, Chroma, ...) is named in the error, so a user learns what was found.
-_PIPELINE_FAMILY = {"StableDiffusion3Pipeline": ModelFamily.SD3, "FluxPipeline": ModelFamily.FLUX}
+# without a UNet (Qwen-Image, Z-Image, FLUX.2, ...) is named in the error, so a user learns what was found.
+_PIPELINE_FAMILY = {
+    "StableDiffusion3Pipeline": ModelFamily.SD3,
+    "FluxPipeline": ModelFamily.FLUX,
+    "ChromaPipeline": ModelFamily.CHROMA,
+}
 
 
 def family_of_pipeline(index: dict[str, Any]) -> ModelFamily | None:
@@ -75,6 +87,8 @@ def detect_single_file_family(keys: set[str]) -> ModelFamily:
         return ModelFamily.SD2
     if any(k.startswith("cond_stage_model.transformer.") for k in keys):
         return ModelFamily.SD1
+    if any(k.startswith(("distilled_guidance_layer.", "model.diffusion_model.distilled_guidance_layer.")) for k in keys):
+        return ModelFamily.CHROMA  # FLUX's blocks with the modulation approximator that replaced its guidance/CLIP inputs
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
         return ModelFamily.FLUX  # FLUX's double-stream blocks (BFL's own names, as ComfyUI ships them)
     raise ValueError("no Stable Diffusion text-encoder weights found")

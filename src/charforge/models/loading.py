@@ -92,9 +92,16 @@ def size_multiple(pipe) -> int:
 
 
 def pipeline_class(family: ModelFamily):
-    from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import (
+        ChromaPipeline,
+        FluxPipeline,
+        StableDiffusion3Pipeline,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+    )
 
     classes = {
+        ModelFamily.CHROMA: ChromaPipeline,
         ModelFamily.SDXL: StableDiffusionXLPipeline,
         ModelFamily.SD3: StableDiffusion3Pipeline,
         ModelFamily.FLUX: FluxPipeline,
@@ -223,8 +230,9 @@ def recommended_guidance(source: str) -> float:
     return guidance
 
 
-# What each family's makers draw with (diffusers' pipeline docs): SD3/3.5 at 7.0; FLUX.1-dev's distilled guidance 3.5.
-_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5}
+# What each family's makers draw with (diffusers' pipeline docs): SD3/3.5 at 7.0; FLUX.1-dev's distilled guidance 3.5;
+# Chroma (true classifier-free guidance again, a negative prompt works) at its pipeline's 5.0.
+_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5, "ChromaPipeline": 5.0}
 
 
 def family_guidance(source: str) -> float:

@@ -225,6 +225,36 @@ def _tiny_flux():
     )
 
 
+def _tiny_chroma():
+    """Chroma's classes at toy size: FLUX's double and single blocks with the modulation approximator instead of the
+    guidance and pooled-CLIP inputs, T5 alone (512 tokens), FLUX's VAE and flow-matching Euler scheduler."""
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+
+    transformer = ChromaTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=64,
+        axes_dims_rope=(4, 4, 8),
+        approximator_num_channels=16,
+        approximator_hidden_dim=32,
+        approximator_layers=1,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+    )
+    return ChromaPipeline(
+        scheduler=scheduler,
+        vae=_flow_vae(4, shift=0.1159, scale=0.3611),
+        text_encoder=_tiny_t5(),
+        tokenizer=t5_tokenizer(512),
+        transformer=transformer,
+    )
+
+
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -235,6 +265,8 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         return _tiny_sd3()
     if family is ModelFamily.FLUX:
         return _tiny_flux()
+    if family is ModelFamily.CHROMA:
+        return _tiny_chroma()
     tokenizer = _clip_tokenizer()
     common = dict(
         block_out_channels=(16, 32),

@@ -262,7 +262,7 @@ def _resume(queue: JobQueue, job: Job) -> dict:
 
 def _evaluate(queue: JobQueue, job: Job) -> dict:
     result = api.evaluate(job.workspace, run=job.run or "latest", show_progress=False, **job.options)
-    return {"report": str(result.report), "best": result.best}
+    return {"report": str(result.report), "best": result.best.model_dump() if result.best else None}
 
 
 def _generate(queue: JobQueue, job: Job) -> dict:

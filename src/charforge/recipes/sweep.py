@@ -19,8 +19,10 @@ from typing import Any
 from .. import api, atomic
 from ..config import build_train_config
 from ..errors import CharforgeError
-from ..evaluate.evaluate import EvalOptions, evaluate_run
-from ..evaluate.quality import best_point
+from ..evaluate.evaluate import evaluate_run
+from ..evaluate.options import EvalOptions
+from ..evaluate.quality import ranking
+from ..evaluate.results import PointSummary
 from ..plots import pyplot, save_figure
 from ..run import Run
 from ..train.metrics import moving_average, read_loss
@@ -115,9 +117,11 @@ def run_sweep(
     for run in runs:
         run_name = run.name(name)
         metrics = evaluate_run(ws, run_name, eval_options, show_progress=show_progress).metrics
-        best = next((p for p in metrics["points"] if metrics["best"] and p["point"] == metrics["best"]["point"]), None)
-        rows.append({"run": run_name, **run.__dict__, "best": best, "notes": metrics["notes"]})
-    winner = best_point([{**r["best"], "run": r["run"]} for r in rows if r["best"]])
+        best = metrics.best_summary
+        rows.append({"run": run_name, **run.__dict__, "best": best.model_dump() if best else None, "notes": metrics.notes})
+    scored = [r for r in rows if r["best"]]
+    leader = max(scored, key=lambda r: ranking(PointSummary(**r["best"])), default=None)
+    winner = {**leader["best"], "run": leader["run"]} if leader else None
     result = SweepResult(folder, rows, winner)
     _write_report(ws, result, name)
     atomic.write_text(folder / "results.json", json.dumps({"rows": rows, "winner": winner}, indent=1))

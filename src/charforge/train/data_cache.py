@@ -114,8 +114,4 @@ def encode_latents(vae, pixels: list[torch.Tensor]) -> LatentSet:
 def encode_prompts(adapter: FamilyAdapter, prompts: list[str]) -> dict[str, PromptEmbeds]:
     unique = sorted(set(prompts))
     embeds = adapter.encode(adapter.tokenize(unique))
-    out = {}
-    for i, prompt in enumerate(unique):
-        pooled = None if embeds.pooled is None else embeds.pooled[i : i + 1].cpu()
-        out[prompt] = PromptEmbeds(embeds.hidden[i : i + 1].cpu(), pooled)
-    return out
+    return {prompt: embeds.row(i) for i, prompt in enumerate(unique)}

@@ -96,6 +96,11 @@ def check_family_options(config: TrainConfig, family) -> None:
             f"--train-token-embedding trains the identifier's CLIP embedding rows; {family.label} also reads the prompt "
             "through T5, whose rows charforge does not train yet: drop the flag (the LoRA learns the identifier)"
         )
+    if config.train_text_encoder and not family.has_clip:
+        raise CharforgeError(
+            f"--train-text-encoder trains the CLIP text encoder; {family.label} reads the prompt through T5 only, which "
+            "stays frozen (as in the other trainers): drop the flag"
+        )
 
 
 def prepare_run_dir(workspace: Workspace, name: str | None, *, overwrite: bool, resume: bool, is_main: bool) -> Path:
@@ -308,7 +313,7 @@ def train(
                 with _evaluating(wrapped.values()), accelerator.autocast():
                     plateau = watch.observe(pipe, step, run_dir, resolution)
                 latest = watch.history[-1]
-                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest["seconds"])
+                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
                 if loss_log:
                     loss_log.plot(title, scores=watch.curve())
                 if plateau:
@@ -394,11 +399,11 @@ def _write_final(
         "seconds": seconds,
     }
     if watch is not None and watch.best is not None:
-        summary["watch"] = {"best_step": watch.best["step"], "stopped_at_plateau": steps < config.max_train_steps}
+        summary["watch"] = {"best_step": watch.best.step, "stopped_at_plateau": steps < config.max_train_steps}
     Run(run_dir).write_summary(summary)
-    if watch is not None and watch.best is not None and watch.best["step"] != steps:
-        promote(workspace, Run(run_dir), watch.best["step"])  # the best scored checkpoint is the result
-        Run(run_dir).update_summary(promoted=watch.best["step"])
+    if watch is not None and watch.best is not None and watch.best.step != steps:
+        promote(workspace, Run(run_dir), watch.best.step)  # the best scored checkpoint is the result
+        Run(run_dir).update_summary(promoted=watch.best.step)
 
 
 class Watch(Protocol):

@@ -21,6 +21,7 @@ _FAMILY_TAG = {
     ModelFamily.SDXL: "stable-diffusion-xl",
     ModelFamily.SD3: "sd3",  # as diffusers' DreamBooth scripts tag their cards
     ModelFamily.FLUX: "flux",
+    ModelFamily.CHROMA: "chroma",
 }
 
 

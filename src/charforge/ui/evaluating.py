@@ -12,9 +12,9 @@ import gradio as gr
 from .. import api
 from ..errors import CharforgeError
 from ..evaluate.evaluate import load_metrics
-from ..evaluate.quality import point_columns
 from ..evaluate.rating_session import RATINGS_FILE, RatingSession
 from ..evaluate.ratings import TAGS
+from ..evaluate.results import EvalMetrics
 from .context import Context, file_url, guarded
 
 # Keyboard shortcuts of the rating view (ignored while typing in a text field).
@@ -31,11 +31,10 @@ document.addEventListener("keydown", (event) => {
 """
 
 
-def _metrics_table(metrics: dict) -> tuple[list[str], list[list]]:
-    keys = point_columns(metrics)
+def _metrics_table(metrics: EvalMetrics) -> tuple[list[str], list[list]]:
+    keys = metrics.columns()
     rows = [
-        [p["label"], p["step"], p["images"], *(None if p.get(k) is None else round(p[k], 3) for k in keys)]
-        for p in metrics["points"]
+        [p.label, p.step, p.images, *(None if p.value(k) is None else round(p.value(k), 3) for k in keys)] for p in metrics.points
     ]
     return ["point", "step", "images", *keys], rows
 
@@ -87,15 +86,15 @@ def build(ctx: Context, character: gr.Dropdown) -> None:
             api.rating_summary(ws, run=run_name or "latest")
             metrics = load_metrics(ws, run_name or "latest")
         headers, rows = _metrics_table(metrics)
-        best = metrics.get("best")
+        best = metrics.best
         folder = ws.run(run_name or "latest").folder / "eval"
         line = f"[Open the report]({file_url(folder / 'report.html')})"
         if best:
-            line += f" · best: **{best['point']}** (step {best['step']})"
+            line += f" · best: **{best.point}** (step {best.step})"
         runs = gr.update(choices=["latest", *ws.run_names()])
         plot = folder / "report" / "scores.png"
         table = gr.Dataframe(value=rows, headers=headers)
-        return table, line, best["step"] if best else None, runs, str(plot) if plot.is_file() else None
+        return table, line, best.step if best else None, runs, str(plot) if plot.is_file() else None
 
     @guarded
     def on_promote(name, run_name, at):
