@@ -1,4 +1,4 @@
-"""Transformer families (SD3/3.5, FLUX.1, Chroma) through the same loop: detected, taught, loaded elsewhere, resumed,
+"""Transformer families (SD3/3.5, FLUX.1, Chroma, Z-Image) through the same loop: detected, taught, loaded elsewhere, resumed,
 drawn; and the training target of each family checked against the formula of its diffusers training script."""
 
 from __future__ import annotations
@@ -37,7 +37,15 @@ def tiny_chroma(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chroma", ModelFamily.CHROMA)
 
 
-@pytest.fixture(params=[ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA], ids=["sd3", "flux", "chroma"])
+@pytest.fixture(scope="session")
+def tiny_zimage(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-zimage", ModelFamily.ZIMAGE)
+
+
+TRANSFORMER_FAMILIES = [ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE]
+
+
+@pytest.fixture(params=TRANSFORMER_FAMILIES, ids=[f.value for f in TRANSFORMER_FAMILIES])
 def tiny_transformer(request):
     """Each transformer family's tiny model, in turn."""
     return request.getfixturevalue(f"tiny_{request.param.value}")
@@ -56,12 +64,14 @@ def test_transformer_families_are_detected_from_folders_and_single_file_keys(tin
     assert chroma.family is ModelFamily.CHROMA and size_multiple(chroma.pipe) == 4
     chroma_keys = {"double_blocks.0.img_attn.qkv.weight", "distilled_guidance_layer.in_proj.weight"}
     assert detect_single_file_family(chroma_keys) is ModelFamily.CHROMA
+    assert detect_single_file_family({"layers.0.adaLN_modulation.0.weight"}) is ModelFamily.ZIMAGE
 
     other = tmp_path / "qwen"
     other.mkdir()
     (other / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline", "transformer": ["diffusers", "X"]}))
     with pytest.raises(
-        CharforgeError, match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma"
+        CharforgeError,
+        match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Im",
     ):
         load_base_model(str(other))
 
@@ -109,7 +119,11 @@ def _velocity_error(pipe, latents: torch.Tensor) -> float:
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
     noisy, n = (1 - sigmas) * x + sigmas * noise, len(sigmas)
     with torch.no_grad():
-        if hasattr(pipe, "_prepare_attention_mask"):  # Chroma: T5 alone, masked
+        if type(pipe).__name__ == "ZImagePipeline":  # frames as a list, the noise level reversed, velocity negated
+            embeds = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False)[0]
+            out = pipe.transformer(list(noisy.unsqueeze(2).unbind(0)), 1 - sigmas.flatten(), embeds * n).sample
+            pred = -torch.stack(out).squeeze(2)
+        elif hasattr(pipe, "_prepare_attention_mask"):  # Chroma: T5 alone, masked
             embeds, text_ids, mask, *_ = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False)
             b, c, h, w = noisy.shape
             pred = pipe.transformer(
@@ -155,15 +169,16 @@ def test_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_trans
         max_train_steps=60,
         learning_rate=5e-3,
         rank=8,
-        train_text_encoder=family.has_clip,  # Chroma reads T5 alone, which stays frozen
+        train_text_encoder=family.has_clip,  # Chroma reads T5 alone, Z-Image a language model: both stay frozen
         mixed_precision="no",
         show_progress=False,
         **FAST,
     )
     state = load_file(str(result.final_dir / "pytorch_lora_weights.safetensors"))
     clips = {ModelFamily.SD3: {"text_encoder", "text_encoder_2"}, ModelFamily.FLUX: {"text_encoder"}}.get(family, set())
+    joint = family is not ModelFamily.ZIMAGE  # Z-Image's blocks are single-stream: one attention for text and image
     assert {k.split(".")[0] for k in state} == {"transformer", *clips}  # T5 stays frozen
-    assert any(".add_q_proj." in k for k in state)  # the joint attention's text stream carries LoRA too
+    assert any(".add_q_proj." in k for k in state) == joint  # the joint attention's text stream carries LoRA too
     losses = [float(line.split(",")[1]) for line in (result.run_dir / "loss.csv").read_text().splitlines()[1:]]
     assert all(math.isfinite(v) for v in losses)
 
@@ -279,10 +294,31 @@ def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
     assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 
-def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_sd1):
+def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_sd1):
     from charforge.models.loading import recommended_guidance
 
-    assert [recommended_guidance(str(m)) for m in (tiny_sd3, tiny_flux, tiny_chroma, tiny_sd1)] == [7.0, 3.5, 5.0, 7.5]
+    models = (tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_sd1)
+    assert [recommended_guidance(str(m)) for m in models] == [7.0, 3.5, 5.0, 5.0, 7.5]
+
+
+def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace, tiny_zimage):
+    """The chat-wrapped prompt's penultimate Qwen3 states without the padding, as ``ZImagePipeline.encode_prompt``;
+    the pipeline sets its own sigmas, which only flow Euler takes."""
+    from charforge.models.adapters import adapter_for
+
+    pipe = load_base_model(str(tiny_zimage)).pipe
+    adapter = adapter_for(ModelFamily.ZIMAGE, pipe)
+    with torch.no_grad():
+        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
+        theirs = pipe.encode_prompt([PROMPT, "a"], do_classifier_free_guidance=False)[0]
+    for hidden, mask, reference in zip(ours.hidden, ours.mask, theirs, strict=True):
+        torch.testing.assert_close(hidden[mask.bool()], reference)
+    with pytest.raises(CharforgeError, match="this flow-matching model draws with: euler"):
+        api.generate(workspace, ["x"], base=str(tiny_zimage), use_run=False, steps=2, sampler="dpm++2m", show_progress=False)
+    drawn = api.generate(
+        workspace, ["x"], base=str(tiny_zimage), use_run=False, steps=2, width=32, height=32, show_progress=False
+    )
+    assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 
 def test_chroma_refuses_text_encoder_training_and_masks_the_padding_as_its_pipeline(workspace, tiny_chroma):

@@ -25,7 +25,7 @@ from .data.stats import StatsReport, describe
 from .data.uploads import UploadResult, store_uploads
 from .errors import CharforgeError
 from .evaluate.evaluate import EvalOptions, EvalResult, evaluate_run
-from .generate.conditions import Conditions, build_conditions
+from .generate.conditions import Conditions
 from .generate.options import DrawOptions, EditOptions, GenerateOptions, MaskOptions
 from .generate.painter import Painter, Wearing
 from .generate.text2image import LoraSpec, generate_images, new_output_dir
@@ -344,17 +344,7 @@ def edit(
     model and run are chosen as in ``generate``."""
     options = EditOptions.build(options, **fields)
     region = _edit_region(image, workspace, options)
-    conditions = build_conditions(
-        edit_image=image,
-        mask=region,
-        strength=options.strength,
-        padding_mask_crop=options.padding_mask_crop,
-        keep_original=options.keep_original,
-        image_prompt=options.image_prompt,
-        ip_adapter=options.ip_adapter,
-        ip_scale_value=options.ip_scale,
-        ip_preset=options.ip_preset,
-    )
+    conditions = options.conditions(image, region)
     return generate(
         workspace,
         prompts,

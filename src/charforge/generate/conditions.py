@@ -159,7 +159,10 @@ def edit_size(image: Image.Image, multiple: int) -> tuple[int, int]:
 
 
 # Pipeline class -> (its image-to-image, its inpainting pipeline), where AutoPipelineFor* has no entry (diffusers 0.42).
-_EDIT_PIPELINES = {"ChromaPipeline": ("ChromaImg2ImgPipeline", "ChromaInpaintPipeline")}
+_EDIT_PIPELINES = {
+    "ChromaPipeline": ("ChromaImg2ImgPipeline", "ChromaInpaintPipeline"),
+    "ZImagePipeline": ("ZImageImg2ImgPipeline", "ZImageInpaintPipeline"),
+}
 
 
 def pipeline_for(pipe, conditions: Conditions, controlnet=None):
@@ -176,6 +179,10 @@ def pipeline_for(pipe, conditions: Conditions, controlnet=None):
         else:
             kind = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image
         out = kind.from_pipe(pipe, **extra)
+        if own is not None and inpaint and not hasattr(out.transformer.config, "guidance_embeds"):
+            # ChromaInpaintPipeline (diffusers 0.42) reads FLUX's guidance_embeds, which Chroma's transformer lacks;
+            # Chroma has no guidance input, so False is the truth it asks for.
+            out.transformer.register_to_config(guidance_embeds=False)
     elif controlnet is not None:
         from diffusers import AutoPipelineForText2Image
 

@@ -76,6 +76,15 @@ class ImagePromptOptions(Options):
         json_schema_extra=cli(panel=IMAGE_PROMPT),
     )
 
+    def image_prompt_arguments(self) -> dict:
+        """``build_conditions``'s image-prompt arguments."""
+        return {
+            "image_prompt": self.image_prompt,
+            "ip_adapter": self.ip_adapter,
+            "ip_scale_value": self.ip_scale,
+            "ip_preset": self.ip_preset,
+        }
+
 
 class GenerateOptions(DrawOptions, ImagePromptOptions):
     """``charforge generate``: pictures from prompts, optionally following a pose or an image prompt."""
@@ -105,11 +114,8 @@ class GenerateOptions(DrawOptions, ImagePromptOptions):
             pose=self.pose,
             controlnet=self.controlnet,
             control_scale=self.control_scale,
-            image_prompt=self.image_prompt,
-            ip_adapter=self.ip_adapter,
-            ip_scale_value=self.ip_scale,
-            ip_preset=self.ip_preset,
             ip_mask=self.ip_mask,
+            **self.image_prompt_arguments(),
         )
 
     @property
@@ -138,6 +144,17 @@ class EditOptions(DrawOptions, ImagePromptOptions):
         None, description="Draw only a crop around the mask this many pixels wider (small regions)."
     )
     keep_original: bool = Field(True, description="Paste the original back outside the mask, so only the masked region changes.")
+
+    def conditions(self, image: str | Path, region: Path | Image.Image | None) -> Conditions:
+        """The picture to redraw and the ``region`` of it (None: all of it), with the image prompt, each checked."""
+        return build_conditions(
+            edit_image=image,
+            mask=region,
+            strength=self.strength,
+            padding_mask_crop=self.padding_mask_crop,
+            keep_original=self.keep_original,
+            **self.image_prompt_arguments(),
+        )
 
 
 class MaskOptions(Options):

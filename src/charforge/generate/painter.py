@@ -83,7 +83,7 @@ class Painter:
             rows += apply_loras(model, wearing.specs)
             self._wearing[base] = wearing
         if sampler is not None:  # a fresh one each time: a scheduler is cheap, and another caller may have swapped it
-            model.pipe.scheduler = make_scheduler(sampler, model.scheduler_config)
+            model.pipe.scheduler = make_scheduler(sampler, model.scheduler_config, type(model.pipe).__name__)
         return model
 
     def _take_off(self, base: str) -> None:

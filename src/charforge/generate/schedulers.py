@@ -33,13 +33,23 @@ _FLOW: dict[str, tuple[str, dict]] = {
 _FLOW_EDIT = ("euler", "heun")
 
 
-def resolve_sampler(name: str | None, base_config, *, edit: bool = False) -> str:
-    """``name``, or for None / ``"default"`` the model's own default: DPM++ 2M, or flow Euler where the model shifts
-    its noise levels by the picture's size (FLUX), the one sampler diffusers runs that way, and for a flow model's
-    edits. A flow model's edit with a sampler that cannot start part-way is refused."""
+# Pipelines that hand the scheduler their own sigmas (Z-Image), which only the flow Euler sampler takes.
+OWN_SIGMAS = {"ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"}
+
+
+def euler_only(base_config, pipeline: str = "") -> bool:
+    """Whether the flow Euler sampler is the only one diffusers runs with this model: its noise levels shift by the
+    picture's size (FLUX), or its ``pipeline`` class sets them itself."""
+    return bool(dict(base_config).get("use_dynamic_shifting")) or pipeline in OWN_SIGMAS
+
+
+def resolve_sampler(name: str | None, base_config, *, edit: bool = False, pipeline: str = "") -> str:
+    """``name``, or for None / ``"default"`` the model's own default: DPM++ 2M, or flow Euler where it is the one
+    sampler diffusers runs (:func:`euler_only`), and for a flow model's edits. A flow model's edit with a sampler that
+    cannot start part-way is refused."""
     flow = is_flow_matching(base_config)
     if name in (None, "default"):
-        return "euler" if flow and (edit or dict(base_config).get("use_dynamic_shifting")) else DEFAULT_SAMPLER
+        return "euler" if flow and (edit or euler_only(base_config, pipeline)) else DEFAULT_SAMPLER
     if flow and edit and name not in _FLOW_EDIT:
         raise CharforgeError(f"--sampler {name} cannot start from a picture on a flow-matching model; use euler or heun")
     return name
@@ -53,12 +63,16 @@ def model_sampler(name: str | None, source: str) -> str:
 
     from ..models.loading import model_location
 
-    path = Path(model_location(source)).expanduser() / "scheduler" / "scheduler_config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except ValueError:
-        config = {}
-    return resolve_sampler(name, config)
+    folder = Path(model_location(source)).expanduser()
+
+    def read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except ValueError:
+            return {}
+
+    pipeline = str(read(folder / "model_index.json").get("_class_name", ""))
+    return resolve_sampler(name, read(folder / "scheduler" / "scheduler_config.json"), pipeline=pipeline)
 
 
 def is_flow_matching(base_config) -> bool:
@@ -66,17 +80,17 @@ def is_flow_matching(base_config) -> bool:
     return str(dict(base_config).get("_class_name", "")).startswith("FlowMatch")
 
 
-def make_scheduler(name: str, base_config):
+def make_scheduler(name: str, base_config, pipeline: str = ""):
     """A fresh scheduler ``name`` built from the base model's scheduler config (betas, prediction type; a flow
-    model's shift)."""
+    model's shift); ``pipeline``: the class it draws in."""
     import diffusers
 
-    name = resolve_sampler(name, base_config)
+    name = resolve_sampler(name, base_config, pipeline=pipeline)
     if name not in SAMPLERS:
         raise CharforgeError(f"--sampler {name!r} is unknown; choose from: {', '.join(SAMPLERS)}")
     if is_flow_matching(base_config):
         # A resolution-dependent shift (FLUX) is set by the pipeline through sigmas only the flow Euler sampler takes.
-        usable = ["euler"] if dict(base_config).get("use_dynamic_shifting") else list(_FLOW)
+        usable = ["euler"] if euler_only(base_config, pipeline) else list(_FLOW)
         if name not in usable:
             why = "a DDPM noise schedule" if name not in _FLOW else "a fixed shift"
             raise CharforgeError(f"--sampler {name} assumes {why}; this flow-matching model draws with: {', '.join(usable)}")

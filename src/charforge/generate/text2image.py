@@ -207,8 +207,9 @@ def generate_images(
     pipe = base.pipe
     if guidance is None:
         guidance = recommended_guidance(base.source)
-    sampler = resolve_sampler(draw.sampler, base.scheduler_config, edit=conditions.edit is not None)
-    pipe.scheduler = make_scheduler(sampler, base.scheduler_config)
+    kind = type(pipe).__name__
+    sampler = resolve_sampler(draw.sampler, base.scheduler_config, edit=conditions.edit is not None, pipeline=kind)
+    pipe.scheduler = make_scheduler(sampler, base.scheduler_config, kind)
     pipe.set_progress_bar_config(disable=True)
     native, _ = native_size(pipe)
     multiple = pipe.vae_scale_factor

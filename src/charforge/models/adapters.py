@@ -5,7 +5,8 @@ penultimate hidden states of two encoders and adds the pooled embedding plus siz
 (Podell et al. 2023, §2.2); SD3 joins two CLIPs' penultimate states (zero-padded to T5's width) and T5's
 along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1); FLUX.1
 reads T5's hidden states and CLIP's pooled output, sees the latent as a sequence of 2x2 patches with position ids,
-and FLUX.1-dev is told a distilled guidance strength; Chroma reads T5 alone, with an attention mask.
+and FLUX.1-dev is told a distilled guidance strength; Chroma reads T5 alone, with an attention mask;
+Z-Image reads a Qwen3 language model's states of the chat-wrapped prompt and takes its latents as a list.
 The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
 :meth:`FamilyAdapter.predict` and never asks which family it has.
 """
@@ -220,6 +221,40 @@ class ChromaAdapter(FluxAdapter):
         return {"attention_mask": torch.cat([embeds.mask, ones], dim=1)}
 
 
+class ZImageAdapter(FamilyAdapter):
+    """Z-Image: a single-stream DiT reading a Qwen3 language model's penultimate hidden states of the prompt wrapped in
+    its chat template (512 tokens, padding dropped), given the latents as a list of single frames and the noise level
+    reversed (``(1000 - t) / 1000``); its output is the negated velocity, as diffusers' Z-Image script negates it.
+    The language model stays frozen."""
+
+    trainable_encoder_names = ()
+    denoiser_name = "transformer"
+    max_tokens = 512
+
+    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
+        tok = self.pipe.tokenizer
+        chats = [
+            tok.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True, enable_thinking=True
+            )
+            for p in prompts
+        ]
+        return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        lm = (encoders or self.text_encoders)[0]
+        token_ids = ids[0].to(_device(lm))
+        real = token_ids != self.pipe.tokenizer.pad_token_id  # the tokenizer's own attention mask
+        hidden = lm(input_ids=token_ids, attention_mask=real, output_hidden_states=True).hidden_states[-2]
+        return PromptEmbeds(hidden, None, real.to(hidden.dtype))
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        captions = [h[m.bool()] for h, m in zip(embeds.hidden, embeds.mask, strict=True)]  # each prompt's own length
+        frames = list(noisy.unsqueeze(2).unbind(0))  # (C, 1, H, W) each
+        out = net(frames, (1000 - timesteps.to(noisy.dtype)) / 1000, captions, return_dict=False)[0]
+        return -torch.stack(out).squeeze(2)
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     # Works for DDP-wrapped encoders too, which have no ``.device``.
     return next(module.parameters()).device
@@ -231,5 +266,6 @@ def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
         ModelFamily.SD3: SD3Adapter,
         ModelFamily.FLUX: FluxAdapter,
         ModelFamily.CHROMA: ChromaAdapter,
+        ModelFamily.ZIMAGE: ZImageAdapter,
     }
     return adapters.get(family, FamilyAdapter)(pipe)

@@ -1,4 +1,4 @@
-"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma) and what differs between them.
+"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image) and what differs between them.
 
 Everything family-specific that the training loop needs sits behind the adapters in
 :mod:`charforge.models.adapters`, so no loop branches on family.
@@ -17,12 +17,19 @@ class ModelFamily(str, Enum):
     SD3 = "sd3"
     FLUX = "flux"
     CHROMA = "chroma"
+    ZIMAGE = "zimage"
 
     @property
     def label(self) -> str:
-        return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "sd3": "SD3/3.5", "flux": "FLUX.1", "chroma": "Chroma"}[
-            self.value
-        ]
+        return {
+            "sd1": "SD1.x",
+            "sd2": "SD2.x",
+            "sdxl": "SDXL",
+            "sd3": "SD3/3.5",
+            "flux": "FLUX.1",
+            "chroma": "Chroma",
+            "zimage": "Z-Image",
+        }[self.value]
 
     @property
     def denoiser(self) -> str:
@@ -32,21 +39,23 @@ class ModelFamily(str, Enum):
     @property
     def flow_matching(self) -> bool:
         """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
-        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA)
+        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE)
 
     @property
     def has_clip(self) -> bool:
-        """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only)."""
-        return self is not ModelFamily.CHROMA
+        """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only;
+        Z-Image: a Qwen3 language model)."""
+        return self not in (ModelFamily.CHROMA, ModelFamily.ZIMAGE)
 
 
 SUPPORTED = ", ".join(f.label for f in ModelFamily)
 # The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
-# without a UNet (Qwen-Image, Z-Image, FLUX.2, ...) is named in the error, so a user learns what was found.
+# without a UNet (Qwen-Image, FLUX.2, ...) is named in the error, so a user learns what was found.
 _PIPELINE_FAMILY = {
     "StableDiffusion3Pipeline": ModelFamily.SD3,
     "FluxPipeline": ModelFamily.FLUX,
     "ChromaPipeline": ModelFamily.CHROMA,
+    "ZImagePipeline": ModelFamily.ZIMAGE,
 }
 
 
@@ -89,6 +98,8 @@ def detect_single_file_family(keys: set[str]) -> ModelFamily:
         return ModelFamily.SD1
     if any(k.startswith(("distilled_guidance_layer.", "model.diffusion_model.distilled_guidance_layer.")) for k in keys):
         return ModelFamily.CHROMA  # FLUX's blocks with the modulation approximator that replaced its guidance/CLIP inputs
+    if {"layers.0.adaLN_modulation.0.weight", "model.diffusion_model.layers.0.adaLN_modulation.0.weight"} & keys:
+        return ModelFamily.ZIMAGE  # the single-stream DiT's first block, as diffusers' single-file loader tells it
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
         return ModelFamily.FLUX  # FLUX's double-stream blocks (BFL's own names, as ComfyUI ships them)
     raise ValueError("no Stable Diffusion text-encoder weights found")

@@ -75,7 +75,8 @@ def denoiser(pipe) -> Any:
 def native_resolution(pipe) -> int:
     """The side in pixels the model was trained at (FLUX's transformer has no size: its pipeline's default)."""
     config = denoiser(pipe).config
-    return int(getattr(config, "sample_size", None) or pipe.default_sample_size) * pipe.vae_scale_factor
+    size = getattr(config, "sample_size", None) or getattr(pipe, "default_sample_size", None)
+    return int(size) * pipe.vae_scale_factor if size else 1024  # Z-Image's pipeline draws 1024 px unless told
 
 
 def size_multiple(pipe) -> int:
@@ -86,6 +87,8 @@ def size_multiple(pipe) -> int:
         inner = 2
     elif hasattr(config, "patch_size"):
         inner = config.patch_size
+    elif hasattr(config, "all_patch_size"):  # Z-Image: the patch size it draws with
+        inner = config.all_patch_size[0]
     else:
         inner = 2 ** (len(config.block_out_channels) - 1)
     return pipe.vae_scale_factor * int(inner)
@@ -98,9 +101,11 @@ def pipeline_class(family: ModelFamily):
         StableDiffusion3Pipeline,
         StableDiffusionPipeline,
         StableDiffusionXLPipeline,
+        ZImagePipeline,
     )
 
     classes = {
+        ModelFamily.ZIMAGE: ZImagePipeline,
         ModelFamily.CHROMA: ChromaPipeline,
         ModelFamily.SDXL: StableDiffusionXLPipeline,
         ModelFamily.SD3: StableDiffusion3Pipeline,
@@ -232,7 +237,8 @@ def recommended_guidance(source: str) -> float:
 
 # What each family's makers draw with (diffusers' pipeline docs): SD3/3.5 at 7.0; FLUX.1-dev's distilled guidance 3.5;
 # Chroma (true classifier-free guidance again, a negative prompt works) at its pipeline's 5.0.
-_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5, "ChromaPipeline": 5.0}
+# Z-Image at its pipeline's 5.0 (the distilled Z-Image-Turbo wants --guidance 0 and about 9 steps).
+_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5, "ChromaPipeline": 5.0, "ZImagePipeline": 5.0}
 
 
 def family_guidance(source: str) -> float:

@@ -30,9 +30,13 @@ UNET_TARGETS: dict[str, list[str]] = {
 }
 # An MMDiT (SD3, FLUX's double blocks) has joint attention with separate projections of the text stream (``add_*``,
 # ``to_add_out``), as diffusers' SD3 and FLUX DreamBooth-LoRA scripts target them, and a feed-forward per stream;
-# FLUX's single blocks add a fused MLP (``proj_mlp``).
+# FLUX's single blocks add a fused MLP (``proj_mlp``). Z-Image's single-stream DiT has the plain attention names.
 _MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
-_MMDIT_TRANSFORMER = [*_MMDIT_ATTENTION, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"]
+_MMDIT_TRANSFORMER = [
+    *_MMDIT_ATTENTION,
+    *("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"),
+    *("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),  # Z-Image's gated feed-forward
+]
 MMDIT_TARGETS: dict[str, list[str]] = {
     "attention": _MMDIT_ATTENTION,
     "transformer": _MMDIT_TRANSFORMER,

@@ -191,6 +191,27 @@ def _tiny_sd3():
     )
 
 
+# FLUX.1's blocks at toy size (Chroma keeps them): one double-stream and one single-stream block, rotary position ids.
+_FLUX_BLOCKS = dict(
+    patch_size=1,
+    in_channels=16,
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=64,
+    axes_dims_rope=(4, 4, 8),
+)
+# FLUX.1-dev's flow-matching Euler scheduler: the shift follows the picture's size (dynamic shifting).
+_FLUX_SHIFT = dict(
+    shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+)
+
+
+def _flux_vae():
+    return _flow_vae(4, shift=0.1159, scale=0.3611)
+
+
 def _tiny_flux():
     """FLUX.1-dev's classes at toy size: one double and one single block with rotary position ids and the guidance
     embedding, CLIP (pooled) and T5, a VAE with FLUX's shift (4 channels, 16 once packed in 2x2 patches), and the
@@ -199,24 +220,10 @@ def _tiny_flux():
     from transformers import CLIPTextModel
 
     tokenizer = _clip_tokenizer()
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=64,
-        pooled_projection_dim=32,
-        guidance_embeds=True,
-        axes_dims_rope=(4, 4, 8),
-    )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
-    )
+    transformer = FluxTransformer2DModel(**_FLUX_BLOCKS, pooled_projection_dim=32, guidance_embeds=True)
     return FluxPipeline(
-        scheduler=scheduler,
-        vae=_flow_vae(4, shift=0.1159, scale=0.3611),
+        scheduler=FlowMatchEulerDiscreteScheduler(**_FLUX_SHIFT),
+        vae=_flux_vae(),
         text_encoder=CLIPTextModel(_text_config()),
         tokenizer=tokenizer,
         text_encoder_2=_tiny_t5(),
@@ -231,26 +238,76 @@ def _tiny_chroma():
     from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
 
     transformer = ChromaTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=64,
-        axes_dims_rope=(4, 4, 8),
-        approximator_num_channels=16,
-        approximator_hidden_dim=32,
-        approximator_layers=1,
-    )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+        **_FLUX_BLOCKS, approximator_num_channels=16, approximator_hidden_dim=32, approximator_layers=1
     )
     return ChromaPipeline(
-        scheduler=scheduler,
-        vae=_flow_vae(4, shift=0.1159, scale=0.3611),
+        scheduler=FlowMatchEulerDiscreteScheduler(**_FLUX_SHIFT),
+        vae=_flux_vae(),
         text_encoder=_tiny_t5(),
         tokenizer=t5_tokenizer(512),
+        transformer=transformer,
+    )
+
+
+# Qwen's chat template, cut to what a prompt needs (Z-Image wraps every prompt as a user turn awaiting the answer).
+_QWEN_CHAT = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def qwen_tokenizer(max_length: int = 512):
+    """A Qwen2/Qwen3 tokenizer (byte-level BPE over the 256 byte symbols, no merges, Qwen's special tokens and chat
+    template) built here, with no download: the tokenizer class Z-Image loads."""
+    from tokenizers import AddedToken, pre_tokenizers
+    from transformers import Qwen2Tokenizer
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {token: i for i, token in enumerate([*specials, *sorted(pre_tokenizers.ByteLevel.alphabet())])}
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=max_length)
+    tok.add_tokens([AddedToken(t, special=True) for t in specials])
+    tok.chat_template = _QWEN_CHAT
+    return tok
+
+
+def _tiny_zimage():
+    """Z-Image's classes at toy size: the single-stream DiT (one refiner and one main block, 2x2 patches), a Qwen3
+    language model as the text encoder with its tokenizer built here, FLUX's VAE and Z-Image's fixed-shift
+    flow-matching Euler scheduler."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    tokenizer = qwen_tokenizer()
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=1024,
+        )
+    )
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=4,
+        dim=32,
+        n_layers=1,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        cap_feat_dim=32,
+        axes_dims=[4, 6, 6],
+        axes_lens=[1024, 64, 64],
+    )
+    return ZImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_flux_vae(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
         transformer=transformer,
     )
 
@@ -267,6 +324,8 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         return _tiny_flux()
     if family is ModelFamily.CHROMA:
         return _tiny_chroma()
+    if family is ModelFamily.ZIMAGE:
+        return _tiny_zimage()
     tokenizer = _clip_tokenizer()
     common = dict(
         block_out_channels=(16, 32),

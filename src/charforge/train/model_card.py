@@ -22,6 +22,7 @@ _FAMILY_TAG = {
     ModelFamily.SD3: "sd3",  # as diffusers' DreamBooth scripts tag their cards
     ModelFamily.FLUX: "flux",
     ModelFamily.CHROMA: "chroma",
+    ModelFamily.ZIMAGE: "z-image",
 }
 
 
