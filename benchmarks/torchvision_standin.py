@@ -90,3 +90,28 @@ class functional:  # noqa: N801 - stands in for the module torchvision.transform
     @staticmethod
     def crop(image, top: int, left: int, height: int, width: int):
         return image.crop((left, top, left + width, top + height))
+
+    @staticmethod
+    def resize(image, size, interpolation=InterpolationMode.BILINEAR):
+        """``size``: [height, width], or the shorter side as an int."""
+        if isinstance(size, int):
+            return Resize(size, interpolation)(image)
+        return image.resize((size[1], size[0]), interpolation.value)
+
+    @staticmethod
+    def center_crop(image, size):
+        h, w = (size, size) if isinstance(size, int) else size
+        left, top = (image.size[0] - w) // 2, (image.size[1] - h) // 2
+        return image.crop((left, top, left + w, top + h))
+
+    @staticmethod
+    def hflip(image):
+        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    @staticmethod
+    def to_tensor(image):
+        return ToTensor()(image)
+
+    @staticmethod
+    def normalize(x, mean, std):
+        return Normalize(mean, std)(x)

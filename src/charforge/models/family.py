@@ -42,6 +42,11 @@ class ModelFamily(str, Enum):
         return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE)
 
     @property
+    def large_text_encoder(self) -> str:
+        """The big text encoder a transformer family reads the prompt with, frozen in training."""
+        return "a Qwen3 language model" if self is ModelFamily.ZIMAGE else "T5"
+
+    @property
     def has_clip(self) -> bool:
         """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only;
         Z-Image: a Qwen3 language model)."""

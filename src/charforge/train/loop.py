@@ -93,13 +93,14 @@ def check_family_options(config: TrainConfig, family) -> None:
     objective_for(family.flow_matching, {}, config.timestep_sampling).check(config.snr_gamma)
     if config.train_token_embedding and family.denoiser != "unet":
         raise CharforgeError(
-            f"--train-token-embedding trains the identifier's CLIP embedding rows; {family.label} also reads the prompt "
-            "through T5, whose rows charforge does not train yet: drop the flag (the LoRA learns the identifier)"
+            f"--train-token-embedding trains the identifier's CLIP embedding rows; {family.label} reads the prompt "
+            f"through {family.large_text_encoder}, whose rows charforge "
+            "does not train yet: drop the flag (the LoRA learns the identifier)"
         )
     if config.train_text_encoder and not family.has_clip:
         raise CharforgeError(
-            f"--train-text-encoder trains the CLIP text encoder; {family.label} reads the prompt through T5 only, which "
-            "stays frozen (as in the other trainers): drop the flag"
+            f"--train-text-encoder trains the CLIP text encoder; {family.label} reads the prompt through "
+            f"{family.large_text_encoder} only, which stays frozen (as in the other trainers): drop the flag"
         )
 
 
