@@ -101,60 +101,41 @@ def make_scorer(
 def evaluate_run(
     ws: Workspace, run: str = "latest", options: EvalOptions | None = None, *, show_progress: bool = True
 ) -> EvalResult:
+    """Draw the prompt set at every point of ``run``, score every picture, summarise each point, pick the best."""
     options = options or EvalOptions()
     found = ws.run(run)
-    run_dir = found.folder
     config = found.config()
     points = run_points(found, options.checkpoints)
-    token, class_word = ws.character.token, ws.character.class_word
-    prompt_set = load_prompt_set(options.prompts or default_prompt_file(ws), token=token, class_word=class_word)
+    prompt_set = load_prompt_set(
+        options.prompts or default_prompt_file(ws), token=ws.character.token, class_word=ws.character.class_word
+    )
     steps = prompt_set.steps or options.steps
     guidance = prompt_set.guidance if prompt_set.guidance is not None else options.guidance
     if guidance is None:
         guidance = recommended_guidance(options.base or config.base)
-    folder = run_dir / "eval"
-    started = time.perf_counter()
+    folder = found.folder / "eval"
 
     # 1. pictures: every point x prompt x seed, cached
-    family = found.summary().get("family")
+    started = time.perf_counter()
     painter = CheckpointPainter(
         config,
         base=options.base,
-        family=family if options.base else None,
+        family=found.summary().get("family") if options.base else None,
         sampler=model_sampler(options.sampler, options.base or config.base),
         steps=steps,
         guidance=guidance,
     )
     jobs = [Job(point, prompt, seed) for point in points for prompt in prompt_set.prompts for seed in prompt_set.seeds]
-    store = ImageStore(folder / "images")
-    with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
-        done = 0
+    paths, drawn = _draw(jobs, painter, ImageStore(folder / "images"), options.draw_batch_size, show_progress)
+    timing = {"drawn": drawn, "draw_seconds": round(time.perf_counter() - started, 2)}
 
-        def advance(n: int) -> None:  # a disabled tqdm bar does not count, so the listener gets its own count
-            nonlocal done
-            done += n
-            bar.update(n)
-            progress.report("evaluate: draw", done, len(jobs))
-
-        paths, drawn = draw_all(jobs, painter, store, advance, batch_size=options.draw_batch_size)
-    draw_seconds = time.perf_counter() - started
-
-    # 2. scores
+    # 2. scores of every picture, with its pass / fail
     notes: list[str] = []
     scorer = make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes)
-    references = scorer.references
     thresholds = calibrate_thresholds(scorer)
-    scored_at = time.perf_counter()
-    rows: list[dict] = []
-    for point in points:
-        mine = [(job, path) for job, path in zip(jobs, paths, strict=True) if job.point == point]
-        images = [open_rgb(path) for _, path in mine]
-        scores = scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
-        for (job, path), row in zip(mine, scores, strict=True):
-            row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed, file=str(path.relative_to(folder)))
-            row["ok"] = thresholds.passes(row)
-            rows.append(row)
-    score_seconds = time.perf_counter() - scored_at
+    started = time.perf_counter()
+    rows = _score(points, jobs, paths, scorer, thresholds, folder)
+    timing.update(scored=len(rows), score_seconds=round(time.perf_counter() - started, 2))
 
     # 3. per point, best, metrics
     summaries = [
@@ -170,7 +151,7 @@ def evaluate_run(
     best = best_point(summaries)
     verdict = no_pass_note(summaries, rows, thresholds)
     metrics = EvalMetrics(
-        run=run_dir.name,
+        run=found.folder.name,
         base=painter.base,
         method=config.method,
         prompt_set=str(prompt_set.source),
@@ -180,23 +161,46 @@ def evaluate_run(
         guidance=guidance,
         encoders={"clip": scorer.clip.source if scorer.clip else None, "dino": scorer.dino.source if scorer.dino else None},
         world_character=ws.character.world or None,
-        references=[str(p) for p in references.paths],
+        references=[str(p) for p in scorer.references.paths],
         thresholds=thresholds.to_dict(),
         notes=([verdict] if verdict else []) + notes + thresholds.notes,
         points=summaries,
         best=None if best is None else BestPoint(point=best.point, step=best.step, quality_ratio=best.quality_ratio),
         rule="highest quality ratio; ties: higher mean identity score, then the earlier step",
-        timing={
-            "drawn": drawn,
-            "draw_seconds": round(draw_seconds, 2),
-            "scored": len(rows),
-            "score_seconds": round(score_seconds, 2),
-        },
+        timing=timing,
         images=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
     )
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder, run_dir, metrics, references.images)
+    _write(folder, found.folder, metrics, scorer.references.images)
     return EvalResult(folder, metrics)
+
+
+def _draw(jobs: list[Job], painter, store: ImageStore, batch_size: int, show_progress: bool) -> tuple[list[Path], int]:
+    """Every job's picture (from the store where it was drawn before), with a progress bar; and how many were drawn."""
+    with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
+        done = 0
+
+        def advance(n: int) -> None:  # a disabled tqdm bar does not count, so the listener gets its own count
+            nonlocal done
+            done += n
+            bar.update(n)
+            progress.report("evaluate: draw", done, len(jobs))
+
+        return draw_all(jobs, painter, store, advance, batch_size=batch_size)
+
+
+def _score(points, jobs: list[Job], paths: list[Path], scorer: Scorer, thresholds: Thresholds, folder: Path) -> list[dict]:
+    """One row per picture: where it came from (point, prompt, seed, file), its scores, and whether it passes."""
+    rows: list[dict] = []
+    for point in points:
+        mine = [(job, path) for job, path in zip(jobs, paths, strict=True) if job.point == point]
+        images = [open_rgb(path) for _, path in mine]
+        scores = scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
+        for (job, path), row in zip(mine, scores, strict=True):
+            row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed, file=str(path.relative_to(folder)))
+            row["ok"] = thresholds.passes(row)
+            rows.append(row)
+    return rows
 
 
 def _write(folder: Path, run_dir: Path, metrics: EvalMetrics, references: list[Image.Image]) -> None:

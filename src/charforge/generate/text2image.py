@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -211,16 +212,24 @@ def generate_images(
     sampler = resolve_sampler(draw.sampler, base.scheduler_config, edit=conditions.edit is not None, pipeline=kind)
     pipe.scheduler = make_scheduler(sampler, base.scheduler_config, kind)
     pipe.set_progress_bar_config(disable=True)
-    native, _ = native_size(pipe)
-    multiple = pipe.vae_scale_factor
-    if conditions.edit is not None:  # an edit draws at its picture's size
-        width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
-    width, height = width or native, height or native
-    if width % multiple or height % multiple:
-        raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
+    width, height = _picture_size(pipe, conditions, width, height)
     seed_list = draw.seed_list
     jobs = [(p, s) for p in prompts for s in seed_list]
-    model_hash, lora_hashes = base.hash, {spec.name: spec.hash() for spec in loras}
+    template = GenerationParams(  # what every picture of this call shares; each gets its prompt and seed
+        prompt="",
+        negative_prompt=negative_prompt,
+        steps=steps,
+        sampler=sampler_label(sampler),
+        cfg_scale=guidance,
+        seed=0,
+        width=width,
+        height=height,
+        model=base.name,
+        model_hash=base.hash,
+        loras=[(spec.name, spec.weight) for spec in loras],
+        lora_hashes={spec.name: spec.hash() for spec in loras},
+        extra=conditions.params(),
+    )
     paths, images, labels = [], [], []
     try:
         with tqdm(total=len(jobs), desc="generate", unit="img", disable=not show_progress) as bar:
@@ -239,21 +248,7 @@ def generate_images(
                     controlnet=controlnet,
                 )
                 for i, ((prompt, s), image) in enumerate(zip(batch, drawn, strict=True), start):
-                    params = GenerationParams(
-                        prompt=prompt,
-                        negative_prompt=negative_prompt,
-                        steps=steps,
-                        sampler=sampler_label(sampler),
-                        cfg_scale=guidance,
-                        seed=s,
-                        width=width,
-                        height=height,
-                        model=base.name,
-                        model_hash=model_hash,
-                        loras=[(spec.name, spec.weight) for spec in loras],
-                        lora_hashes=lora_hashes,
-                        extra=conditions.params(),
-                    )
+                    params = dataclasses.replace(template, prompt=prompt, seed=s)
                     paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))
                     images.append(image)
                     labels.append(f"{s}: {prompt}")
@@ -265,6 +260,19 @@ def generate_images(
         raise PicturesInterrupted(len(paths), len(jobs), str(out_dir)) from None
     _write_sheet(images, labels, len(seed_list), out_dir)
     return paths
+
+
+def _picture_size(pipe, conditions: Conditions, width: int | None, height: int | None) -> tuple[int, int]:
+    """The size to draw at: an edit's picture's, else the one asked for, else the model's native; checked against
+    what the model's VAE can decode."""
+    native, _ = native_size(pipe)
+    multiple = pipe.vae_scale_factor
+    if conditions.edit is not None:  # an edit draws at its picture's size
+        width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
+    width, height = width or native, height or native
+    if width % multiple or height % multiple:
+        raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")
+    return width, height
 
 
 def _write_sheet(images: list, labels: list[str], columns: int, out_dir: Path) -> None:
