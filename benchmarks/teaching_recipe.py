@@ -99,17 +99,19 @@ def table(rows: list[dict]) -> str:
 
 
 def run(out: Path, recipes: list[str], characters: list[str], train_seeds: list[int], seeds: int) -> None:
-    from charforge.recipes.world_experiment import ExperimentConfig, run_experiment
+    from charforge.recipes.method_comparison import run_cells
+    from charforge.recipes.world_experiment import ExperimentConfig
 
-    for recipe in recipes:
-        for character in characters:
-            for seed in train_seeds:
-                folder = out / f"{recipe}-{character}-s{seed}"
-                if (folder / "scores.json").is_file():
-                    print(f"{folder.name}: done before, kept", flush=True)
-                    continue
-                config = ExperimentConfig(character=character, train_seed=seed, seeds=tuple(range(seeds)), **RECIPES[recipe])
-                run_experiment(folder, config, overwrite=True, log=lambda line: print(line, flush=True), show_progress=False)
+    cells = [
+        (
+            f"{recipe}-{character}-s{seed}",
+            ExperimentConfig(character=character, train_seed=seed, seeds=tuple(range(seeds)), **RECIPES[recipe]),
+        )
+        for recipe in recipes
+        for character in characters
+        for seed in train_seeds
+    ]
+    run_cells(out, cells, log=lambda line: print(line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,3 +71,31 @@ def test_teaching_recipe_table_gives_each_recipe_and_character_its_mean_and_spre
     assert "| 0,1 |" in rows["default/unicorn-girl"] and "0.70 +/- 0.20" in rows["default/unicorn-girl"]
     assert "| 0 | 0.50 | 0.90 | 1.00 | 0.25 |" in rows["masked/mechanic"]
     assert (tmp_path / "t.md").read_text().strip() == out.strip()
+
+
+def test_cheap_evaluation_compares_a_settings_checkpoint_order_with_the_reference():
+    import importlib.util
+
+    from charforge.evaluate.results import EvalMetrics, PointSummary
+
+    spec = importlib.util.spec_from_file_location("cheap_evaluation", BENCHMARKS / "cheap_evaluation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def metrics(shares: dict[int, float], rounds=None) -> EvalMetrics:
+        points = [PointSummary(step=0, point="step-000000", base=True, quality_ratio=0.0, identity_share=0.9)]
+        points += [PointSummary(step=s, point=f"s{s}", quality_ratio=0.0, identity_share=v) for s, v in shares.items()]
+        fields = dict(run="r", base="b", method="m", prompt_set="p", prompts=[], seeds=[0], inference_steps=50, guidance=5.0)
+        fields.update(encoders={}, references=[], thresholds={}, notes=[], best=None, rule="", timing={}, images=[])
+        return EvalMetrics(points=points, rounds=rounds, **fields)
+
+    reference = metrics({100: 0.2, 200: 0.5, 300: 0.4})
+    assert bench.order(reference) == ["s200", "s300", "s100"]  # the base is not ranked
+    assert bench.compare(reference, reference) == {"spearman": 1.0, "same_pick": True, "pick": "s200", "regret": 0.0}
+    reversed_ = bench.compare(reference, metrics({100: 0.6, 200: 0.1, 300: 0.4}))
+    assert reversed_["spearman"] == -1.0 and reversed_["pick"] == "s100" and reversed_["regret"] == pytest.approx(0.3)
+    # halving: the last round's points come first, whatever their scores on fewer seeds were
+    rounds = [{"seeds": [0], "points": ["s100", "s200", "s300"]}, {"seeds": [0, 1], "points": ["s300", "s200"]}]
+    halved = metrics({100: 0.9, 200: 0.5, 300: 0.6}, rounds)
+    assert bench.order(halved) == ["s300", "s200", "s100"]
+    assert bench.compare(reference, halved)["regret"] == pytest.approx(0.1)

@@ -18,7 +18,7 @@ from charforge import api
 from charforge.errors import CharforgeError
 from charforge.evaluate.encoders import ClipEncoder, DinoEncoder
 from charforge.evaluate.palette import palette_distance
-from charforge.evaluate.quality import Thresholds, best_point, calibrate
+from charforge.evaluate.quality import Thresholds, best_point, calibrate, halving_seeds, successive_halving
 from charforge.evaluate.ratings import Rating, RatingStore, cohen_kappa
 from charforge.evaluate.results import PointSummary
 from charforge.evaluate.scores import References, cached_embeddings, leave_one_out, mean_similarity
@@ -125,6 +125,35 @@ def test_best_checkpoint_rule():
     assert best_point(points[:1]) is None
 
 
+def test_successive_halving_keeps_the_better_half_and_picks_among_the_last_round():
+    """Per-seed identity of four checkpoints: step 200 looks best on seed 0 alone, but not on more seeds."""
+    table = {  # point -> identity share per seed 0..3
+        "s100": [0.1, 0.1, 0.1, 0.1],
+        "s200": [0.9, 0.0, 0.0, 0.0],
+        "s300": [0.5, 0.6, 0.6, 0.6],
+        "s400": [0.4, 0.7, 0.7, 0.7],
+    }
+    asked = []
+
+    def summarise_at(names, seeds):
+        asked.append((list(names), list(seeds)))
+        return [
+            PointSummary(step=int(n[1:]), point=n, quality_ratio=0.0, identity_share=sum(table[n][s] for s in seeds) / len(seeds))
+            for n in names
+        ]
+
+    assert halving_seeds([0, 1, 2, 3]) == [[0], [0, 1], [0, 1, 2, 3]]
+    assert halving_seeds([5, 6, 7]) == [[5], [5, 6], [5, 6, 7]] and halving_seeds([9]) == [[9]]
+    result = successive_halving(list(table), [0, 1, 2, 3], summarise_at)
+    assert asked == [(["s100", "s200", "s300", "s400"], [0]), (["s200", "s300"], [0, 1]), (["s300"], [0, 1, 2, 3])]
+    assert result.best.point == "s300"
+    # without halving (every point on every seed) s400 is the best: halving trades that risk for half the pictures
+    full = summarise_at(list(table), [0, 1, 2, 3])
+    assert best_point(full).point == "s400"
+    assert [s.point for s in result.summaries] == list(table)  # each point summarised on its last round's seeds
+    assert result.summaries[0].identity_share == 0.1 and result.summaries[2].identity_share == pytest.approx(0.575)
+
+
 def test_cohen_kappa():
     assert cohen_kappa([True, False, True, False], [True, False, True, False]) == 1.0
     assert cohen_kappa([True, True, False, False], [True, False, True, False]) == 0.0
@@ -170,6 +199,24 @@ def test_evaluate_scores_every_checkpoint_and_writes_a_report(trained, tiny_clip
     again = api.evaluate(ws, prompts=prompts, clip=str(tiny_clip), dino="none", steps=2, show_progress=False)
     assert again.metrics.timing["drawn"] == 0  # every picture came from the store
     assert "dino" not in again.metrics.images[0] and again.metrics.encoders["dino"] is None
+
+
+def test_halving_evaluation_draws_fewer_pictures_and_scores_its_leader_as_the_full_evaluation(trained, tiny_dino, tmp_path):
+    ws, _ = trained
+    prompts = tmp_path / "four-seeds.yaml"
+    prompts.write_text(PROMPTS.replace("seeds: [0]", "seeds: [0, 1, 2, 3]"))
+    common = dict(prompts=prompts, clip="none", dino=str(tiny_dino), steps=2, show_progress=False)
+    halved = api.evaluate(ws, halving=True, **common).metrics
+    assert [r["seeds"] for r in halved.rounds] == [[0], [0, 1], [0, 1, 2, 3]]
+    assert [len(r["points"]) for r in halved.rounds] == [2, 1, 1]
+    assert halved.best.point == halved.rounds[-1]["points"][0]
+    # base 2 prompts x 4 seeds, both checkpoints on seed 0, the leader on seeds 1-3: 8 + 4 + 6
+    assert len(halved.images) == halved.timing["scored"] == 18
+    full = api.evaluate(ws, **common).metrics
+    assert full.timing["drawn"] == 24 - 18 and full.rounds is None  # the rest; the halving's pictures were kept
+    leader = halved.best.point
+    assert full.point_named(leader).model_dump() == halved.point_named(leader).model_dump()
+    assert full.point_named("step-000000").model_dump() == halved.point_named("step-000000").model_dump()
 
 
 def test_evaluating_a_dreambooth_run_draws_each_checkpoint_as_generate_does(drawings, tiny_sd1, tmp_path):

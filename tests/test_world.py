@@ -137,8 +137,13 @@ def test_identity_and_palette_scores_tell_characters_apart(judge):
     theirs = [render(other, s, 64, seed=i) for i, s in enumerate(scenes)]
     refs = [render(target, s, 64, seed=100 + i) for i, s in enumerate(REFERENCE_SCENES)]
     asked = [s.to_dict() for s in scenes]
-    assert score(own, asked, character=target, judge=judge).identity >= 0.75
+    mine = score(own, asked, character=target, judge=judge)
+    assert mine.identity >= 0.75 and 0.5 <= mine.quality_ratio <= mine.identity
     assert score(theirs, asked, character=target, judge=judge).identity == 0.0
+    assert score(theirs, asked, character=target, judge=judge).quality_ratio == 0.0
+    # the quality ratio also needs what was asked: the same pictures asked for other poses are not flawless
+    other_poses = [{**a, "pose": "jumping" if a["pose"] != "jumping" else "sitting"} for a in asked]
+    assert score(own, other_poses, character=target, judge=judge).quality_ratio == 0.0
     assert palette_distance(own, refs) < palette_distance(theirs, refs)
 
 

@@ -634,6 +634,34 @@ def world_demo(
     _echo_done("report", result.report)
 
 
+@world_app.command("compare")
+def world_compare(
+    folder: Annotated[Path, typer.Argument(help="Folder for the experiments and report.html (cells run before are kept).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods to compare.")] = "dreambooth,lora,dreambooth-lora",
+    characters: Annotated[str, typer.Option(help="Comma-separated held-out characters.")] = "unicorn-girl",
+    train_seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
+    steps: Annotated[Optional[int], typer.Option(help="Training steps for every method (default 1000).")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
+) -> None:
+    """The thesis' method comparison (its Tables 1 and 2) in the mini world: every method on the same characters and
+    seeds, with weight size, training time, identity, prompt fidelity and the quality ratio per checkpoint."""
+    from .recipes.method_comparison import compare_methods, describe, method_rows, read_cells
+    from .recipes.world_experiment import ExperimentConfig
+
+    base = ExperimentConfig(fresh_prompts=0, seeds=tuple(range(seeds)), **({} if steps is None else {"steps": steps}))
+    report = compare_methods(
+        folder,
+        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        characters=[c.strip() for c in characters.split(",") if c.strip()],
+        train_seeds=_ints(train_seeds, "--train-seeds") or [0],
+        base=base,
+        log=typer.echo,
+    )
+    for line in describe(method_rows(read_cells(folder))):
+        typer.echo(line)
+    _echo_done("report", report)
+
+
 # The quick start's main job on the embedded default: the same command, with the same options, as `world demo`.
 app.command("demo", help="The quick start's main job on the embedded default (the mini world); same as `charforge world demo`.")(
     world_demo

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,9 @@ from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
 from .options import DEFAULT, EvalOptions
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
-from .quality import Thresholds, best_point, calibrate, no_pass_note, summarise
-from .results import BestPoint, EvalMetrics
-from .runner import CheckpointPainter, ImageStore, Job, draw_all, run_points
+from .quality import Thresholds, best_point, calibrate, no_pass_note, successive_halving, summarise
+from .results import BestPoint, EvalMetrics, PointSummary
+from .runner import CheckpointPainter, EvalPoint, ImageStore, Job, draw_all, run_points
 from .scores import References, Scorer, leave_one_out, open_rgb
 
 log = logging.getLogger("charforge.evaluate")
@@ -115,8 +116,7 @@ def evaluate_run(
         guidance = recommended_guidance(options.base or config.base)
     folder = found.folder / "eval"
 
-    # 1. pictures: every point x prompt x seed, cached
-    started = time.perf_counter()
+    # 1. pictures of every point x prompt x seed (cached) and their scores; with --halving only the leaders' on all seeds
     painter = CheckpointPainter(
         config,
         base=options.base,
@@ -125,30 +125,39 @@ def evaluate_run(
         steps=steps,
         guidance=guidance,
     )
-    jobs = [Job(point, prompt, seed) for point in points for prompt in prompt_set.prompts for seed in prompt_set.seeds]
-    paths, drawn = _draw(jobs, painter, ImageStore(folder / "images"), options.draw_batch_size, show_progress)
-    timing = {"drawn": drawn, "draw_seconds": round(time.perf_counter() - started, 2)}
-
-    # 2. scores of every picture, with its pass / fail
     notes: list[str] = []
-    scorer = make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes)
-    thresholds = calibrate_thresholds(scorer)
-    started = time.perf_counter()
-    rows = _score(points, jobs, paths, scorer, thresholds, folder)
-    timing.update(scored=len(rows), score_seconds=round(time.perf_counter() - started, 2))
+    pictures = _Pictures(
+        painter,
+        ImageStore(folder / "images"),
+        prompt_set.prompts,
+        folder,
+        lambda: make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes),
+        batch_size=options.draw_batch_size,
+        show_progress=show_progress,
+    )
 
-    # 3. per point, best, metrics
-    summaries = [
-        summarise(
-            [r for r in rows if r["point"] == point.name],
-            point=point.name,
-            label=point.label,
-            step=point.step,
-            base=point.weights is None,
+    def summaries_at(chosen: list[EvalPoint], seeds: list[int]) -> list[PointSummary]:
+        rows = pictures.rows(chosen, seeds)
+        return [
+            summarise([r for r in rows if r["point"] == p.name], point=p.name, label=p.label, step=p.step, base=p.weights is None)
+            for p in chosen
+        ]
+
+    # 2. per point, the best
+    trained = [p for p in points if p.weights is not None]
+    rounds = None
+    if options.halving and len(trained) > 1:
+        named = {p.name: p for p in trained}
+        halving = successive_halving(
+            [p.name for p in trained], prompt_set.seeds, lambda names, seeds: summaries_at([named[n] for n in names], seeds)
         )
-        for point in points
-    ]
-    best = best_point(summaries)
+        summaries = summaries_at(points[:1], list(prompt_set.seeds)) + halving.summaries
+        best, rounds = halving.best, halving.rounds
+    else:
+        summaries = summaries_at(points, list(prompt_set.seeds))
+        best = best_point(summaries)
+    rows, thresholds, scorer = pictures.all_rows(), pictures.thresholds, pictures.scorer
+    assert scorer is not None  # the first rows made it
     verdict = no_pass_note(summaries, rows, thresholds)
     metrics = EvalMetrics(
         run=found.folder.name,
@@ -166,8 +175,10 @@ def evaluate_run(
         notes=([verdict] if verdict else []) + notes + thresholds.notes,
         points=summaries,
         best=None if best is None else BestPoint(point=best.point, step=best.step, quality_ratio=best.quality_ratio),
-        rule="highest quality ratio; ties: higher mean identity score, then the earlier step",
-        timing=timing,
+        rule="highest quality ratio; ties: higher mean identity score, then the earlier step"
+        + ("; successive halving over the seeds (the best of the last round)" if rounds else ""),
+        rounds=rounds,
+        timing=pictures.timing,
         images=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
     )
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,18 +200,52 @@ def _draw(jobs: list[Job], painter, store: ImageStore, batch_size: int, show_pro
         return draw_all(jobs, painter, store, advance, batch_size=batch_size)
 
 
-def _score(points, jobs: list[Job], paths: list[Path], scorer: Scorer, thresholds: Thresholds, folder: Path) -> list[dict]:
-    """One row per picture: where it came from (point, prompt, seed, file), its scores, and whether it passes."""
-    rows: list[dict] = []
-    for point in points:
-        mine = [(job, path) for job, path in zip(jobs, paths, strict=True) if job.point == point]
-        images = [open_rgb(path) for _, path in mine]
-        scores = scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
-        for (job, path), row in zip(mine, scores, strict=True):
-            row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed, file=str(path.relative_to(folder)))
-            row["ok"] = thresholds.passes(row)
-            rows.append(row)
-    return rows
+class _Pictures:
+    """The scored pictures of an evaluation: each drawn (or taken from the store) and scored once, however often a
+    point is asked for (successive halving asks for a leader's first seeds again). The scorer is made after the first
+    pictures are drawn, so its encoders are not in memory while the model loads."""
+
+    def __init__(self, painter, store: ImageStore, prompts, folder: Path, make: Callable[[], Scorer], **drawing) -> None:
+        self.painter, self.store, self.prompts, self.folder, self._make = painter, store, prompts, folder, make
+        self.drawing = drawing
+        self.scorer: Scorer | None = None
+        self.thresholds = Thresholds()
+        self._rows: dict[tuple[str, str, int], dict] = {}
+        self.timing = {"drawn": 0, "draw_seconds": 0.0, "scored": 0, "score_seconds": 0.0}
+
+    def rows(self, points: list[EvalPoint], seeds: list[int]) -> list[dict]:
+        """One row per picture of ``points`` x prompts x ``seeds``: where it came from, its scores, whether it passes."""
+        jobs = [Job(point, prompt, seed) for point in points for prompt in self.prompts for seed in seeds]
+        new = [job for job in jobs if _key(job) not in self._rows]
+        if new:
+            started = time.perf_counter()
+            paths, drawn = _draw(new, self.painter, self.store, **self.drawing)
+            self._count("drawn", drawn, "draw_seconds", started)
+            if self.scorer is None:
+                self.scorer = self._make()
+                self.thresholds = calibrate_thresholds(self.scorer)
+            started = time.perf_counter()
+            for point in dict.fromkeys(job.point for job in new):  # a point's pictures scored together, in job order
+                mine = [(job, path) for job, path in zip(new, paths, strict=True) if job.point == point]
+                images = [open_rgb(path) for _, path in mine]
+                scores = self.scorer.score(images, [job.prompt.plain for job, _ in mine], [job.prompt.asked for job, _ in mine])
+                for (job, path), row in zip(mine, scores, strict=True):
+                    row.update(point=point.name, step=point.step, prompt=job.prompt.id, seed=job.seed)
+                    row.update(file=str(path.relative_to(self.folder)), ok=self.thresholds.passes(row))
+                    self._rows[_key(job)] = row
+            self._count("scored", len(new), "score_seconds", started)
+        return [self._rows[_key(job)] for job in jobs]
+
+    def all_rows(self) -> list[dict]:
+        return list(self._rows.values())
+
+    def _count(self, name: str, count: int, seconds: str, started: float) -> None:
+        self.timing[name] += count
+        self.timing[seconds] = round(self.timing[seconds] + time.perf_counter() - started, 2)
+
+
+def _key(job: Job) -> tuple[str, str, int]:
+    return job.point.name, job.prompt.id, job.seed
 
 
 def _write(folder: Path, run_dir: Path, metrics: EvalMetrics, references: list[Image.Image]) -> None:

@@ -38,3 +38,8 @@ class EvalOptions(Options):
         description="Pictures drawn per pass of the model (faster, more memory; cached pictures are reused).",
         json_schema_extra=cli("--batch-size"),
     )
+    halving: bool = Field(
+        False,
+        description="Successive halving: every checkpoint on the first seed, the better half on two, ..., the leaders"
+        " on all seeds; the best is picked among those (about half the pictures with 4 seeds).",
+    )

@@ -72,6 +72,7 @@ class EvalMetrics(Result):
     points: list[PointSummary]
     best: BestPoint | None
     rule: str
+    rounds: list[dict[str, Any]] | None = None  # successive halving: each round's seeds and points
     timing: dict[str, float]
     images: list[dict[str, Any]]  # one row per picture: point, step, prompt, seed, file, ok and its scores
     human: dict[str, Any] | None = None  # charforge rate's summary

@@ -335,6 +335,7 @@ def _curve_point(s: WorldScores) -> dict[str, float]:
         "identity_share": round(s.identity_share or 0.0, 4),
         "pose": round(s.per_attribute.get("pose", 0.0), 4),
         "expression": round(s.per_attribute.get("expression", 0.0), 4),
+        "quality_ratio": round(s.quality_ratio or 0.0, 4),
     }
 
 
@@ -397,8 +398,9 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
 
     fig, ax = pyplot().subplots(figsize=(6, 3.2), dpi=100)
     steps = [p["step"] for p in curve]
-    for key in ("identity", "identity_share", "pose", "expression"):
-        ax.plot(steps, [p[key] for p in curve], marker="o", label=key)
+    for key in ("identity", "identity_share", "pose", "expression", "quality_ratio"):
+        if all(key in p for p in curve):  # scores.json from before the quality ratio was read lacks it
+            ax.plot(steps, [p[key] for p in curve], marker="o", label=key)
     ax.axhline(THESIS_QUALITY_RATIO, color="grey", linestyle=":", label="thesis quality ratio (by eye)")
     ax.set_xlabel("training step")
     ax.set_ylim(0, 1.02)

@@ -60,6 +60,16 @@ def identity_rate(found: Sequence[dict[str, bool]]) -> float:
     return float(np.mean([all(f.values()) for f in found])) if found else float("nan")
 
 
+def quality_ratio(readings: Sequence[Reading], asked: Sequence[dict[str, str]], found: Sequence[dict[str, bool]]) -> float:
+    """The share of flawless pictures, the thesis' quality ratio read by the judge: every identity attribute and every
+    asked attribute found (``charforge evaluate``'s pass rule in the mini world)."""
+    flawless = [
+        all(f.values()) and all(r.values[name] == value for name, value in asked_attributes(a).items())
+        for r, a, f in zip(readings, asked, found, strict=True)
+    ]
+    return float(np.mean(flawless)) if flawless else float("nan")
+
+
 def identity_attribute_rates(found: Sequence[dict[str, bool]]) -> dict[str, float]:
     """Per identity attribute, the share of pictures where the judge found the target character's value:
     a graded view of identity that shows which attribute holds it back."""
@@ -86,6 +96,7 @@ class WorldScores:
     palette_distance: float | None = None
     readings: list[dict[str, str]] = field(default_factory=list)
     identity_attributes: dict[str, float] = field(default_factory=dict)
+    quality_ratio: float | None = None
 
     @property
     def identity_share(self) -> float | None:
@@ -101,6 +112,7 @@ class WorldScores:
             "identity_share": None if self.identity_share is None else round(self.identity_share, 4),
             "identity_attributes": {k: round(v, 4) for k, v in self.identity_attributes.items()},
             "palette_distance": None if self.palette_distance is None else round(self.palette_distance, 3),
+            "quality_ratio": None if self.quality_ratio is None else round(self.quality_ratio, 4),
         }
 
 
@@ -126,4 +138,5 @@ def score(
         palette_distance=None if not references else palette_distance(images, references),
         readings=[r.values for r in readings],
         identity_attributes={} if found is None else identity_attribute_rates(found),
+        quality_ratio=None if found is None else quality_ratio(readings, asked, found),
     )
