@@ -604,6 +604,12 @@ def world_demo(
         Optional[int], typer.Option(help="Copies of each reference on the world's other backgrounds (default 0).")
     ] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance for every picture (default 5).")] = None,
+    eval_every: Annotated[
+        Optional[int], typer.Option(help="Score the run every N steps while it trains; the best becomes final/.")
+    ] = None,
+    stop_when_plateau: Annotated[
+        Optional[int], typer.Option(help="With --eval-every: stop after K scores without a better one.")
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per test prompt.")] = 4,
     overwrite: Annotated[bool, typer.Option(help="Replace FOLDER even if a demo did not make it.")] = False,
 ) -> None:
@@ -621,6 +627,8 @@ def world_demo(
         "guidance": guidance,
         "masked_loss": masked_loss,
         "backgrounds": backgrounds,
+        "eval_every": eval_every,
+        "stop_when_plateau": stop_when_plateau,
     }
     config = ExperimentConfig(character=character, seeds=tuple(range(seeds)), **{k: v for k, v in given.items() if v is not None})
     result = run_experiment(folder, config, overwrite=overwrite, log=typer.echo)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
 from .. import api, atomic
@@ -39,7 +40,7 @@ from ..world.attributes import (
 )
 from ..world.judge import Judge
 from ..world.render import render
-from ..world.score import WorldScores, score
+from ..world.score import WorldScores, asked_attributes, score
 
 # Poses and expressions that none of the six references shows (they are standing / portrait /
 # side / back views, smiling or with eyes closed).
@@ -98,6 +99,11 @@ class ExperimentConfig:
     num_class_images: int = 50
     class_scenes: int = 30  # class prompts "a cartoon of a girl, <pose>, <expression>, <background>" in random scenes
     checkpoint_every: int = 250
+    # Training that watches its own quality (`train --eval-every N --stop-when-plateau K`): the run is scored every N
+    # steps by the judge on evaluate's prompt set, stops after K scores without a better one, and its best scored
+    # checkpoint becomes final/ (what "trained" is scored with below).
+    eval_every: int = 0
+    stop_when_plateau: int = 0
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     inference_steps: int = 50
     # Classifier-free guidance for every picture the experiment draws: the base's recommended (see
@@ -211,14 +217,19 @@ def run_experiment(
         class_prompt=class_prompts(config.class_scenes),
         num_class_images=config.num_class_images,
         checkpointing_steps=config.checkpoint_every,
+        eval_every=config.eval_every,
+        stop_when_plateau=config.stop_when_plateau,
         validation_steps=config.checkpoint_every,
         validation_prompts=[scene_prompt(instance, TEST_SCENES[0])],
         validation_inference_steps=25,
         seed=config.train_seed,
         show_progress=show_progress,
     )
-    run_dir = ws.run_dir("latest")
-    log(f"trained {config.steps} steps: {run_dir}")
+    run = ws.run("latest")
+    run_dir, trained = run.folder, run.summary()
+    watched = trained.get("watch")
+    best = f" (best scored: step {watched['best_step']}, now final/)" if watched else ""
+    log(f"trained {trained.get('steps', config.steps)} steps{best}: {run_dir}")
 
     # 3. scores
     prefix = f"a cartoon of {config.token} {config.class_word}"
@@ -283,13 +294,9 @@ def run_experiment(
         fresh_labels = [f"{c.hair_colour} {c.hair_style} hair, {s.pose}" for c, s in fresh[:24]]
         grids[f"base, {config.fresh_prompts} fresh prompts"] = (fresh_images[:24], fresh_labels)
 
-    # identity over checkpoints (automated counterpart of the thesis' quality ratio per checkpoint)
-    from ..train.checkpoint import list_checkpoints
-
-    curve = [{"step": 0, **_curve_point(out["base, same prompts"])}]
-    for step, _ in list_checkpoints(run_dir):
-        images = draw(test_prompts, use_run=True, checkpoint=step)
-        curve.append({"step": step, **_curve_point(score(images, asked_pose, character=character, judge=judge))})
+    # identity over checkpoints (the automated counterpart of the thesis' quality ratio per checkpoint): `charforge
+    # evaluate` on the test prompts and seeds, so the curve is the numbers a user's evaluation of the run gives
+    curve = checkpoint_curve(ws, config, folder / "test-prompts.yaml", show_progress=show_progress)
     log("scored every checkpoint")
 
     result = {
@@ -299,6 +306,7 @@ def run_experiment(
         "judge_accuracy": judge.report,
         "scores": {name: s.to_dict() for name, s in out.items()},
         "checkpoints": curve,
+        "training": {key: trained.get(key) for key in ("steps", "seconds", "watch")},
         "thesis_quality_ratio": THESIS_QUALITY_RATIO,
         "test_prompts": test_prompts,
     }
@@ -329,14 +337,49 @@ def class_prompts(count: int, seed: int = 7) -> list[str]:
     return list(dict.fromkeys(prompts)) or ["a cartoon of a {class_word}"]
 
 
-def _curve_point(s: WorldScores) -> dict[str, float]:
-    return {
-        "identity": round(s.identity or 0.0, 4),
-        "identity_share": round(s.identity_share or 0.0, 4),
-        "pose": round(s.per_attribute.get("pose", 0.0), 4),
-        "expression": round(s.per_attribute.get("expression", 0.0), 4),
-        "quality_ratio": round(s.quality_ratio or 0.0, 4),
-    }
+def test_prompt_set(config: ExperimentConfig, path: Path) -> Path:
+    """The test scenes as an evaluate prompt set, with the experiment's seeds, steps and guidance."""
+    prefix = "a cartoon of {token} {class_word}"
+    prompts = [
+        {"id": f"{i}-{s.pose}-{s.expression}".replace(" ", "-"), "prompt": scene_prompt(prefix, s), "asked": _asked(s, None)}
+        for i, s in enumerate(TEST_SCENES)
+    ]
+    spec = {"seeds": list(config.seeds), "steps": config.inference_steps, "guidance": config.guidance, "prompts": prompts}
+    atomic.write_text(path, yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def checkpoint_curve(ws, config: ExperimentConfig, prompts: Path, *, show_progress: bool = True) -> list[dict]:
+    """Identity, identity share, pose, expression and the quality ratio at step 0 (the base) and every checkpoint,
+    from ``charforge evaluate`` (the judge; no CLIP / DINO) on :func:`test_prompt_set`."""
+    metrics = api.evaluate(
+        ws,
+        prompts=test_prompt_set(config, prompts),
+        clip="none",
+        dino="none",
+        draw_batch_size=config.batch_size,
+        show_progress=show_progress,
+    ).metrics
+    asked = {p["id"]: p["asked"] for p in metrics.prompts}
+    curve = []
+    for point in metrics.points:
+        rows = [r for r in metrics.images if r["point"] == point.point]
+
+        def rate(name: str, rows: list[dict] = rows) -> float:
+            hits = [r["judge"][name] == asked[r["prompt"]][name] for r in rows if name in asked_attributes(asked[r["prompt"]])]
+            return round(sum(hits) / len(hits), 4) if hits else 0.0
+
+        curve.append(
+            {
+                "step": point.step,
+                "identity": round(point.identity or 0.0, 4),
+                "identity_share": round(point.identity_share or 0.0, 4),
+                "pose": rate("pose"),
+                "expression": rate("expression"),
+                "quality_ratio": round(point.quality_ratio or 0.0, 4),
+            }
+        )
+    return curve
 
 
 def _write_report(folder: Path, run_dir: Path, references, grids, result: dict, config: ExperimentConfig) -> Path:
