@@ -26,6 +26,8 @@ from ..errors import CharforgeError
 from ..evaluate.scores import open_rgb
 from ..generate.painter import Painter
 from ..generate.sheet import contact_sheet
+from ..run import Run
+from ..workspace import Workspace
 from ..world import MODEL_DIR, REBUILD_HINT, RECOMMENDED_GUIDANCE
 from ..world.attributes import BACKGROUNDS as WORLD_BACKGROUNDS
 from ..world.attributes import (
@@ -158,6 +160,48 @@ def run_experiment(
     check_model(MODEL_DIR)
     judge = Judge.load()
     character = held_out(config.character)
+    _fresh_folder(folder, overwrite)
+
+    # 1. six references of a character the base model never saw, prepared like a user's drawings
+    ws = _prepare(folder, config, character)
+    log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")
+
+    # 2. teach it through the same call as `charforge train` (config.method, full DreamBooth by default)
+    run = _teach(ws, config, show_progress)
+    trained = run.summary()
+    watched = trained.get("watch")
+    best = f" (best scored: step {watched['best_step']}, now final/)" if watched else ""
+    log(f"trained {trained.get('steps', config.steps)} steps{best}: {run.folder}")
+
+    # 3. scores of every group of pictures
+    references = reference_images(character)
+    groups = _Groups(ws, config, character, references, judge, show_progress)
+    groups.score_all()
+    log("scored trained vs base")
+
+    # identity over checkpoints (the automated counterpart of the thesis' quality ratio per checkpoint): `charforge
+    # evaluate` on the test prompts and seeds, so the curve is the numbers a user's evaluation of the run gives
+    curve = checkpoint_curve(ws, config, folder / "test-prompts.yaml", show_progress=show_progress)
+    log("scored every checkpoint")
+
+    result = {
+        "character": config.character,
+        "description": caption(character, REFERENCE_SCENES[0]),
+        "config": {k: v for k, v in config.__dict__.items()},
+        "judge_accuracy": judge.report,
+        "scores": {name: s.to_dict() for name, s in groups.scores.items()},
+        "checkpoints": curve,
+        "training": {key: trained.get(key) for key in ("steps", "seconds", "watch")},
+        "thesis_quality_ratio": THESIS_QUALITY_RATIO,
+        "test_prompts": groups.test_prompts,
+    }
+    atomic.write_text(folder / "scores.json", json.dumps(result, indent=2))
+    report = _write_report(folder, run.folder, references, groups.grids, result, config)
+    return ExperimentResult(folder, report, result)
+
+
+def _fresh_folder(folder: Path, overwrite: bool) -> None:
+    """An empty experiment folder: one an earlier demo made is replaced, anything else only with ``overwrite``."""
     marker = folder / ".charforge-demo"
     if folder.exists() and any(folder.iterdir()):
         if not (marker.exists() or overwrite):
@@ -166,10 +210,11 @@ def run_experiment(
     folder.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by `charforge world demo`; replaced when it runs again\n", encoding="utf-8")
 
-    # 1. six references of a character the base model never saw, prepared like a user's drawings
+
+def _prepare(folder: Path, config: ExperimentConfig, character: Character) -> Workspace:
+    """The references as a user's drawings (256 px renders), a workspace, ``prepare`` and the world captioner."""
     drawings = folder / "drawings"
     drawings.mkdir()
-    references = reference_images(character)
     for i, (image, scene) in enumerate(zip(reference_images(character, 256), REFERENCE_SCENES, strict=True)):
         image.save(drawings / f"{config.character}-{i}-{scene.pose.replace(' ', '-')}.png")
     ws = api.init(
@@ -191,9 +236,10 @@ def run_experiment(
     )
     if config.captions:
         api.caption(ws, captioner="world")
-    log(f"prepared 6 references of held-out character {config.character!r} ({caption(character, REFERENCE_SCENES[0])})")
+    return ws
 
-    # 2. teach it through the same call as `charforge train` (config.method, full DreamBooth by default)
+
+def _teach(ws: Workspace, config: ExperimentConfig, show_progress: bool) -> Run:
     instance = "a cartoon of {token} {class_word}"
     lora_options = {}
     if config.method != "dreambooth":
@@ -225,94 +271,76 @@ def run_experiment(
         seed=config.train_seed,
         show_progress=show_progress,
     )
-    run = ws.run("latest")
-    run_dir, trained = run.folder, run.summary()
-    watched = trained.get("watch")
-    best = f" (best scored: step {watched['best_step']}, now final/)" if watched else ""
-    log(f"trained {trained.get('steps', config.steps)} steps{best}: {run_dir}")
+    return ws.run("latest")
 
-    # 3. scores
-    prefix = f"a cartoon of {config.token} {config.class_word}"
-    test_prompts = [scene_prompt(prefix, s) for s in TEST_SCENES]
-    asked_pose = [_asked(s, None) for s in TEST_SCENES for _ in config.seeds]
-    asked_full = [_asked(s, character) for s in TEST_SCENES for _ in config.seeds]
-    out: dict[str, WorldScores] = {}
-    grids: dict[str, tuple[list[Image.Image], list[str]]] = {}  # report name -> pictures and what each was asked for
-    test_labels = [f"{s.pose}, {s.expression}, {s.background} (seed {seed})" for s in TEST_SCENES for seed in config.seeds]
 
-    painter = Painter()  # every group of pictures below draws with the same loaded models
+class _Groups:
+    """The report's groups of pictures (the taught run and the base, on the test scenes, on new backgrounds, the class
+    prompts, fresh prompts), each drawn with the same loaded models and scored by the judge."""
 
-    def draw(
-        prompts: list[str], *, use_run: bool, checkpoint: int | None = None, seeds: tuple[int, ...] = config.seeds
-    ) -> list[Image.Image]:
+    def __init__(
+        self, ws: Workspace, config: ExperimentConfig, character: Character, references, judge: Judge, show_progress: bool
+    ):
+        self.ws, self.config, self.character, self.references, self.judge = ws, config, character, references, judge
+        self.show_progress = show_progress
+        self.painter = Painter()  # every group of pictures below draws with the same loaded models
+        self.scores: dict[str, WorldScores] = {}
+        self.grids: dict[str, tuple[list[Image.Image], list[str]]] = {}  # name -> pictures and what each was asked for
+        self.prefix = f"a cartoon of {config.token} {config.class_word}"
+        self.test_prompts = [scene_prompt(self.prefix, s) for s in TEST_SCENES]
+
+    def draw(self, prompts: list[str], *, use_run: bool, seeds: tuple[int, ...] | None = None) -> list[Image.Image]:
         """Pictures from the taught run (``use_run``) or the base model, as every score of the report draws them."""
+        config = self.config
         result = api.generate(
-            ws,
+            self.ws,
             prompts,
-            painter=painter,
+            painter=self.painter,
             base=None if use_run else str(MODEL_DIR),
             use_run=use_run,
-            checkpoint=checkpoint,
-            seeds=list(seeds),
+            seeds=list(config.seeds if seeds is None else seeds),
             steps=config.inference_steps,
             batch_size=config.batch_size,
             guidance=config.guidance,
-            show_progress=show_progress,  # the scoring phase draws for minutes: each group of pictures shows a bar
+            show_progress=self.show_progress,  # the scoring phase draws for minutes: each group of pictures shows a bar
         )
         return [open_rgb(p) for p in result.images]
 
-    def scored(name: str, images: list[Image.Image], asked: list[dict[str, str]], labels: list[str] | None = None) -> None:
-        out[name] = score(images, asked, character=character, references=references, judge=judge)
-        grids[name] = (images, labels or test_labels)
+    def scored(self, name: str, scenes, images: list[Image.Image], *, described: bool = False) -> None:
+        """Score pictures of ``scenes`` (each drawn once per seed) against the taught character."""
+        seeds = self.config.seeds
+        asked = [_asked(s, self.character if described else None) for s in scenes for _ in seeds]
+        self.scores[name] = score(images, asked, character=self.character, references=self.references, judge=self.judge)
+        self.grids[name] = (images, [f"{s.pose}, {s.expression}, {s.background} (seed {seed})" for s in scenes for seed in seeds])
 
-    scored("trained", draw(test_prompts, use_run=True), asked_pose)
-    scored("base, same prompts", draw(test_prompts, use_run=False), asked_pose)
-    full = [caption(character, s) for s in TEST_SCENES]
-    scored("base, full description", draw(full, use_run=False), asked_full)
-    if config.new_backgrounds:
-        scenes = NEW_BACKGROUND_SCENES
-        grounded = [scene_prompt(prefix, s) for s in scenes]
-        labels = [f"{s.pose}, {s.expression}, {s.background} (seed {seed})" for s in scenes for seed in config.seeds]
-        asked = [_asked(s, None) for s in scenes for _ in config.seeds]
-        scored("trained, new backgrounds", draw(grounded, use_run=True), asked, labels)
-        described = [caption(character, s) for s in scenes]
-        asked = [_asked(s, character) for s in scenes for _ in config.seeds]
-        scored("base, full description, new backgrounds", draw(described, use_run=False), asked, labels)
-    prior_prompts = [scene_prompt(f"a cartoon of a {config.class_word}", s) for s in TEST_SCENES]
-    scored("trained, class prompts (prior)", draw(prior_prompts, use_run=True), asked_pose)
-    log("scored trained vs base")
+    def score_all(self) -> None:
+        character, config = self.character, self.config
+        self.scored("trained", TEST_SCENES, self.draw(self.test_prompts, use_run=True))
+        self.scored("base, same prompts", TEST_SCENES, self.draw(self.test_prompts, use_run=False))
+        full = [caption(character, s) for s in TEST_SCENES]
+        self.scored("base, full description", TEST_SCENES, self.draw(full, use_run=False), described=True)
+        if config.new_backgrounds:
+            scenes = NEW_BACKGROUND_SCENES
+            grounded = [scene_prompt(self.prefix, s) for s in scenes]
+            self.scored("trained, new backgrounds", scenes, self.draw(grounded, use_run=True))
+            described = [caption(character, s) for s in scenes]
+            self.scored("base, full description, new backgrounds", scenes, self.draw(described, use_run=False), described=True)
+        prior_prompts = [scene_prompt(f"a cartoon of a {config.class_word}", s) for s in TEST_SCENES]
+        self.scored("trained, class prompts (prior)", TEST_SCENES, self.draw(prior_prompts, use_run=True))
+        if config.fresh_prompts:
+            self.fresh_ceiling(config.fresh_prompts)
 
-    # base-model prompt fidelity on fresh full prompts (seen attributes, new combinations); their identity, read against
-    # each prompt's own character, is the ceiling for a taught character
-    if config.fresh_prompts:
+    def fresh_ceiling(self, count: int) -> None:
+        """Base-model prompt fidelity on fresh full prompts (seen attributes, new combinations); their identity, read
+        against each prompt's own character, is the ceiling for a taught character."""
         import random
 
         rng = random.Random(12345)
-        fresh = [(training_character(rng), random_scene(rng)) for _ in range(config.fresh_prompts)]
-        fresh_images = draw([caption(c, s) for c, s in fresh], seeds=(0,), use_run=False)
-        out[f"base, {config.fresh_prompts} fresh prompts"] = score(fresh_images, [_asked(s, c) for c, s in fresh], judge=judge)
-        fresh_labels = [f"{c.hair_colour} {c.hair_style} hair, {s.pose}" for c, s in fresh[:24]]
-        grids[f"base, {config.fresh_prompts} fresh prompts"] = (fresh_images[:24], fresh_labels)
-
-    # identity over checkpoints (the automated counterpart of the thesis' quality ratio per checkpoint): `charforge
-    # evaluate` on the test prompts and seeds, so the curve is the numbers a user's evaluation of the run gives
-    curve = checkpoint_curve(ws, config, folder / "test-prompts.yaml", show_progress=show_progress)
-    log("scored every checkpoint")
-
-    result = {
-        "character": config.character,
-        "description": caption(character, REFERENCE_SCENES[0]),
-        "config": {k: v for k, v in config.__dict__.items()},
-        "judge_accuracy": judge.report,
-        "scores": {name: s.to_dict() for name, s in out.items()},
-        "checkpoints": curve,
-        "training": {key: trained.get(key) for key in ("steps", "seconds", "watch")},
-        "thesis_quality_ratio": THESIS_QUALITY_RATIO,
-        "test_prompts": test_prompts,
-    }
-    atomic.write_text(folder / "scores.json", json.dumps(result, indent=2))
-    report = _write_report(folder, run_dir, references, grids, result, config)
-    return ExperimentResult(folder, report, result)
+        fresh = [(training_character(rng), random_scene(rng)) for _ in range(count)]
+        images = self.draw([caption(c, s) for c, s in fresh], seeds=(0,), use_run=False)
+        self.scores[f"base, {count} fresh prompts"] = score(images, [_asked(s, c) for c, s in fresh], judge=self.judge)
+        labels = [f"{c.hair_colour} {c.hair_style} hair, {s.pose}" for c, s in fresh[:24]]
+        self.grids[f"base, {count} fresh prompts"] = (images[:24], labels)
 
 
 def _what_trains(config: ExperimentConfig) -> str:
