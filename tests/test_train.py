@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import FAST
 from PIL import Image
 from safetensors.torch import load_file
@@ -480,6 +481,33 @@ def test_eval_every_scores_the_run_and_a_plateau_stops_it_with_the_best_checkpoi
     assert summary["watch"] == {"best_step": 2, "stopped_at_plateau": True} and summary["promoted"] == 2
     assert (result.run_dir / "final-before-promote").is_dir() and (result.run_dir / "loss.png").is_file()
     assert [s for s, _ in ckpt.list_checkpoints(result.run_dir)] == [2, 4, 6]
+
+
+def test_scores_while_training_equal_charforge_evaluate_of_the_same_checkpoints(tmp_path):
+    """The watch draws evaluate's prompts with evaluate's sampler, so each scored step reads as `evaluate` reads it
+    (on the mini world's trained base, whose pictures the judge reads differently when the sampler differs)."""
+    from conftest import unicorn_girl_workspace
+
+    from charforge.evaluate.prompts import WORLD_PROMPTS
+    from charforge.world import MODEL_DIR
+
+    ws = unicorn_girl_workspace(tmp_path)
+    options = dict(FAST, resolution=64, checkpointing_steps=2, eval_inference_steps=8, eval_prompts_count=3)
+    result = api.train(
+        ws, base=str(MODEL_DIR), max_train_steps=4, learning_rate=1e-3, eval_every=2, mixed_precision="no",
+        show_progress=False, **options,
+    )  # fmt: skip
+    watched = {e["step"]: e for e in json.loads((result.run_dir / "watch.json").read_text())["evaluations"]}
+    spec = yaml.safe_load(WORLD_PROMPTS.read_text())
+    spec.update(seeds=spec["seeds"][:1], prompts=spec["prompts"][:3])  # what the watch draws: 3 prompts, the first seed
+    prompts = tmp_path / "watched.yaml"
+    prompts.write_text(yaml.safe_dump(spec))
+    metrics = api.evaluate(ws, prompts=prompts, clip="none", dino="none", steps=8, show_progress=False).metrics
+    columns = ("identity", "identity_share", "fidelity", "quality_ratio")
+    for step in (2, 4):
+        point = next(p for p in metrics.points if p.step == step)
+        assert point.images == watched[step]["images"] == 3
+        assert {k: point.value(k) for k in columns} == {k: watched[step].get(k) for k in columns}, step
 
 
 def test_plateau_and_eval_settings_are_checked(workspace, tiny_sd1):

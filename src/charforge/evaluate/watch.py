@@ -18,10 +18,12 @@ from pathlib import Path
 from .. import atomic
 from ..config import TrainConfig
 from ..errors import CharforgeError
+from ..generate.schedulers import make_scheduler, model_sampler
 from ..generate.text2image import draw_batch
 from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .evaluate import calibrate_thresholds, default_prompt_file, make_scorer
+from .options import DEFAULT
 from .prompts import load_prompt_set
 from .quality import best_point, identity_score, summarise
 from .results import PointSummary
@@ -49,6 +51,7 @@ class TrainingWatch:
         self.prompts = prompt_set.prompts[: config.eval_prompts_count]
         self.seed = prompt_set.seeds[0]
         self.guidance = prompt_set.guidance if prompt_set.guidance is not None else recommended_guidance(config.base)
+        self.sampler = model_sampler(DEFAULT, config.base)  # evaluate's sampler, so a step scores as evaluate scores it
         self.notes: list[str] = []
         self.scorer = make_scorer(ws, prompt_set, clip="default", dino="default", batch_size=16, notes=self.notes)
         if self.scorer.judge is None and self.scorer.clip is None and self.scorer.dino is None:
@@ -65,16 +68,21 @@ class TrainingWatch:
     def observe(self, pipe, step: int, run_dir: Path, resolution: int) -> bool:
         """Score the pipeline as it is at ``step``; True when the run should stop (a plateau)."""
         started = time.perf_counter()
-        images = draw_batch(
-            pipe,
-            [p.text for p in self.prompts],
-            [self.seed] * len(self.prompts),
-            negative_prompt=self.prompts[0].negative,
-            steps=self.config.eval_inference_steps,
-            guidance=self.guidance,
-            width=resolution,
-            height=resolution,
-        )
+        own = pipe.scheduler  # the validation grids keep the model's own sampler
+        pipe.scheduler = make_scheduler(self.sampler, own.config, type(pipe).__name__)
+        try:
+            images = draw_batch(
+                pipe,
+                [p.text for p in self.prompts],
+                [self.seed] * len(self.prompts),
+                negative_prompt=self.prompts[0].negative,
+                steps=self.config.eval_inference_steps,
+                guidance=self.guidance,
+                width=resolution,
+                height=resolution,
+            )
+        finally:
+            pipe.scheduler = own
         rows = self.scorer.score(images, [p.plain for p in self.prompts], [p.asked for p in self.prompts])
         for row in rows:
             row["ok"] = self.thresholds.passes(row)
