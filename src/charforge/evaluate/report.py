@@ -73,8 +73,9 @@ def write_report(folder: Path, run_dir: Path, metrics: EvalMetrics, references: 
             stale.unlink()
     with atomic.atomic_path(assets / "references.png") as tmp:
         contact_sheet(references, columns=min(len(references), 8), cell=128).save(tmp, format="PNG")
-    for point in points:
-        mine = [r for r in images if r["point"] == point.point]
+    order = {prompt["id"]: i for i, prompt in enumerate(metrics.prompts)}
+    for point in points:  # a row per prompt, a column per seed (successive halving adds a leader's seeds in rounds)
+        mine = sorted((r for r in images if r["point"] == point.point), key=lambda r: (order.get(r["prompt"], 0), r["seed"]))
         labels = [f"{r['prompt']} s{r['seed']}" + ("" if r.get("ok") is None else (" ok" if r["ok"] else " x")) for r in mine]
         sheet = contact_sheet([open_rgb(folder / r["file"]) for r in mine], labels, columns=len(seeds) * 2, cell=128)
         with atomic.atomic_path(assets / f"grid-{point.point}.png") as tmp:
