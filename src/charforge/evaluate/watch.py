@@ -98,9 +98,11 @@ class TrainingWatch:
         return bool(patience) and self._since_best >= patience
 
     def score_of(self, summary: PointSummary) -> float:
-        """The number a curve shows for one evaluation: the quality ratio where pictures can pass, else identity."""
-        ratio = summary.quality_ratio
-        return ratio if ratio is not None else identity_score(summary)
+        """The number a curve shows for one evaluation, what decides the best: the quality ratio once a picture has
+        passed, the identity score while none has (the mini world's strict rule passes few: a curve flat at 0 showed
+        nothing, while the rule's tie-break on identity was choosing the best)."""
+        passed = any((s.quality_ratio or 0.0) > 0 for s in self.history)
+        return summary.quality_ratio if passed and summary.quality_ratio is not None else identity_score(summary)
 
     def curve(self) -> list[tuple[int, float]]:
         return [(s.step, self.score_of(s)) for s in self.history]
