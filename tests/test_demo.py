@@ -32,10 +32,12 @@ def test_world_demo_takes_its_training_options_and_refuses_a_bad_method_in_one_l
 @pytest.mark.slow
 def test_reduced_experiment_teaches_the_character(tmp_path):
     config = ExperimentConfig(
-        steps=400, num_class_images=12, checkpoint_every=400, seeds=(0, 1), inference_steps=20, fresh_prompts=0
+        steps=400, num_class_images=12, checkpoint_every=400, eval_every=400, seeds=(0, 1), inference_steps=20, fresh_prompts=0
     )
     result = run_experiment(tmp_path / "demo", config, log=lambda _: None)
-    scores = json.loads((tmp_path / "demo" / "scores.json").read_text())["scores"]
+    saved = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    scores = saved["scores"]
+    assert saved["training"]["watch"] == {"best_step": 400, "stopped_at_plateau": False}  # scored as it trained
     assert set(scores) == {
         "trained",
         "base, same prompts",

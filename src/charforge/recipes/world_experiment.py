@@ -102,9 +102,12 @@ class ExperimentConfig:
     class_scenes: int = 30  # class prompts "a cartoon of a girl, <pose>, <expression>, <background>" in random scenes
     checkpoint_every: int = 250
     # Training that watches its own quality (`train --eval-every N --stop-when-plateau K`): the run is scored every N
-    # steps by the judge on evaluate's prompt set, stops after K scores without a better one, and its best scored
-    # checkpoint becomes final/ (what "trained" is scored with below).
-    eval_every: int = 0
+    # steps by the judge on evaluate's prompt set (6 prompts, 1 seed, 25 steps: ~2.5 s here), and its best scored
+    # checkpoint becomes final/ (what "trained" is scored with below). Measured on unicorn-girl, training seed 0: the
+    # watch improved at every evaluation up to 1000 (final/ = step 1000, the demo's numbers unchanged, the watch does
+    # not disturb training); run on to 2000 with `--stop-when-plateau 3` it picked 1500 (share 0.79, identity 0.00)
+    # where step 1000 has 0.78 / 0.25, so the demo keeps 1000 steps and no plateau stop.
+    eval_every: int = 250
     stop_when_plateau: int = 0
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     inference_steps: int = 50
