@@ -212,7 +212,7 @@ def test_halving_evaluation_draws_fewer_pictures_and_scores_its_leader_as_the_fu
     assert halved.best.point == halved.rounds[-1]["points"][0]
     # base 2 prompts x 4 seeds, both checkpoints on seed 0, the leader on seeds 1-3: 8 + 4 + 6
     assert len(halved.images) == halved.timing["scored"] == 18
-    full = api.evaluate(ws, **common).metrics
+    full = api.evaluate(ws, halving=False, **common).metrics
     assert full.timing["drawn"] == 24 - 18 and full.rounds is None  # the rest; the halving's pictures were kept
     leader = halved.best.point
     assert full.point_named(leader).model_dump() == halved.point_named(leader).model_dump()

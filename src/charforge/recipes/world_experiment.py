@@ -388,6 +388,7 @@ def checkpoint_curve(ws, config: ExperimentConfig, prompts: Path, *, show_progre
         prompts=test_prompt_set(config, prompts),
         clip="none",
         dino="none",
+        halving=False,  # every checkpoint on every seed: the curve, not only the best
         draw_batch_size=config.batch_size,
         show_progress=show_progress,
     ).metrics
