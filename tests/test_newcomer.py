@@ -109,7 +109,10 @@ def test_outputs_follow_the_users_umask(tiny_sd1, tmp_path, capsys, monkeypatch)
 def test_ctrl_c_in_generate_keeps_what_was_drawn_and_exits_130(tiny_sd1, tmp_path):
     args = [str(ENTRY_POINT), "generate", "--base", str(tiny_sd1), "a girl", "-n", "400", "--steps", "2"]
     args += ["--width", "32", "--height", "32"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child takes Ctrl-C as a terminal's would, even when the suite itself was started in the background by a shell
+    # without job control (which makes SIGINT ignored, and the child would inherit that).
+    reset = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=reset)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(tmp_path.glob("outputs/*/0*.png"))) < 2:
         time.sleep(0.05)
