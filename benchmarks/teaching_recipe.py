@@ -99,8 +99,7 @@ def table(rows: list[dict]) -> str:
 
 
 def run(out: Path, recipes: list[str], characters: list[str], train_seeds: list[int], seeds: int) -> None:
-    from charforge.recipes.method_comparison import run_cells
-    from charforge.recipes.world_experiment import ExperimentConfig
+    from charforge.recipes.world_experiment import ExperimentConfig, run_cells
 
     cells = [
         (

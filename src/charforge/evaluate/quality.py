@@ -154,5 +154,5 @@ def successive_halving(
         if i < len(schedule) - 1:
             ranked = sorted(summaries, key=ranking, reverse=True)
             alive = [s.point for s in ranked[: max(1, math.ceil(len(ranked) / 2))]]
-    best = max((last[name] for name in alive), key=ranking) if alive else None
+    best = best_point([last[name] for name in alive])
     return Halving([last[name] for name in points], rounds, best)

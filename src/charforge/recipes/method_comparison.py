@@ -28,7 +28,7 @@ from .. import atomic
 from ..errors import CharforgeError
 from ..workspace import Workspace
 from ..world.attributes import held_out
-from .world_experiment import ExperimentConfig, run_experiment
+from .world_experiment import ExperimentConfig, run_cells
 
 # The thesis' three methods as ExperimentConfig changes. "lora" is LoRA fine-tuning on the captions alone: no prior
 # preservation and no pivotal tuning of the identifier (the thesis' LoRA); "dreambooth-lora" is charforge's
@@ -50,21 +50,6 @@ SCORES = ("identity", "identity_share", "prompt_fidelity", "quality_ratio")
 
 def cell_name(method: str, character: str, seed: int) -> str:
     return f"{method}-{character}-s{seed}"
-
-
-def run_cells(folder: Path, cells: Iterable[tuple[str, ExperimentConfig]], *, log: Callable[[str], None] = print) -> list[Path]:
-    """Run each named experiment into ``folder/<name>/`` unless its ``scores.json`` is there already; one at a time
-    (two torch jobs on 2 cores slow each other 10-20x). Returns the cells' folders."""
-    done = []
-    for name, config in cells:
-        cell = folder / name
-        if (cell / "scores.json").is_file():
-            log(f"{name}: done before, kept")
-        else:
-            log(f"{name}: running")
-            run_experiment(cell, config, overwrite=True, log=log, show_progress=False)
-        done.append(cell)
-    return done
 
 
 def compare_methods(
