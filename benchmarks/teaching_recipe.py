@@ -25,6 +25,8 @@ RECIPES: dict[str, dict] = {
     "masked": {"masked_loss": True},
     "backgrounds": {"backgrounds": 2},
     "backgrounds+masked": {"backgrounds": 2, "masked_loss": True},
+    "dreambooth-lora": {"method": "dreambooth-lora"},
+    "dreambooth-lora+backgrounds": {"method": "dreambooth-lora", "backgrounds": 2},
 }
 # Fields that say which cell an experiment is, not which recipe it used.
 NOT_RECIPE = {"character", "train_seed", "seeds", "fresh_prompts", "batch_size", "new_backgrounds"}

@@ -25,13 +25,8 @@ LAYERS = [
     {"cli", "cli_options", "__main__", "ui"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
-# Upward imports still there (issue 22): evaluation scores the mini world with its judge and prompt attributes.
-KNOWN_UPWARD = {
-    ("evaluate.evaluate", "world.attributes"),
-    ("evaluate.evaluate", "world.judge"),
-    ("evaluate.prompts", "world.attributes"),
-    ("evaluate.scores", "world.score"),
-}
+# Upward imports still there, with why (none: the mini world registers its model, captioner and judge).
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def _imports() -> set[tuple[str, str]]:

@@ -18,8 +18,8 @@ from typing import Protocol
 
 from PIL import Image
 
-from .. import atomic
-from ..generate.metadata import GenerationParams, save_png
+from ..generate.metadata import GenerationParams
+from ..generate.picture_cache import PictureCache
 from ..generate.schedulers import sampler_label
 from ..generate.text2image import LoraSpec, draw_batch, native_size
 from ..models.loading import model_file_hash, model_name
@@ -205,39 +205,15 @@ class DiffusersPainter:
         )[0]
 
 
-class PanelCache:
-    """``<folder>/<key>.png`` (with PNG parameters) + ``<key>.json``; written atomically."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def path(self, job: PanelJob) -> Path:
-        return self.folder / f"{job.key()}.png"
-
-    def get(self, job: PanelJob) -> Image.Image | None:
-        path = self.path(job)
-        if not path.is_file():
-            return None
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except OSError:
-            return None  # a damaged cache entry is redrawn
-
-    def put(self, job: PanelJob, image: Image.Image) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = save_png(image, self.path(job), job.params())
-        atomic.write_text(path.with_suffix(".json"), json.dumps({"key": job.key(), **asdict(job)}, indent=2))
-        return path
-
-
-def paint(job: PanelJob, painter: PanelPainter, cache: PanelCache) -> tuple[Image.Image, bool]:
-    """The job's picture from the cache, else drawn and stored; the flag says whether it was drawn."""
-    cached = cache.get(job)
+def paint(job: PanelJob, painter: PanelPainter, cache: PictureCache) -> tuple[Image.Image, bool]:
+    """The job's picture from the cache (``<key>.png``, its job beside it as ``<key>.json``), else drawn and stored;
+    the flag says whether it was drawn."""
+    key = job.key()
+    cached = cache.open(f"{key}.png", key)
     if cached is not None:
         return cached, False
     image = painter(job).convert("RGB")
-    cache.put(job, image)
+    cache.put(f"{key}.png", key, image, job.params(), record=asdict(job))
     return image, True
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..digest import folder_digest
 from ..errors import CharforgeError
+from ..generate.picture_cache import PictureCache
 from ..generate.schedulers import model_sampler
 from ..models.loading import model_location, square_only
 from ..progress import report as progress_report
@@ -27,7 +28,6 @@ from .fonts import FontSource, font_source
 from .lettering import INK, draw_balloon, draw_narration, draw_sound, layout_balloon, layout_narration
 from .panels import (
     DiffusersPainter,
-    PanelCache,
     PanelJob,
     PanelPainter,
     fit_around_subject,
@@ -307,7 +307,7 @@ def render_comic(
     folder = output_folder(story_path, out)
     folder.mkdir(parents=True, exist_ok=True)
     painter = painter or DiffusersPainter()
-    cache = PanelCache(folder / "panels")
+    cache = PictureCache(folder / "panels")
     fonts = font_source(story.resolve_path(board.lettering.font) if board.lettering.font else None)
     all_panels = story.panels()
     if panel is not None and not 1 <= panel <= len(all_panels):
@@ -387,7 +387,7 @@ def _last_seed(folder: Path, panel: int) -> int | None:
     return None
 
 
-def _picture(story: Story, item: _Panel, painter: PanelPainter, cache: PanelCache, seed: int) -> tuple[Image.Image, dict]:
+def _picture(story: Story, item: _Panel, painter: PanelPainter, cache: PictureCache, seed: int) -> tuple[Image.Image, dict]:
     spec = item.spec
     if spec.image is not None:
         path = story.resolve_path(spec.image)

@@ -18,15 +18,17 @@ from tqdm.auto import tqdm
 
 from .. import progress
 from ..errors import CharforgeError
+from ..generate.picture_cache import PictureCache
 from ..generate.schedulers import model_sampler
 from ..models.loading import recommended_guidance
 from ..workspace import Workspace
 from .encoders import DEFAULT_CLIP, DEFAULT_DINO, ClipEncoder, DinoEncoder
+from .judging import judging
 from .options import DEFAULT, EvalOptions
 from .prompts import DEFAULT_PROMPTS, WORLD_PROMPTS, PromptSet, load_prompt_set, remove_token
 from .quality import Thresholds, best_point, calibrate, no_pass_note, successive_halving, summarise
 from .results import BestPoint, EvalMetrics, PointSummary
-from .runner import CheckpointPainter, EvalPoint, ImageStore, Job, draw_all, run_points
+from .runner import CheckpointPainter, EvalPoint, Job, draw_all, run_points
 from .scores import References, Scorer, leave_one_out, open_rgb
 
 log = logging.getLogger("charforge.evaluate")
@@ -72,10 +74,7 @@ def _world(ws: Workspace, prompt_set: PromptSet):
                 f"{prompt_set.source}: its prompts ask mini-world attributes (asked:) but {ws.root} is not a mini-world character"
             )
         return None, None
-    from ..world.attributes import held_out
-    from ..world.judge import Judge
-
-    return Judge.load(), held_out(ws.character.world)
+    return judging(), ws.character.world
 
 
 def make_scorer(
@@ -128,7 +127,7 @@ def evaluate_run(
     notes: list[str] = []
     pictures = _Pictures(
         painter,
-        ImageStore(folder / "images"),
+        PictureCache(folder / "images"),
         prompt_set.prompts,
         folder,
         lambda: make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes),
@@ -186,7 +185,7 @@ def evaluate_run(
     return EvalResult(folder, metrics)
 
 
-def _draw(jobs: list[Job], painter, store: ImageStore, batch_size: int, show_progress: bool) -> tuple[list[Path], int]:
+def _draw(jobs: list[Job], painter, store: PictureCache, batch_size: int, show_progress: bool) -> tuple[list[Path], int]:
     """Every job's picture (from the store where it was drawn before), with a progress bar; and how many were drawn."""
     with tqdm(total=len(jobs), desc="evaluate: draw", unit="img", disable=not show_progress) as bar:
         done = 0
@@ -205,7 +204,7 @@ class _Pictures:
     point is asked for (successive halving asks for a leader's first seeds again). The scorer is made after the first
     pictures are drawn, so its encoders are not in memory while the model loads."""
 
-    def __init__(self, painter, store: ImageStore, prompts, folder: Path, make: Callable[[], Scorer], **drawing) -> None:
+    def __init__(self, painter, store: PictureCache, prompts, folder: Path, make: Callable[[], Scorer], **drawing) -> None:
         self.painter, self.store, self.prompts, self.folder, self._make = painter, store, prompts, folder, make
         self.drawing = drawing
         self.scorer: Scorer | None = None

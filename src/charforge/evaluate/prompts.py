@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import CharforgeError
 from ..yamlconfig import parse_yaml_model
+from .judging import judging
 
 DEFAULT_PROMPTS = Path(__file__).with_name("prompts.yaml")
 WORLD_PROMPTS = Path(__file__).with_name("world-prompts.yaml")
@@ -41,11 +42,9 @@ class PromptSpec(_Strict):
     @field_validator("asked")
     @classmethod
     def _asked(cls, value: dict[str, str]) -> dict[str, str]:
-        from ..world.attributes import check_value
-
         for name, wanted in value.items():
             try:
-                check_value(name, wanted, "asked")
+                judging().check_value(name, wanted, "asked")
             except CharforgeError as exc:
                 raise ValueError(str(exc).removeprefix("asked: ")) from exc
         return value

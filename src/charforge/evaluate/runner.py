@@ -16,12 +16,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import atomic
 from ..config import TrainConfig
 from ..digest import folder_digest
 from ..errors import CharforgeError, PicturesInterrupted
-from ..generate.metadata import GenerationParams, save_png
+from ..generate.metadata import GenerationParams
 from ..generate.painter import NOTHING, Painter, Wearing
+from ..generate.picture_cache import PictureCache
 from ..generate.schedulers import DEFAULT_SAMPLER, sampler_label
 from ..generate.text2image import draw_batch, native_size
 from ..models.loading import BaseModel
@@ -72,6 +72,11 @@ class Job:
     @property
     def file_name(self) -> str:
         return f"{self.prompt.id}-s{self.seed}.png"
+
+    @property
+    def picture_name(self) -> str:
+        """Where the picture lies in the evaluation's picture cache: a folder per point."""
+        return f"{self.point.name}/{self.file_name}"
 
 
 def _batch_key(job: Job) -> tuple:
@@ -174,44 +179,11 @@ class CheckpointPainter:
         )
 
 
-class ImageStore:
-    """``eval/images/<point>/<prompt>-s<seed>.png`` plus an ``index.json`` of the keys they were drawn with."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._indexes: dict[str, dict[str, str]] = {}
-
-    def _index(self, point: EvalPoint) -> dict[str, str]:
-        """The point's index, read from disk once (this store is its only writer)."""
-        if point.name not in self._indexes:
-            path = self.folder / point.name / "index.json"
-            try:
-                self._indexes[point.name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-            except ValueError:
-                self._indexes[point.name] = {}
-        return self._indexes[point.name]
-
-    def path(self, job: Job) -> Path:
-        return self.folder / job.point.name / job.file_name
-
-    def get(self, job: Job, key: str) -> Path | None:
-        path = self.path(job)
-        return path if path.is_file() and self._index(job.point).get(job.file_name) == key else None
-
-    def put(self, job: Job, key: str, image: Image.Image, params: GenerationParams) -> Path:
-        path = self.path(job)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(image, path, params)
-        index = self._index(job.point)
-        index[job.file_name] = key
-        atomic.write_text(path.parent / "index.json", json.dumps(index, indent=1, sort_keys=True))
-        return path
-
-
 def draw_all(
-    jobs: list[Job], painter: CheckpointPainter, store: ImageStore, progress=None, batch_size: int = 1
+    jobs: list[Job], painter: CheckpointPainter, store: PictureCache, progress=None, batch_size: int = 1
 ) -> tuple[list[Path], int]:
-    """Every job's picture (cached or drawn, in job order); returns the paths and how many were drawn.
+    """Every job's picture (from the store, ``<point>/<prompt>-s<seed>.png``, or drawn, in job order); returns the
+    paths and how many were drawn.
 
     Missing pictures of one checkpoint and negative prompt are drawn ``batch_size`` at a time (about 2x
     faster per picture for the mini world on a CPU); each keeps its own seed's noise.
@@ -221,7 +193,7 @@ def draw_all(
 
     def flush() -> None:
         for (i, job, key), (image, params) in zip(pending, painter.draw([job for _, job, _ in pending]), strict=True):
-            paths[i] = store.put(job, key, image, params)
+            paths[i] = store.put(job.picture_name, key, image, params)
         if progress is not None:
             progress(len(pending))
         pending.clear()
@@ -230,7 +202,7 @@ def draw_all(
     try:
         for i, job in enumerate(jobs):
             key = painter.key(job)
-            path = store.get(job, key)
+            path = store.get(job.picture_name, key)
             if path is not None:
                 paths[i] = path
                 if progress is not None:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from .. import atomic
 from ..digest import file_digest
 from .encoders import ClipEncoder, DinoEncoder, model_fingerprint
+from .judging import Judging
 from .palette import palette_distance_to, reference_palette
 
 
@@ -87,8 +88,8 @@ class Scorer:
     cache_dir: Path
     clip: ClipEncoder | None = None
     dino: DinoEncoder | None = None
-    judge: object | None = None  # world.judge.Judge
-    character: object | None = None  # world.attributes.Character
+    judge: Judging | None = None  # reads attributes back (a mini-world character)
+    character: str | None = None  # the judged character's name in the judge's world
     _ref: dict[str, torch.Tensor] = field(default_factory=dict)
     _palette: list | None = None
 
@@ -125,15 +126,13 @@ class Scorer:
         return rows
 
     def _judged(self, rows: list[dict], images: Sequence[Image.Image], asked: Sequence[dict[str, str]]) -> None:
-        from ..world.score import asked_attributes, identity_matches
-
-        for row, reading, request in zip(rows, self.judge.read(list(images)), asked, strict=True):
-            values = reading.values
+        assert self.judge is not None
+        for row, values, request in zip(rows, self.judge.read(list(images)), asked, strict=True):
             if self.character is not None:
-                found = list(identity_matches(values, self.character).values())
+                found = list(self.judge.identity(values, self.character).values())
                 row["identity"] = float(all(found))
                 row["identity_share"] = sum(found) / len(found)
-            wanted = asked_attributes(request)
+            wanted = self.judge.checkable(request)
             hits = [values[name] == value for name, value in wanted.items()]
             row["fidelity"] = sum(hits) / len(hits) if hits else 1.0
             row["judge"] = dict(values)

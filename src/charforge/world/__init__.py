@@ -18,10 +18,13 @@ RECOMMENDED_GUIDANCE = 5.0
 def _register() -> None:
     """What the rest of charforge finds by name without importing the mini world."""
     from ..data.captions import register_captioner
+    from ..evaluate.judging import register_judging
     from ..models.loading import register_named_model
+    from .score import WorldJudging
 
     register_named_model("world", MODEL_DIR)  # --base world, a storyboard's `model: world`
     register_captioner("world", _scene_captioner)  # --captioner world
+    register_judging(WorldJudging())  # evaluate's judge for mini-world characters and `asked:` prompts
 
 
 def _scene_captioner(template: str | None, token: str, class_word: str):

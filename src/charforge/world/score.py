@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..evaluate.palette import palette_distance
-from .attributes import CHARACTER_VALUES, FACELESS_POSES, Character
+from .attributes import CHARACTER_VALUES, FACELESS_POSES, Character, check_value, held_out
 from .judge import Judge, Reading
 
 IDENTITY_ATTRIBUTES = tuple(CHARACTER_VALUES)
@@ -140,3 +140,25 @@ def score(
         identity_attributes={} if found is None else identity_attribute_rates(found),
         quality_ratio=None if found is None else quality_ratio(readings, asked, found),
     )
+
+
+class WorldJudging:
+    """The mini world's judge as ``charforge evaluate`` uses it (:mod:`charforge.evaluate.judging`); the judge's
+    weights are loaded on the first reading."""
+
+    def __init__(self) -> None:
+        self._judge: Judge | None = None
+
+    def read(self, images: Sequence[Image.Image]) -> list[dict[str, str]]:
+        if self._judge is None:
+            self._judge = Judge.load()
+        return [r.values for r in self._judge.read(list(images))]
+
+    def identity(self, values: dict[str, str], character: str) -> dict[str, bool]:
+        return identity_matches(values, held_out(character))
+
+    def checkable(self, asked: dict[str, str]) -> dict[str, str]:
+        return asked_attributes(asked)
+
+    def check_value(self, name: str, value: str, where: str) -> None:
+        check_value(name, value, where)
