@@ -35,6 +35,7 @@ from .export import promote, training_facts, write_result
 from .methods import Trainable, setup_trainable
 from .metrics import LossLog
 from .objective import FlowMatching, NoisePrediction, objective_for
+from .parking import Parking, frozen_after_caching
 from .prior import ensure_class_images
 from .prompts import training_prompts
 from .validation import validation_grid
@@ -232,27 +233,24 @@ def train(
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     _place_models(pipe, adapter, trainable, accelerator.device, weight_dtype)
     if config.gradient_checkpointing:
-        denoiser(pipe).enable_gradient_checkpointing()
-        for name in trainable.modules:
-            if name != trainable.denoiser_name:
-                trainable.modules[name].gradient_checkpointing_enable()
+        _enable_gradient_checkpointing(pipe, trainable)
 
     # 3. Data: latents and prompt embeddings, cached once.
     data = _build_data(
         config, workspace, base, adapter, trainable, images, resolution, is_main and show_progress, autocast=accelerator.autocast
     )
     accelerator.wait_for_everyone()
+    parking = Parking(
+        frozen_after_caching(pipe, adapter.text_encoders, list(trainable.modules.values()),
+                             embeddings_cached=data.embeddings is not None, latents_cached=config.cache_latents),
+        accelerator.device,
+    )  # fmt: skip
+    parking.park()  # until something is drawn
 
     # 4. Optimizer and schedule.
     wrapped, optimizer, lr_scheduler = _prepare_optimization(config, trainable, accelerator)
-    names = list(wrapped)
 
-    start_step, started_at = 0, time.time()
-    if resume:
-        start_step, checkpoint_dir = ckpt.list_checkpoints(run_dir)[-1]
-        trainable.load(checkpoint_dir)
-        started_at = ckpt.load_training_state(checkpoint_dir, optimizer, lr_scheduler).get("started_at", started_at)
-        log.info("resuming %s from step %d", run_dir.name, start_step)
+    start_step, started_at = _resume(run_dir, trainable, optimizer, lr_scheduler) if resume else (0, time.time())
     if start_step >= config.max_train_steps:
         raise CharforgeError(f"{run_dir.name} already reached step {start_step}; raise --max-train-steps to continue it")
     loss_log = LossLog(run_dir, resume_step=start_step) if is_main else None
@@ -276,19 +274,7 @@ def train(
         module.train()
     with control.installed():
         while step < config.max_train_steps:
-            step_loss = 0.0
-            for k in range(config.gradient_accumulation_steps):
-                micro = step * config.gradient_accumulation_steps + k
-                with accelerator.accumulate(*wrapped.values()):
-                    loss = _loss(config, data, adapter, wrapped, micro, accelerator)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        params = [p for n in names for p in trainable.parameters(n)] + trainable.token_parameters()
-                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                    optimizer.step()
-                    lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                step_loss += loss.detach().item() / config.gradient_accumulation_steps
+            step_loss = _optimizer_step(config, data, adapter, trainable, wrapped, optimizer, lr_scheduler, accelerator, step)
             step += 1
             losses.append(step_loss)
             lr = lr_scheduler.get_last_lr()[0]
@@ -309,22 +295,18 @@ def train(
                     raise TrainingInterrupted(step, str(path))
             every = config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps)
             if is_main and (every or control.take_sample()):
-                _validate(pipe, config, character, resolution, run_dir, step, accelerator)
-            if watching:
-                with _evaluating(wrapped.values()), accelerator.autocast():
-                    plateau = watch.observe(pipe, step, run_dir, resolution)
-                latest = watch.history[-1]
-                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
-                if loss_log:
-                    loss_log.plot(title, scores=watch.curve())
-                if plateau:
-                    log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
-                    break
+                with parking.back():
+                    _validate(pipe, config, character, resolution, run_dir, step, accelerator)
+            shown = (bar, step_loss, loss_log, title)
+            if watching and _score_step(watch, pipe, step, run_dir, resolution, wrapped, accelerator, shown, parking):
+                log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
+                break
     bar.close()
 
     # 6. The result: final weights in the formats other tools load.
     final_dir = run_dir / "final"
     if is_main:
+        parking.unpark()  # the pipeline is whole again for what comes after the run (a promoted checkpoint's draw)
         _write_final(
             config, workspace, base, run_dir, trainable, data, watch,
             steps=step, resolution=resolution, started_at=started_at, precision=precision,
@@ -333,6 +315,57 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final_dir, step, losses)
+
+
+def _enable_gradient_checkpointing(pipe, trainable: Trainable) -> None:
+    denoiser(pipe).enable_gradient_checkpointing()
+    for name in trainable.modules:
+        if name != trainable.denoiser_name:
+            trainable.modules[name].gradient_checkpointing_enable()
+
+
+def _resume(run_dir: Path, trainable: Trainable, optimizer, lr_scheduler) -> tuple[int, float]:
+    """The step the run's last checkpoint reached, with its weights, optimizer and schedule state loaded; and when the
+    run first started."""
+    start_step, checkpoint_dir = ckpt.list_checkpoints(run_dir)[-1]
+    trainable.load(checkpoint_dir)
+    started_at = ckpt.load_training_state(checkpoint_dir, optimizer, lr_scheduler).get("started_at", time.time())
+    log.info("resuming %s from step %d", run_dir.name, start_step)
+    return start_step, started_at
+
+
+def _optimizer_step(
+    config: TrainConfig, data, adapter, trainable: Trainable, wrapped, optimizer, lr_scheduler, accelerator, step: int
+) -> float:
+    """One optimizer step over ``gradient_accumulation_steps`` micro-batches; returns its mean loss."""
+    step_loss = 0.0
+    for k in range(config.gradient_accumulation_steps):
+        micro = step * config.gradient_accumulation_steps + k
+        with accelerator.accumulate(*wrapped.values()):
+            loss = _loss(config, data, adapter, wrapped, micro, accelerator)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                params = [p for n in wrapped for p in trainable.parameters(n)] + trainable.token_parameters()
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        step_loss += loss.detach().item() / config.gradient_accumulation_steps
+    return step_loss
+
+
+def _score_step(watch: Watch, pipe, step: int, run_dir: Path, resolution: int, wrapped, accelerator, shown, parking) -> bool:
+    """``--eval-every``: score the run at ``step`` (in eval mode, under the training precision), show the score and
+    its cost beside the loss (``shown``: the progress bar, the step's loss, the loss log and its plot title); True
+    when the score has reached its plateau."""
+    bar, step_loss, loss_log, title = shown
+    with _evaluating(wrapped.values()), accelerator.autocast(), parking.back():
+        plateau = watch.observe(pipe, step, run_dir, resolution)
+    latest = watch.history[-1]
+    bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
+    if loss_log:
+        loss_log.plot(title, scores=watch.curve())
+    return plateau
 
 
 def _prepare_optimization(config: TrainConfig, trainable, accelerator):
@@ -643,6 +676,7 @@ def _validate(pipe, config: TrainConfig, character, resolution: int, run_dir: Pa
             config.validation_seeds,
             resolution=resolution,
             steps=config.validation_inference_steps,
+            guidance=recommended_guidance(config.base),
             path=run_dir / "samples" / f"{ckpt.step_dir_name(step)}.png",
         )
     net.train()
