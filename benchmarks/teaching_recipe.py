@@ -29,7 +29,8 @@ RECIPES: dict[str, dict] = {
     "dreambooth-lora+backgrounds": {"method": "dreambooth-lora", "backgrounds": 2},
 }
 # Fields that say which cell an experiment is, not which recipe it used.
-NOT_RECIPE = {"character", "train_seed", "seeds", "fresh_prompts", "batch_size", "new_backgrounds"}
+# The method has a column of its own, so a row says what it trained whatever the demo's default is.
+NOT_RECIPE = {"character", "train_seed", "seeds", "fresh_prompts", "batch_size", "new_backgrounds", "method"}
 COLUMNS = [
     ("trained", "identity", "identity"),
     ("trained", "identity_share", "share"),
@@ -51,7 +52,7 @@ def recipe_label(config: dict) -> str:
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     changed = {k: v for k, v in config.items() if k not in NOT_RECIPE and k in defaults and v != defaults[k]}
     for name, recipe in RECIPES.items():
-        if changed == recipe:
+        if changed == {k: v for k, v in recipe.items() if k != "method"}:
             return name
     return ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "default"
 
@@ -71,11 +72,12 @@ def collect(folders: list[Path]) -> list[dict]:
     for folder in folders:
         for path in sorted(folder.rglob("scores.json")):
             result = json.loads(path.read_text(encoding="utf-8"))
-            key = (recipe_label(result["config"]), result["character"])
+            key = (recipe_label(result["config"]), result["config"].get("method", "dreambooth"), result["character"])
             cells.setdefault(key, []).append(result)
     rows = []
-    for (recipe, character), results in sorted(cells.items()):
-        row = {"recipe": recipe, "character": character, "seeds": sorted(r["config"]["train_seed"] for r in results)}
+    for (recipe, method, character), results in sorted(cells.items()):
+        seeds = sorted(r["config"]["train_seed"] for r in results)
+        row = {"recipe": recipe, "method": method, "character": character, "seeds": seeds}
         for group, key, label in COLUMNS:
             values = [v for r in results if (v := _value(r["scores"], group, key)) is not None]
             row[label] = (sum(values) / len(values), max(values) - min(values)) if values else None
@@ -85,8 +87,8 @@ def collect(folders: list[Path]) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     labels = [label for _, _, label in COLUMNS]
-    head = "| recipe | character | training seeds | " + " | ".join(labels) + " |"
-    lines = [head, "|" + "---|" * (3 + len(labels))]
+    head = "| recipe | method | character | training seeds | " + " | ".join(labels) + " |"
+    lines = [head, "|" + "---|" * (4 + len(labels))]
     for row in rows:
         cells = []
         for label in labels:
@@ -96,7 +98,8 @@ def table(rows: list[dict]) -> str:
             else:
                 mean, spread = value
                 cells.append(f"{mean:.2f}" + (f" +/- {spread:.2f}" if len(row["seeds"]) > 1 else ""))
-        lines.append(f"| {row['recipe']} | {row['character']} | {','.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
+        cell = f"| {row['recipe']} | {row['method']} | {row['character']} | {','.join(map(str, row['seeds']))} | "
+        lines.append(cell + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

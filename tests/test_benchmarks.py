@@ -62,14 +62,16 @@ def test_teaching_recipe_table_gives_each_recipe_and_character_its_mean_and_spre
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "scores.json").write_text(json.dumps(result))
 
-    experiment("a", 0.6)
-    experiment("b", 0.8, train_seed=1)
-    experiment("c", 0.9, masked_loss=True, character="mechanic")
+    experiment("a", 0.6, method="dreambooth")
+    experiment("b", 0.8, train_seed=1, method="dreambooth")
+    experiment("c", 0.9, masked_loss=True, character="mechanic", method="dreambooth")
+    experiment("d", 0.3, method="lora")
     out = _run(str(BENCHMARKS / "teaching_recipe.py"), "table", str(tmp_path), "--markdown", str(tmp_path / "t.md"), cwd=tmp_path)
-    rows = {line.split("|")[1].strip() + "/" + line.split("|")[2].strip(): line for line in out.splitlines()[2:]}
-    assert set(rows) == {"default/unicorn-girl", "masked/mechanic"}
-    assert "| 0,1 |" in rows["default/unicorn-girl"] and "0.70 +/- 0.20" in rows["default/unicorn-girl"]
-    assert "| 0 | 0.50 | 0.90 | 1.00 | 0.25 |" in rows["masked/mechanic"]
+    rows = {"/".join(c.strip() for c in line.split("|")[1:4]): line for line in out.splitlines()[2:]}
+    assert set(rows) == {"default/dreambooth/unicorn-girl", "masked/dreambooth/mechanic", "default/lora/unicorn-girl"}
+    assert "| 0,1 |" in rows["default/dreambooth/unicorn-girl"] and "0.70 +/- 0.20" in rows["default/dreambooth/unicorn-girl"]
+    assert "| 0 | 0.50 | 0.90 | 1.00 | 0.25 |" in rows["masked/dreambooth/mechanic"]
+    assert "| 0 | 0.50 | 0.30 |" in rows["default/lora/unicorn-girl"]  # a method is a column, not a recipe
     assert (tmp_path / "t.md").read_text().strip() == out.strip()
 
 

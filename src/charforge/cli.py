@@ -580,7 +580,7 @@ def world_demo(
     ),
     character: Annotated[str, typer.Option(help="Held-out character to teach.")] = "unicorn-girl",
     method: Annotated[
-        Optional[str], typer.Option(help="dreambooth (default: binds best here), dreambooth-lora (with pivotal tuning) or lora.")
+        Optional[str], typer.Option(help="dreambooth-lora (default; pivotal tuning), dreambooth (UNet + text encoder) or lora.")
     ] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default 1000).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate (default: the thesis' 1e-4).")] = None,

@@ -68,12 +68,14 @@ class ExperimentConfig:
     character: str = "unicorn-girl"
     token: str = "sks"
     class_word: str = "girl"
-    # Measured on the shipped base (issue 3's notes): full DreamBooth with scene captions binds the character best
-    # (training seed 0, 8 seeds x 6 test prompts, guidance 5: identity 0.27, share 0.81; DreamBooth-LoRA with pivotal
-    # tuning 0.13 / 0.75, and without it nothing binds, as `sks` keeps the base's random embedding); the
-    # text encoder must train too, or `sks` means nothing and class prompts draw the character as often (share
-    # 0.60 vs 0.61); with it and class prompts in scenes the prior holds (0.17) and batch 4 doubles identity.
-    method: str = "dreambooth"
+    # DreamBooth-LoRA with pivotal tuning (the thesis' method), chosen on three held-out characters x two training
+    # seeds (issue 27; benchmarks/results/teaching-recipe.md): identity share on the unseen poses 0.54 / 0.55 / 0.66
+    # (cat-girl / mechanic / unicorn-girl) where full DreamBooth had 0.31 / 0.38 / 0.69, and on backgrounds no
+    # reference shows 0.39 / 0.53 / 0.64 against 0.24 / 0.19 / 0.32: the LoRA leaves the base's scenes alone where the
+    # full fine-tune fuses the character with the references' white. Full DreamBooth drew unicorn-girl whole more
+    # often on one seed (identity 0.25 vs 0.00), never on the others. The text encoder trains too (a LoRA, and the
+    # identifier's embedding), or `sks` means nothing and class prompts draw the character as often.
+    method: str = "dreambooth-lora"
     captions: bool = True  # scene captions from the world captioner (kohya style); False: the instance prompt only
     lora_targets: str = "all"  # for the LoRA methods
     steps: int = 1000
