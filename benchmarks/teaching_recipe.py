@@ -21,7 +21,10 @@ from pathlib import Path
 
 # Named recipes: ExperimentConfig fields over the defaults.
 RECIPES: dict[str, dict] = {
-    "default": {},
+    "default": {},  # the demo's recipe (DreamBooth-LoRA with pivotal tuning since 2026-12-03)
+    "dreambooth": {"method": "dreambooth"},  # the demo's default before: the whole UNet and text encoder
+    "dreambooth+masked": {"method": "dreambooth", "masked_loss": True},
+    "dreambooth+backgrounds": {"method": "dreambooth", "backgrounds": 2},
     "masked": {"masked_loss": True},
     "backgrounds": {"backgrounds": 2},
     "backgrounds+masked": {"backgrounds": 2, "masked_loss": True},
