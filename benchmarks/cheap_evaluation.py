@@ -9,7 +9,9 @@ prompt set (the mini world's six unseen poses and expressions, 4 seeds, judged) 
 
 - the reference: DPM++ 2M, 50 steps, the prompt set's seeds;
 - the noise floor: the same 50 steps on four *other* seeds: how far two equally costly evaluations agree;
-- each cheaper setting: fewer steps on the same seeds, and successive halving (``--halving``) at each step count.
+- each cheaper setting: fewer steps on the same seeds, and successive halving (``--halving``) at each step count;
+- with ``--watch-seeds 1,2``: what ``train --eval-every`` draws (the set's prompts on its first 1, 2 seeds at
+  ``--watch-steps``), so the watch's pick is measured against the full evaluation (``--only-watch``: nothing else).
 
 A setting is compared with the reference by the best-checkpoint rule's order over the trained checkpoints: Spearman's
 rank correlation, whether it picks the same checkpoint, and the regret (the reference's identity share of the
@@ -80,7 +82,9 @@ def compare(reference: EvalMetrics, setting: EvalMetrics) -> dict:
     }
 
 
-def evaluate_run(ws: Workspace, run: str, steps: list[int], sampler: str, folder: Path) -> list[dict]:
+def evaluate_run(
+    ws: Workspace, run: str, steps: list[int], sampler: str, folder: Path, *, watch=(), watch_steps=25, only_watch=False
+) -> list[dict]:
     seeds = yaml.safe_load(default_prompt_file(ws).read_text(encoding="utf-8"))["seeds"]
     own = prompt_file(ws, seeds, folder)
     other = prompt_file(ws, [s + 100 for s in seeds], folder)
@@ -116,11 +120,14 @@ def evaluate_run(ws: Workspace, run: str, steps: list[int], sampler: str, folder
         return metrics
 
     reference = one(f"{sampler} {steps[0]} steps (reference)", own, steps[0])
-    one(f"{sampler} {steps[0]} steps, other seeds (noise floor)", other, steps[0])
-    for n in steps:
-        if n != steps[0]:
-            one(f"{sampler} {n} steps", own, n)
-        one(f"{sampler} {n} steps, halving", own, n, halving=True)
+    for k in watch:  # what `train --eval-every` draws: the set's prompts on its first k seeds
+        one(f"watch: {k} seed(s), {watch_steps} steps", prompt_file(ws, seeds[:k], folder), watch_steps)
+    if not only_watch:
+        one(f"{sampler} {steps[0]} steps, other seeds (noise floor)", other, steps[0])
+        for n in steps:
+            if n != steps[0]:
+                one(f"{sampler} {n} steps", own, n)
+            one(f"{sampler} {n} steps, halving", own, n, halving=True)
     for row in rows:
         row.update(compare(reference, row.pop("metrics")))
     return rows
@@ -144,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", default="latest")
     parser.add_argument("--steps", default="50,25,20,15", help="the reference's steps first, then cheaper ones")
     parser.add_argument("--sampler", default="dpm++2m")
+    parser.add_argument("--watch-seeds", default="", help="also the --eval-every watch's pick with this many seeds, e.g. 1,2")
+    parser.add_argument("--watch-steps", type=int, default=25, help="the watch's inference steps (train --eval-inference-steps)")
+    parser.add_argument("--only-watch", action="store_true", help="the reference and the watch settings only")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -151,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.workspaces:
-            rows += evaluate_run(api.open_workspace(path), args.run, steps, args.sampler, Path(tmp))
+            watch = [int(k) for k in args.watch_seeds.split(",") if k]
+            ws = api.open_workspace(path)
+            options = {"watch": watch, "watch_steps": args.watch_steps, "only_watch": args.only_watch}
+            rows += evaluate_run(ws, args.run, steps, args.sampler, Path(tmp), **options)
     table = markdown(rows)
     print(table)
     if args.markdown:

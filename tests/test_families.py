@@ -1,5 +1,5 @@
-"""Transformer families (SD3/3.5, FLUX.1, Chroma, Z-Image) through the same loop: detected, taught, loaded elsewhere, resumed,
-drawn; and the training target of each family checked against the formula of its diffusers training script."""
+"""Transformer families (SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Image) through the same loop: detected, taught, loaded
+elsewhere, resumed, drawn; and the training target of each family checked against the formula of its diffusers training script."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from charforge import api
 from charforge.errors import CharforgeError
 from charforge.generate.metadata import read_png_params
+from charforge.models import latents as vae_latents
 from charforge.models.family import ModelFamily, detect_single_file_family
 from charforge.models.loading import load_base_model, native_resolution, size_multiple
 from charforge.models.tiny import save_tiny_model
@@ -42,7 +43,12 @@ def tiny_zimage(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-zimage", ModelFamily.ZIMAGE)
 
 
-TRANSFORMER_FAMILIES = [ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE]
+@pytest.fixture(scope="session")
+def tiny_qwenimage(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen-image", ModelFamily.QWEN)
+
+
+TRANSFORMER_FAMILIES = [ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN]
 
 
 @pytest.fixture(params=TRANSFORMER_FAMILIES, ids=[f.value for f in TRANSFORMER_FAMILIES])
@@ -51,7 +57,9 @@ def tiny_transformer(request):
     return request.getfixturevalue(f"tiny_{request.param.value}")
 
 
-def test_transformer_families_are_detected_from_folders_and_single_file_keys(tiny_sd3, tiny_flux, tiny_chroma, tmp_path):
+def test_transformer_families_are_detected_from_folders_and_single_file_keys(
+    tiny_sd3, tiny_flux, tiny_chroma, tiny_qwenimage, tmp_path
+):
     base = load_base_model(str(tiny_sd3))
     assert base.family is ModelFamily.SD3
     assert (native_resolution(base.pipe), size_multiple(base.pipe)) == (32, 4)  # sample 16 x VAE 2; VAE 2 x patch 2
@@ -65,13 +73,15 @@ def test_transformer_families_are_detected_from_folders_and_single_file_keys(tin
     chroma_keys = {"double_blocks.0.img_attn.qkv.weight", "distilled_guidance_layer.in_proj.weight"}
     assert detect_single_file_family(chroma_keys) is ModelFamily.CHROMA
     assert detect_single_file_family({"layers.0.adaLN_modulation.0.weight"}) is ModelFamily.ZIMAGE
+    qwen = load_base_model(str(tiny_qwenimage))
+    assert qwen.family is ModelFamily.QWEN and size_multiple(qwen.pipe) == 16  # its video VAE's 8x, 2x2 packing
 
-    other = tmp_path / "qwen"
+    other = tmp_path / "flux2"
     other.mkdir()
-    (other / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline", "transformer": ["diffusers", "X"]}))
+    (other / "model_index.json").write_text(json.dumps({"_class_name": "Flux2Pipeline", "transformer": ["diffusers", "X"]}))
     with pytest.raises(
         CharforgeError,
-        match=r"QwenImagePipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Im",
+        match=r"Flux2Pipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Im",
     ):
         load_base_model(str(other))
 
@@ -119,7 +129,20 @@ def _velocity_error(pipe, latents: torch.Tensor) -> float:
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
     noisy, n = (1 - sigmas) * x + sigmas * noise, len(sigmas)
     with torch.no_grad():
-        if type(pipe).__name__ == "ZImagePipeline":  # frames as a list, the noise level reversed, velocity negated
+        if type(pipe).__name__ == "QwenImagePipeline":  # masked template states, packed latents, one frame
+            embeds, mask = pipe.encode_prompt(PROMPT)
+            b, c, h, w = noisy.shape
+            pred = pipe.transformer(
+                hidden_states=pipe._pack_latents(noisy, b, c, h, w),
+                timestep=sigmas.flatten(),
+                encoder_hidden_states=embeds.repeat(n, 1, 1),
+                encoder_hidden_states_mask=None if mask is None else mask.repeat(n, 1),  # None: no padding
+                img_shapes=[(1, h // 2, w // 2)] * n,
+            ).sample
+            pred = pipe._unpack_latents(pred, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor, pipe.vae_scale_factor)[
+                :, :, 0
+            ]
+        elif type(pipe).__name__ == "ZImagePipeline":  # frames as a list, the noise level reversed, velocity negated
             embeds = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False)[0]
             out = pipe.transformer(list(noisy.unsqueeze(2).unbind(0)), 1 - sigmas.flatten(), embeds * n).sample
             pred = -torch.stack(out).squeeze(2)
@@ -190,8 +213,8 @@ def test_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_trans
     pipe = pipeline_class(family).from_pretrained(str(tiny_transformer))
     pipe.set_progress_bar_config(disable=True)
     pixels = to_tensor(ImageOps.fit(load_image(workspace.training_images()[0]), (32, 32)))[None]
-    vae = pipe.vae.config
-    latents = (pipe.vae.encode(pixels).latent_dist.mean - vae.shift_factor) * vae.scaling_factor
+    shift, scaling = vae_latents.normalisation(pipe.vae)  # Qwen-Image: per channel, through its video VAE
+    latents = (vae_latents.encode(pipe.vae, pixels)[0] - shift) * scaling
     before = _velocity_error(pipe, latents)
     kw = dict(num_inference_steps=4, height=32, width=32, output_type="np")
     plain = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).images
@@ -241,7 +264,10 @@ def test_full_dreambooth_saves_a_model_of_the_same_family(workspace, tiny_transf
     ("options", "message"),
     [
         (dict(snr_gamma=5.0), "--snr-gamma .* rectified flow"),
-        (dict(train_token_embedding=True), "--train-token-embedding .* (T5|a Qwen3 language model), whose rows"),
+        (
+            dict(train_token_embedding=True),
+            "--train-token-embedding .* (T5|a Qwen3 language model|a Qwen2.5-VL language model), whose",
+        ),
     ],
 )
 def test_options_that_do_not_apply_to_flow_matching_are_refused(workspace, tiny_transformer, options, message):
@@ -294,11 +320,11 @@ def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
     assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 
-def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_sd1):
+def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1):
     from charforge.models.loading import recommended_guidance
 
-    models = (tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_sd1)
-    assert [recommended_guidance(str(m)) for m in models] == [7.0, 3.5, 5.0, 5.0, 7.5]
+    models = (tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1)
+    assert [recommended_guidance(str(m)) for m in models] == [7.0, 3.5, 5.0, 5.0, 4.0, 7.5]
 
 
 def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace, tiny_zimage):
@@ -319,6 +345,24 @@ def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace,
         workspace, ["x"], base=str(tiny_zimage), use_run=False, steps=2, width=32, height=32, show_progress=False
     )
     assert read_png_params(drawn.images[0]).sampler == "Euler"
+
+
+def test_qwen_image_reads_its_prompt_as_its_pipeline(tiny_qwenimage):
+    """The template's states with its system turn dropped and the padding masked, as ``QwenImagePipeline.encode_prompt``
+    (a batch of two prompts of different lengths), and the latents normalised per channel by the video VAE's stats."""
+    from charforge.models.adapters import adapter_for
+
+    pipe = load_base_model(str(tiny_qwenimage)).pipe
+    adapter = adapter_for(ModelFamily.QWEN, pipe)
+    with torch.no_grad():
+        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
+        embeds, mask = pipe.encode_prompt([PROMPT, "a"])
+    torch.testing.assert_close(ours.hidden, embeds)
+    torch.testing.assert_close(ours.mask, mask.to(ours.mask.dtype))
+    assert 0 < ours.mask[1].sum() < ours.mask[0].sum() == ours.mask.shape[1]
+    shift, scaling = vae_latents.normalisation(pipe.vae)
+    assert shift.shape == scaling.shape == (16, 1, 1)
+    torch.testing.assert_close(scaling.flatten(), 1 / torch.tensor(pipe.vae.config.latents_std))
 
 
 def test_chroma_refuses_text_encoder_training_and_masks_the_padding_as_its_pipeline(workspace, tiny_chroma):

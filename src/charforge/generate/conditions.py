@@ -162,6 +162,7 @@ def edit_size(image: Image.Image, multiple: int) -> tuple[int, int]:
 _EDIT_PIPELINES = {
     "ChromaPipeline": ("ChromaImg2ImgPipeline", "ChromaInpaintPipeline"),
     "ZImagePipeline": ("ZImageImg2ImgPipeline", "ZImageInpaintPipeline"),
+    "QwenImagePipeline": ("QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"),
 }
 
 

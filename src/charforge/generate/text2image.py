@@ -137,6 +137,21 @@ def native_size(pipe) -> tuple[int, int]:
     return native_resolution(pipe), size_multiple(pipe)
 
 
+# Pipelines that take classifier-free guidance as ``true_cfg_scale`` and apply it only with a negative prompt (their
+# ``guidance_scale`` is a distilled-guidance input Qwen-Image does not have); the pipeline's own examples pass " ".
+TRUE_CFG_PIPELINES = {"QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"}
+
+
+def guidance_arguments(pipe, guidance: float, negative_prompt: str, count: int) -> dict:
+    """How ``pipe`` is told the guidance and the negative prompt, for ``count`` pictures."""
+    negative = [negative_prompt] * count if negative_prompt else None
+    if type(pipe).__name__ in TRUE_CFG_PIPELINES:
+        if negative is None and guidance > 1:
+            negative = [" "] * count
+        return {"true_cfg_scale": guidance, "negative_prompt": negative}
+    return {"guidance_scale": guidance, "negative_prompt": negative}
+
+
 def draw_batch(
     pipe,
     prompts: list[str],
@@ -172,10 +187,9 @@ def draw_batch(
     with torch.no_grad():
         images = pipe(
             list(prompts),
-            negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
             num_inference_steps=steps,
-            guidance_scale=guidance,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
+            **guidance_arguments(pipe, guidance, negative_prompt, len(prompts)),
             **size,
             **extra,
         ).images

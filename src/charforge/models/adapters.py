@@ -6,7 +6,9 @@ penultimate hidden states of two encoders and adds the pooled embedding plus siz
 along the sequence, and conditions its MMDiT on the two pooled CLIP embeddings (Esser et al. 2024, §5.1); FLUX.1
 reads T5's hidden states and CLIP's pooled output, sees the latent as a sequence of 2x2 patches with position ids,
 and FLUX.1-dev is told a distilled guidance strength; Chroma reads T5 alone, with an attention mask;
-Z-Image reads a Qwen3 language model's states of the chat-wrapped prompt and takes its latents as a list.
+Z-Image reads a Qwen3 language model's states of the chat-wrapped prompt and takes its latents as a list;
+Qwen-Image reads a Qwen2.5-VL language model's last states of its prompt template (the template's system turn
+dropped), masked, and sees 2x2 latent patches of its video VAE's single frame.
 The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
 :meth:`FamilyAdapter.predict` and never asks which family it has.
 """
@@ -255,6 +257,48 @@ class ZImageAdapter(FamilyAdapter):
         return -torch.stack(out).squeeze(2)
 
 
+class QwenImageAdapter(FamilyAdapter):
+    """Qwen-Image: an MMDiT reading a Qwen2.5-VL language model's last hidden states of the prompt in the pipeline's
+    template, the template's first ``prompt_template_encode_start_idx`` tokens dropped and the padding masked
+    (``QwenImagePipeline._get_qwen_prompt_embeds``); the latent packed into 2x2 patches with its shape given as one
+    frame (``img_shapes``), the noise level in [0, 1], the velocity as the target (diffusers' Qwen-Image script). The
+    language model stays frozen."""
+
+    trainable_encoder_names = ()
+    denoiser_name = "transformer"
+
+    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
+        pipe = self.pipe
+        texts = [pipe.prompt_template_encode.format(p) for p in prompts]
+        length = pipe.tokenizer_max_length + pipe.prompt_template_encode_start_idx
+        return [pipe.tokenizer(texts, max_length=length, padding=True, truncation=True, return_tensors="pt").input_ids]
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        lm = (encoders or self.text_encoders)[0]
+        token_ids = ids[0].to(_device(lm))
+        real = token_ids != self.pipe.tokenizer.pad_token_id  # the tokenizer's own attention mask
+        hidden = lm(input_ids=token_ids, attention_mask=real.long(), output_hidden_states=True).hidden_states[-1]
+        drop = self.pipe.prompt_template_encode_start_idx
+        rows = [h[m][drop:] for h, m in zip(hidden, real, strict=True)]  # each prompt's own tokens, template cut
+        longest = max(len(r) for r in rows)
+        padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r), r.shape[1])]) for r in rows])
+        mask = torch.stack([(torch.arange(longest, device=hidden.device) < len(r)) for r in rows]).to(hidden.dtype)
+        return PromptEmbeds(padded, None, mask)
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        pipe = type(self.pipe)
+        b, c, h, w = noisy.shape
+        out = net(
+            hidden_states=pipe._pack_latents(noisy, b, c, h, w),
+            timestep=timesteps.to(noisy.dtype) / 1000,
+            encoder_hidden_states=embeds.hidden,
+            encoder_hidden_states_mask=embeds.mask,
+            img_shapes=[(1, h // 2, w // 2)] * b,
+            return_dict=False,
+        )[0]
+        return pipe._unpack_latents(out, size[0], size[1], self.pipe.vae_scale_factor).squeeze(2)
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     # Works for DDP-wrapped encoders too, which have no ``.device``.
     return next(module.parameters()).device
@@ -267,5 +311,6 @@ def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
         ModelFamily.FLUX: FluxAdapter,
         ModelFamily.CHROMA: ChromaAdapter,
         ModelFamily.ZIMAGE: ZImageAdapter,
+        ModelFamily.QWEN: QwenImageAdapter,
     }
     return adapters.get(family, FamilyAdapter)(pipe)

@@ -1,4 +1,4 @@
-"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image) and what differs between them.
+"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Image) and what differs between them.
 
 Everything family-specific that the training loop needs sits behind the adapters in
 :mod:`charforge.models.adapters`, so no loop branches on family.
@@ -18,6 +18,7 @@ class ModelFamily(str, Enum):
     FLUX = "flux"
     CHROMA = "chroma"
     ZIMAGE = "zimage"
+    QWEN = "qwenimage"
 
     @property
     def label(self) -> str:
@@ -29,6 +30,7 @@ class ModelFamily(str, Enum):
             "flux": "FLUX.1",
             "chroma": "Chroma",
             "zimage": "Z-Image",
+            "qwenimage": "Qwen-Image",
         }[self.value]
 
     @property
@@ -39,28 +41,29 @@ class ModelFamily(str, Enum):
     @property
     def flow_matching(self) -> bool:
         """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
-        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE)
+        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN)
 
     @property
     def large_text_encoder(self) -> str:
         """The big text encoder a transformer family reads the prompt with, frozen in training."""
-        return "a Qwen3 language model" if self is ModelFamily.ZIMAGE else "T5"
+        return {ModelFamily.ZIMAGE: "a Qwen3 language model", ModelFamily.QWEN: "a Qwen2.5-VL language model"}.get(self, "T5")
 
     @property
     def has_clip(self) -> bool:
         """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only;
-        Z-Image: a Qwen3 language model)."""
-        return self not in (ModelFamily.CHROMA, ModelFamily.ZIMAGE)
+        Z-Image and Qwen-Image: a Qwen language model)."""
+        return self not in (ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN)
 
 
 SUPPORTED = ", ".join(f.label for f in ModelFamily)
 # The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
-# without a UNet (Qwen-Image, FLUX.2, ...) is named in the error, so a user learns what was found.
+# without a UNet (FLUX.2, HiDream, ...) is named in the error, so a user learns what was found.
 _PIPELINE_FAMILY = {
     "StableDiffusion3Pipeline": ModelFamily.SD3,
     "FluxPipeline": ModelFamily.FLUX,
     "ChromaPipeline": ModelFamily.CHROMA,
     "ZImagePipeline": ModelFamily.ZIMAGE,
+    "QwenImagePipeline": ModelFamily.QWEN,
 }
 
 

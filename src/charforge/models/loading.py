@@ -98,6 +98,7 @@ def pipeline_class(family: ModelFamily):
     from diffusers import (
         ChromaPipeline,
         FluxPipeline,
+        QwenImagePipeline,
         StableDiffusion3Pipeline,
         StableDiffusionPipeline,
         StableDiffusionXLPipeline,
@@ -105,6 +106,7 @@ def pipeline_class(family: ModelFamily):
     )
 
     classes = {
+        ModelFamily.QWEN: QwenImagePipeline,
         ModelFamily.ZIMAGE: ZImagePipeline,
         ModelFamily.CHROMA: ChromaPipeline,
         ModelFamily.SDXL: StableDiffusionXLPipeline,
@@ -238,7 +240,13 @@ def recommended_guidance(source: str) -> float:
 # What each family's makers draw with (diffusers' pipeline docs): SD3/3.5 at 7.0; FLUX.1-dev's distilled guidance 3.5;
 # Chroma (true classifier-free guidance again, a negative prompt works) at its pipeline's 5.0.
 # Z-Image at its pipeline's 5.0 (the distilled Z-Image-Turbo wants --guidance 0 and about 9 steps).
-_FAMILY_GUIDANCE = {"StableDiffusion3Pipeline": 7.0, "FluxPipeline": 3.5, "ChromaPipeline": 5.0, "ZImagePipeline": 5.0}
+_FAMILY_GUIDANCE = {
+    "StableDiffusion3Pipeline": 7.0,
+    "FluxPipeline": 3.5,
+    "ChromaPipeline": 5.0,
+    "ZImagePipeline": 5.0,
+    "QwenImagePipeline": 4.0,  # its true_cfg_scale (the model is not guidance-distilled)
+}
 
 
 def family_guidance(source: str) -> float:

@@ -30,17 +30,20 @@ UNET_TARGETS: dict[str, list[str]] = {
 }
 # An MMDiT (SD3, FLUX's double blocks) has joint attention with separate projections of the text stream (``add_*``,
 # ``to_add_out``), as diffusers' SD3 and FLUX DreamBooth-LoRA scripts target them, and a feed-forward per stream;
-# FLUX's single blocks add a fused MLP (``proj_mlp``). Z-Image's single-stream DiT has the plain attention names.
+# FLUX's single blocks add a fused MLP (``proj_mlp``). Z-Image's single-stream DiT has the plain attention names;
+# Qwen-Image's MMDiT the joint ones, with an MLP and a modulation per stream (``img_mlp`` / ``txt_mlp``, ``*_mod``).
 _MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
 _MMDIT_TRANSFORMER = [
     *_MMDIT_ATTENTION,
     *("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"),
     *("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),  # Z-Image's gated feed-forward
+    *("img_mlp.net.0.proj", "img_mlp.net.2", "txt_mlp.net.0.proj", "txt_mlp.net.2"),  # Qwen-Image's per-stream ones
 ]
 MMDIT_TARGETS: dict[str, list[str]] = {
     "attention": _MMDIT_ATTENTION,
     "transformer": _MMDIT_TRANSFORMER,
-    "all": [*_MMDIT_TRANSFORMER, "norm1.linear", "norm1_context.linear", "context_embedder", "proj_out"],
+    "all": [*_MMDIT_TRANSFORMER, "norm1.linear", "norm1_context.linear", "context_embedder", "proj_out"]
+    + ["img_mod.1", "txt_mod.1"],
 }
 DENOISERS = ("unet", "transformer")
 

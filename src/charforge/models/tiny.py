@@ -312,6 +312,52 @@ def _tiny_zimage():
     )
 
 
+def _tiny_qwen():
+    """Qwen-Image's classes at toy size: the MMDiT (one block, 2x2 patches), its video VAE (8x, 16 latent channels
+    normalised by their stored mean / std), a Qwen2.5-VL model as the text encoder (a tiny vision tower it never
+    uses for a text prompt) with the Qwen tokenizer built here, and the pipeline's dynamically shifted scheduler."""
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = qwen_tokenizer(1024)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=2048, bos_token_id=None, eos_token_id=eos,
+        rope_scaling={"type": "mrope", "mrope_section": [4, 2, 2]},
+    )  # fmt: skip
+    vision = dict(
+        depth=1, hidden_size=16, intermediate_size=16, num_heads=2, out_hidden_size=32, fullatt_block_indexes=[0]
+    )  # fmt: skip
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, bos_token_id=None, eos_token_id=eos)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=64, out_channels=16, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, axes_dims_rope=(4, 6, 6),
+    )  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=256,
+        base_shift=0.5,
+        max_image_seq_len=8192,
+        max_shift=0.9,
+        shift=1.0,
+        shift_terminal=0.02,
+        use_dynamic_shifting=True,
+        time_shift_type="exponential",
+    )  # fmt: skip  (Qwen-Image's published scheduler config)
+    return QwenImagePipeline(
+        scheduler=scheduler,
+        vae=AutoencoderKLQwenImage(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1),
+        text_encoder=Qwen2_5_VLForConditionalGeneration(config),
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -326,6 +372,8 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         return _tiny_chroma()
     if family is ModelFamily.ZIMAGE:
         return _tiny_zimage()
+    if family is ModelFamily.QWEN:
+        return _tiny_qwen()
     tokenizer = _clip_tokenizer()
     common = dict(
         block_out_channels=(16, 32),

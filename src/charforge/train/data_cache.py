@@ -15,18 +15,21 @@ from PIL import Image, ImageOps
 
 from ..data.buckets import make_buckets, nearest_bucket
 from ..data.images import load_image, to_tensor
+from ..models import latents
 from ..models.adapters import FamilyAdapter, PromptEmbeds
+
+Scale = float | torch.Tensor  # one number, or (C, 1, 1) per latent channel (a video VAE's mean / std)
 
 
 @dataclass
 class LatentSet:
-    mean: list[torch.Tensor]  # one (4, h, w) per image; sizes differ between aspect buckets
+    mean: list[torch.Tensor]  # one (C, h, w) per image; sizes differ between aspect buckets
     std: list[torch.Tensor]
 
     def __len__(self) -> int:
         return len(self.mean)
 
-    def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: float, shift: float = 0.0) -> torch.Tensor:
+    def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: Scale, shift: Scale = 0.0) -> torch.Tensor:
         mean = torch.stack([self.mean[int(i)] for i in index])
         std = torch.stack([self.std[int(i)] for i in index])
         noise = torch.randn(mean.shape, generator=generator)
@@ -42,12 +45,12 @@ class PixelSet:
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: float, shift: float = 0.0) -> torch.Tensor:
+    def sample(self, index: torch.Tensor, generator: torch.Generator, scaling: Scale, shift: Scale = 0.0) -> torch.Tensor:
         batch = torch.stack([self.pixels[int(i)] for i in index])
         with torch.no_grad():
-            dist = self.vae.encode(batch.to(self.vae.device, self.vae.dtype)).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=generator)
-        return ((dist.mean.float() + dist.std.float() * noise) - shift) * scaling
+            mean, std = latents.encode(self.vae, batch)
+        noise = torch.randn(mean.shape, generator=generator)
+        return ((mean.float() + std.float() * noise) - shift) * scaling
 
 
 def training_size(image_size: tuple[int, int], resolution: int, step: int = 64) -> tuple[int, int]:
@@ -104,9 +107,9 @@ def same_size(pixels: list[torch.Tensor]) -> bool:
 def encode_latents(vae, pixels: list[torch.Tensor]) -> LatentSet:
     means, stds = [], []
     for image in pixels:
-        dist = vae.encode(image[None].to(vae.device, vae.dtype)).latent_dist
-        means.append(dist.mean[0].float().cpu())
-        stds.append(dist.std[0].float().cpu())
+        mean, std = latents.encode(vae, image[None])
+        means.append(mean[0].float().cpu())
+        stds.append(std[0].float().cpu())
     return LatentSet(means, stds)
 
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .. import atomic, progress
 from ..config import TrainConfig
 from ..errors import CharforgeError, TrainingInterrupted
+from ..models import latents as vae_latents
 from ..models.adapters import FamilyAdapter, PromptEmbeds, adapter_for
 from ..models.loading import BaseModel, denoiser, load_base_model, native_resolution, recommended_guidance, size_multiple
 from ..run import Run
@@ -520,8 +521,8 @@ class _Data:
     class_prompts: list[str]  # one per class image
     embeddings: dict[str, PromptEmbeds] | None  # cached when text encoders are frozen
     weights: list[torch.Tensor] | None  # --masked-loss: per image, (1, h, w) loss weights at latent size
-    scaling: float
-    shift: float
+    scaling: float | torch.Tensor  # (C, 1, 1) per channel for a video VAE
+    shift: float | torch.Tensor
     vae_scale: int
     objective: NoisePrediction | FlowMatching
 
@@ -559,7 +560,7 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
     embeddings = None
     if config.cache_text_embeddings and not trainable.trains_text_encoder:
         embeddings = encode_prompts(adapter, prompts + class_prompts)
-    vae_config = vae.config
+    shift, scaling = vae_latents.normalisation(vae)
     return _Data(
         images=image_set,
         prompts=prompts,
@@ -571,8 +572,8 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         )
         if config.masked_loss
         else None,
-        scaling=float(vae_config.scaling_factor),
-        shift=float(getattr(vae_config, "shift_factor", None) or 0.0),
+        scaling=scaling,
+        shift=shift,
         vae_scale=base.pipe.vae_scale_factor,
         objective=objective_for(base.family.flow_matching, base.scheduler_config, config.timestep_sampling),
     )

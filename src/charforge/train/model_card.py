@@ -23,6 +23,7 @@ _FAMILY_TAG = {
     ModelFamily.FLUX: "flux",
     ModelFamily.CHROMA: "chroma",
     ModelFamily.ZIMAGE: "z-image",
+    ModelFamily.QWEN: "qwen-image",
 }
 
 
