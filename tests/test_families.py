@@ -75,6 +75,8 @@ def test_transformer_families_are_detected_from_folders_and_single_file_keys(
     assert detect_single_file_family({"layers.0.adaLN_modulation.0.weight"}) is ModelFamily.ZIMAGE
     qwen = load_base_model(str(tiny_qwenimage))
     assert qwen.family is ModelFamily.QWEN and size_multiple(qwen.pipe) == 16  # its video VAE's 8x, 2x2 packing
+    with pytest.raises(ValueError, match="a Qwen-Image transformer alone; give the diffusers folder"):
+        detect_single_file_family({"transformer_blocks.0.img_mod.1.weight"})
 
     other = tmp_path / "flux2"
     other.mkdir()

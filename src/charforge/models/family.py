@@ -108,6 +108,8 @@ def detect_single_file_family(keys: set[str]) -> ModelFamily:
         return ModelFamily.CHROMA  # FLUX's blocks with the modulation approximator that replaced its guidance/CLIP inputs
     if {"layers.0.adaLN_modulation.0.weight", "model.diffusion_model.layers.0.adaLN_modulation.0.weight"} & keys:
         return ModelFamily.ZIMAGE  # the single-stream DiT's first block, as diffusers' single-file loader tells it
+    if any(k.endswith("img_mod.1.weight") for k in keys):  # Qwen-Image's MMDiT, as ComfyUI ships it: the transformer alone
+        raise ValueError("it holds a Qwen-Image transformer alone; give the diffusers folder or hub id (Qwen/Qwen-Image)")
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
         return ModelFamily.FLUX  # FLUX's double-stream blocks (BFL's own names, as ComfyUI ships them)
     raise ValueError("no Stable Diffusion text-encoder weights found")
