@@ -130,7 +130,8 @@ class TrainConfig(BaseModel):
         0, ge=0, description="Score the run every N steps as `evaluate` does, on a small prompt set (0: never)."
     )
     eval_prompts: str | None = Field(None, description="Prompt set file of --eval-every; default: the one `evaluate` uses.")
-    eval_prompts_count: int = Field(6, ge=1, description="--eval-every draws this many of its prompts, one seed each.")
+    eval_prompts_count: int = Field(6, ge=1, description="--eval-every draws this many of its prompts.")
+    eval_seeds_count: int = Field(1, ge=1, description="--eval-every draws each of them on this many of the set's seeds.")
     eval_inference_steps: int = Field(25, ge=1, description="Inference steps of each --eval-every picture.")
     stop_when_plateau: int = Field(
         0,

@@ -1,11 +1,12 @@
 """Scoring a run while it trains (``train --eval-every N``), with the scores and the rule of ``charforge evaluate``.
 
 Every N steps the loop hands the live pipeline to :class:`TrainingWatch`, which draws a small fixed prompt set
-(the first ``eval_prompts_count`` prompts of the set ``evaluate`` uses, one seed, at ``eval_inference_steps``),
-scores it (the judge in the mini world; CLIP / DINO / palette otherwise) and ranks the step against the
-earlier ones by the rule that picks ``evaluate``'s best checkpoint. With ``--stop-when-plateau K`` it tells
-the loop to stop once K evaluations in a row have not beaten the best; the run's ``final/`` is then the best
-checkpoint (``train.export.promote``). The history goes to the run's ``watch.json`` and into ``loss.png``.
+(the first ``eval_prompts_count`` prompts of the set ``evaluate`` uses, on its first ``eval_seeds_count`` seeds, one
+by default, at ``eval_inference_steps``), scores it (the judge in the mini world; CLIP / DINO / palette otherwise)
+and ranks the step against the earlier ones by the rule that picks ``evaluate``'s best checkpoint. With
+``--stop-when-plateau K`` it tells the loop to stop once K evaluations in a row have not beaten the best; the run's
+``final/`` is then the best checkpoint (``train.export.promote``). The history goes to the run's ``watch.json`` and
+into ``loss.png``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class TrainingWatch:
         source = Path(config.eval_prompts) if config.eval_prompts else default_prompt_file(ws)
         prompt_set = load_prompt_set(source, token=ws.character.token, class_word=ws.character.class_word)
         self.prompts = prompt_set.prompts[: config.eval_prompts_count]
-        self.seed = prompt_set.seeds[0]
+        self.seeds = prompt_set.seeds[: config.eval_seeds_count]
         self.guidance = prompt_set.guidance if prompt_set.guidance is not None else recommended_guidance(config.base)
         self.sampler = model_sampler(DEFAULT, config.base)  # evaluate's sampler, so a step scores as evaluate scores it
         self.notes: list[str] = []
@@ -73,8 +74,8 @@ class TrainingWatch:
         try:
             images = draw_batch(
                 pipe,
-                [p.text for p in self.prompts],
-                [self.seed] * len(self.prompts),
+                [p.text for p in self.prompts for _ in self.seeds],
+                [seed for _ in self.prompts for seed in self.seeds],
                 negative_prompt=self.prompts[0].negative,
                 steps=self.config.eval_inference_steps,
                 guidance=self.guidance,
@@ -83,7 +84,8 @@ class TrainingWatch:
             )
         finally:
             pipe.scheduler = own
-        rows = self.scorer.score(images, [p.plain for p in self.prompts], [p.asked for p in self.prompts])
+        shown = [p for p in self.prompts for _ in self.seeds]  # each prompt once per seed, as drawn
+        rows = self.scorer.score(images, [p.plain for p in shown], [p.asked for p in shown])
         for row in rows:
             row["ok"] = self.thresholds.passes(row)
         before = self.best

@@ -110,6 +110,7 @@ class ExperimentConfig:
     # not disturb training); run on to 2000 with `--stop-when-plateau 3` it picked 1500 (share 0.79, identity 0.00)
     # where step 1000 has 0.78 / 0.25, so the demo keeps 1000 steps and no plateau stop.
     eval_every: int = 250
+    eval_seeds: int = 1  # seeds per prompt the watch draws (`train --eval-seeds-count`)
     stop_when_plateau: int = 0
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     inference_steps: int = 50
@@ -284,6 +285,7 @@ def _teach(ws: Workspace, config: ExperimentConfig, show_progress: bool) -> Run:
         num_class_images=config.num_class_images,
         checkpointing_steps=config.checkpoint_every,
         eval_every=config.eval_every,
+        eval_seeds_count=config.eval_seeds,
         stop_when_plateau=config.stop_when_plateau,
         validation_steps=config.checkpoint_every,
         validation_prompts=[scene_prompt(instance, TEST_SCENES[0])],
