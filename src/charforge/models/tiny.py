@@ -348,7 +348,7 @@ def _tiny_qwen():
         shift_terminal=0.02,
         use_dynamic_shifting=True,
         time_shift_type="exponential",
-    )  # fmt: skip  (Qwen-Image's published scheduler config)
+    )  # Qwen-Image's published scheduler config
     return QwenImagePipeline(
         scheduler=scheduler,
         vae=AutoencoderKLQwenImage(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1),
@@ -359,7 +359,7 @@ def _tiny_qwen():
 
 
 def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
-    """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2)."""
+    """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2; Qwen-Image's video VAE 8)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
