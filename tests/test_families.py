@@ -362,6 +362,12 @@ def test_qwen_image_reads_its_prompt_as_its_pipeline(tiny_qwenimage):
     torch.testing.assert_close(ours.hidden, embeds)
     torch.testing.assert_close(ours.mask, mask.to(ours.mask.dtype))
     assert 0 < ours.mask[1].sum() < ours.mask[0].sum() == ours.mask.shape[1]
+    # its guidance is true CFG, which acts only with a negative prompt (class images get it too, at its default 4.0)
+    from charforge.generate.text2image import guidance_arguments, own_guidance
+
+    assert own_guidance(pipe) == 4.0
+    assert guidance_arguments(pipe, 4.0, "", 2) == {"true_cfg_scale": 4.0, "negative_prompt": [" ", " "]}
+    assert guidance_arguments(pipe, 1.0, "", 1) == {"true_cfg_scale": 1.0, "negative_prompt": None}
     shift, scaling = vae_latents.normalisation(pipe.vae)
     assert shift.shape == scaling.shape == (16, 1, 1)
     torch.testing.assert_close(scaling.flatten(), 1 / torch.tensor(pipe.vae.config.latents_std))

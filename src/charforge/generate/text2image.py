@@ -142,6 +142,14 @@ def native_size(pipe) -> tuple[int, int]:
 TRUE_CFG_PIPELINES = {"QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"}
 
 
+def own_guidance(pipe) -> float:
+    """The guidance ``pipe`` draws at when told none (SD's 7.5, FLUX's 3.5, Qwen-Image's true CFG 4.0)."""
+    import inspect
+
+    name = "true_cfg_scale" if type(pipe).__name__ in TRUE_CFG_PIPELINES else "guidance_scale"
+    return float(inspect.signature(type(pipe).__call__).parameters[name].default)
+
+
 def guidance_arguments(pipe, guidance: float, negative_prompt: str, count: int) -> dict:
     """How ``pipe`` is told the guidance and the negative prompt, for ``count`` pictures."""
     negative = [negative_prompt] * count if negative_prompt else None

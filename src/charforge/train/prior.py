@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import atomic
+from ..generate.text2image import guidance_arguments, own_guidance
 
 
 def class_images_key(base_source: str, prompt: str, resolution: int) -> str:
@@ -67,6 +68,7 @@ def ensure_class_images(
                     height=resolution,
                     width=resolution,
                     generator=generators,
+                    **guidance_arguments(pipe, own_guidance(pipe), "", len(chunk)),
                 ).images
             for (path, _), image in zip(chunk, images, strict=True):
                 with atomic.atomic_path(path) as tmp:
