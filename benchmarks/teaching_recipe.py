@@ -55,7 +55,7 @@ def recipe_label(config: dict) -> str:
     defaults = {f.name: f.default for f in fields(ExperimentConfig)}
     changed = {k: v for k, v in config.items() if k not in NOT_RECIPE and k in defaults and v != defaults[k]}
     for name, recipe in RECIPES.items():
-        if changed == {k: v for k, v in recipe.items() if k != "method"}:
+        if "method" not in recipe and changed == recipe:  # the method is its own column
             return name
     return ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "default"
 
