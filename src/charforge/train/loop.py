@@ -298,10 +298,16 @@ def train(
             if is_main and (every or control.take_sample()):
                 with parking.back():
                     _validate(pipe, config, character, resolution, run_dir, step, accelerator)
-            shown = (bar, step_loss, loss_log, title)
-            if watching and _score_step(watch, pipe, step, run_dir, resolution, wrapped, accelerator, shown, parking):
-                log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
-                break
+            if watching:
+                with _evaluating(wrapped.values()), accelerator.autocast(), parking.back():
+                    plateau = watch.observe(pipe, step, run_dir, resolution)
+                latest = watch.history[-1]
+                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
+                if loss_log:
+                    loss_log.plot(title, scores=watch.curve())
+                if plateau:
+                    log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
+                    break
     bar.close()
 
     # 6. The result: final weights in the formats other tools load.
@@ -353,20 +359,6 @@ def _optimizer_step(
             optimizer.zero_grad(set_to_none=True)
         step_loss += loss.detach().item() / config.gradient_accumulation_steps
     return step_loss
-
-
-def _score_step(watch: Watch, pipe, step: int, run_dir: Path, resolution: int, wrapped, accelerator, shown, parking) -> bool:
-    """``--eval-every``: score the run at ``step`` (in eval mode, under the training precision), show the score and
-    its cost beside the loss (``shown``: the progress bar, the step's loss, the loss log and its plot title); True
-    when the score has reached its plateau."""
-    bar, step_loss, loss_log, title = shown
-    with _evaluating(wrapped.values()), accelerator.autocast(), parking.back():
-        plateau = watch.observe(pipe, step, run_dir, resolution)
-    latest = watch.history[-1]
-    bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
-    if loss_log:
-        loss_log.plot(title, scores=watch.curve())
-    return plateau
 
 
 def _prepare_optimization(config: TrainConfig, trainable, accelerator):
