@@ -310,13 +310,7 @@ def render_comic(
     cache = PictureCache(folder / "panels")
     fonts = font_source(story.resolve_path(board.lettering.font) if board.lettering.font else None)
     all_panels = story.panels()
-    if panel is not None and not 1 <= panel <= len(all_panels):
-        raise CharforgeError(f"--panel {panel}: the storyboard has panels 1 to {len(all_panels)}")
-    if seed is not None and panel is None:
-        raise CharforgeError("--seed needs --panel N: it redraws one panel with that seed")
-    if panel is not None and seed is None:  # redraw with the seed after the one it was last drawn with
-        last = _last_seed(folder, panel)
-        seed = (last if last is not None else story.seed(all_panels[panel - 1])) + 1
+    seed = _redraw_seed(story, folder, all_panels, panel, seed)
 
     page_w, page_h = board.page.pixels()
     margin, gutter = board.page.margin, board.page.gutter
@@ -342,14 +336,9 @@ def render_comic(
         for item, rect in zip([x for x in all_panels if x.page == p], rects, strict=True):
             item.rect = rect
             panel_seed = seed if (seed is not None and item.number == panel) else story.seed(item)
-            picture, record = _picture(story, item, painter, cache, panel_seed)
+            record = _draw_panel(page, item, story, painter, cache, fonts, panel_seed)
             drawn += record.pop("drawn")
             cached += record.pop("from_cache")
-            picture = fit_around_subject(picture, rect.size)
-            _letter(picture, item, story, fonts)
-            page.paste(picture, (rect.x0, rect.y0))
-            if board.page.border:
-                ImageDraw.Draw(page).rectangle((rect.x0, rect.y0, rect.x1 - 1, rect.y1 - 1), outline=INK, width=board.page.border)
             info["panels"].append({"number": item.number, "box": list(rect.box()), **record})
             progress.update(1)
             progress_report("comic: panels", item.number, len(all_panels))
@@ -358,20 +347,52 @@ def render_comic(
         sidecars.append(info)
     progress.close()
 
+    page_paths, sidecar_paths, pdf = _save_pages(pages, sidecars, folder, pdf_path(story_path, folder), board.page.dpi)
+    redrawn = (panel, seed) if panel is not None and seed is not None else None
+    return ComicResult(page_paths, pdf, folder, drawn, cached, fonts.label, sidecar_paths, redrawn)
+
+
+def _redraw_seed(story: Story, folder: Path, panels: list, panel: int | None, seed: int | None) -> int | None:
+    """The seed ``--panel N`` redraws with: ``seed``, else the one after the seed it was last drawn with."""
+    if panel is not None and not 1 <= panel <= len(panels):
+        raise CharforgeError(f"--panel {panel}: the storyboard has panels 1 to {len(panels)}")
+    if seed is not None and panel is None:
+        raise CharforgeError("--seed needs --panel N: it redraws one panel with that seed")
+    if panel is not None and seed is None:
+        last = _last_seed(folder, panel)
+        seed = (last if last is not None else story.seed(panels[panel - 1])) + 1
+    return seed
+
+
+def _draw_panel(page: Image.Image, item, story: Story, painter, cache: PictureCache, fonts: FontSource, seed: int) -> dict:
+    """One panel drawn (or taken from the cache), framed to its box, lettered and pasted on the page; its record."""
+    rect = item.rect
+    picture, record = _picture(story, item, painter, cache, seed)
+    picture = fit_around_subject(picture, rect.size)
+    _letter(picture, item, story, fonts)
+    page.paste(picture, (rect.x0, rect.y0))
+    border = story.board.page.border
+    if border:
+        ImageDraw.Draw(page).rectangle((rect.x0, rect.y0, rect.x1 - 1, rect.y1 - 1), outline=INK, width=border)
+    return record
+
+
+def _save_pages(
+    pages: list[Image.Image], sidecars: list[dict], folder: Path, pdf: Path, dpi: int
+) -> tuple[list[Path], list[Path], Path]:
+    """Each page as a PNG with its JSON sidecar, and all of them as one PDF, each written atomically."""
     page_paths, sidecar_paths = [], []
     for i, (page, info) in enumerate(zip(pages, sidecars, strict=True)):
         target = folder / f"page-{i + 1:02d}.png"
         with atomic.atomic_path(target) as tmp:
-            page.save(tmp, format="PNG", dpi=(board.page.dpi, board.page.dpi))
+            page.save(tmp, format="PNG", dpi=(dpi, dpi))
         page_paths.append(target)
         side = target.with_suffix(".json")
         atomic.write_text(side, json.dumps(info, indent=2))
         sidecar_paths.append(side)
-    pdf = pdf_path(story_path, folder)
     with atomic.atomic_path(pdf) as tmp:
-        pages[0].save(tmp, format="PDF", save_all=True, append_images=pages[1:], resolution=float(board.page.dpi))
-    redrawn = (panel, seed) if panel is not None and seed is not None else None
-    return ComicResult(page_paths, pdf, folder, drawn, cached, fonts.label, sidecar_paths, redrawn)
+        pages[0].save(tmp, format="PDF", save_all=True, append_images=pages[1:], resolution=float(dpi))
+    return page_paths, sidecar_paths, pdf
 
 
 def _last_seed(folder: Path, panel: int) -> int | None:

@@ -186,28 +186,15 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
             entry.status = "already there"
             entry.reasons.insert(0, f"already there as {target.name}")
         else:
-            target = _unique(workspace.images_dir, path.stem, ".png")
-            with atomic.atomic_path(target) as tmp:
-                framed.save(tmp, format="PNG")
-            # the original is named after its normalised image, so stats can pair them even when input stems clash
-            with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
-                shutil.copyfile(path, tmp)
-            existing[key] = target
+            target = existing[key] = _store(workspace, framed, path)
         entry.output = str(target)
         hashes[str(target)] = dhash(framed)
         if repeated:  # its copies were made with its first occurrence
             continue
-        for suffix, extra, *words in _augmentations(framed, options):
-            extra_key = _content_key(extra)
-            if extra_key in before:
-                continue
-            copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
-            with atomic.atomic_path(copy) as tmp:
-                extra.save(tmp, format="PNG")
-            existing[extra_key] = copy
-            copies[copy.stem] = target.stem
+        for stem, words in _write_copies(workspace, framed, target, options, before, existing):
+            copies[stem] = target.stem
             if words:
-                backgrounds[copy.stem] = words[0]
+                backgrounds[stem] = words
     _flag_duplicates(report, hashes)
     if copies:
         workspace.record_copies(copies, backgrounds)
@@ -216,6 +203,35 @@ def prepare_images(workspace: Workspace, inputs: Iterable[str | Path], options: 
         raise CharforgeError(f"no usable images among the inputs ({reasons})")
     atomic.write_text(workspace.root / REPORT_FILE, json.dumps([asdict(f) for f in report.files], indent=1))
     return report
+
+
+def _store(workspace: Workspace, framed: Image.Image, path: Path) -> Path:
+    """``framed`` written as a new training picture, with its original beside the others; its path."""
+    target = _unique(workspace.images_dir, path.stem, ".png")
+    with atomic.atomic_path(target) as tmp:
+        framed.save(tmp, format="PNG")
+    # the original is named after its normalised image, so stats can pair them even when input stems clash
+    with atomic.atomic_path(_unique(workspace.originals_dir, target.stem, path.suffix)) as tmp:
+        shutil.copyfile(path, tmp)
+    return target
+
+
+def _write_copies(
+    workspace: Workspace, framed: Image.Image, target: Path, options: PrepareOptions, before: dict, existing: dict
+) -> list[tuple[str, str | None]]:
+    """The augmented copies of ``framed`` that no earlier prepare made, written beside ``target`` (and added to
+    ``existing``): each copy's name, and the words its caption says for a new background (None: same ground)."""
+    made = []
+    for suffix, extra, *words in _augmentations(framed, options):
+        extra_key = _content_key(extra)
+        if extra_key in before:
+            continue
+        copy = _unique(workspace.images_dir, f"{target.stem}-{suffix}", ".png")
+        with atomic.atomic_path(copy) as tmp:
+            extra.save(tmp, format="PNG")
+        existing[extra_key] = copy
+        made.append((copy.stem, words[0] if words else None))
+    return made
 
 
 def _frame(image: Image.Image, entry: FileReport, options: PrepareOptions, buckets) -> Image.Image:

@@ -106,55 +106,23 @@ def evaluate_run(
     found = ws.run(run)
     config = found.config()
     points = run_points(found, options.checkpoints)
-    prompt_set = load_prompt_set(
-        options.prompts or default_prompt_file(ws), token=ws.character.token, class_word=ws.character.class_word
-    )
-    steps = prompt_set.steps or options.steps
-    guidance = prompt_set.guidance if prompt_set.guidance is not None else options.guidance
-    if guidance is None:
-        guidance = recommended_guidance(options.base or config.base)
+    prompt_set, steps, guidance = _draw_settings(ws, options, config.base)
     folder = found.folder / "eval"
 
     # 1. pictures of every point x prompt x seed (cached) and their scores; with --halving only the leaders' on all seeds
     painter = CheckpointPainter(
-        config,
-        base=options.base,
-        family=found.summary().get("family") if options.base else None,
-        sampler=model_sampler(options.sampler, options.base or config.base),
-        steps=steps,
-        guidance=guidance,
-    )
+        config, base=options.base, family=found.summary().get("family") if options.base else None,
+        sampler=model_sampler(options.sampler, options.base or config.base), steps=steps, guidance=guidance,
+    )  # fmt: skip
     notes: list[str] = []
     pictures = _Pictures(
-        painter,
-        PictureCache(folder / "images"),
-        prompt_set.prompts,
-        folder,
+        painter, PictureCache(folder / "images"), prompt_set.prompts, folder,
         lambda: make_scorer(ws, prompt_set, clip=options.clip, dino=options.dino, batch_size=options.batch_size, notes=notes),
-        batch_size=options.draw_batch_size,
-        show_progress=show_progress,
-    )
-
-    def summaries_at(chosen: list[EvalPoint], seeds: list[int]) -> list[PointSummary]:
-        rows = pictures.rows(chosen, seeds)
-        return [
-            summarise([r for r in rows if r["point"] == p.name], point=p.name, label=p.label, step=p.step, base=p.weights is None)
-            for p in chosen
-        ]
+        batch_size=options.draw_batch_size, show_progress=show_progress,
+    )  # fmt: skip
 
     # 2. per point, the best
-    trained = [p for p in points if p.weights is not None]
-    rounds = None
-    if options.halving and len(trained) > 1:
-        named = {p.name: p for p in trained}
-        halving = successive_halving(
-            [p.name for p in trained], prompt_set.seeds, lambda names, seeds: summaries_at([named[n] for n in names], seeds)
-        )
-        summaries = summaries_at(points[:1], list(prompt_set.seeds)) + halving.summaries
-        best, rounds = halving.best, halving.rounds
-    else:
-        summaries = summaries_at(points, list(prompt_set.seeds))
-        best = best_point(summaries)
+    summaries, best, rounds = _summarise_points(pictures, points, list(prompt_set.seeds), halving=options.halving)
     rows, thresholds, scorer = pictures.all_rows(), pictures.thresholds, pictures.scorer
     assert scorer is not None  # the first rows made it
     verdict = no_pass_note(summaries, rows, thresholds)
@@ -183,6 +151,41 @@ def evaluate_run(
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder, found.folder, metrics, scorer.references.images)
     return EvalResult(folder, metrics)
+
+
+def _draw_settings(ws: Workspace, options: EvalOptions, trained_on: str) -> tuple[PromptSet, int, float]:
+    """The prompt set, and the steps and guidance it is drawn at: the prompt file's own, else the options', else
+    (guidance) the base's recommended."""
+    prompt_set = load_prompt_set(
+        options.prompts or default_prompt_file(ws), token=ws.character.token, class_word=ws.character.class_word
+    )
+    steps = prompt_set.steps or options.steps
+    guidance = prompt_set.guidance if prompt_set.guidance is not None else options.guidance
+    if guidance is None:
+        guidance = recommended_guidance(options.base or trained_on)
+    return prompt_set, steps, guidance
+
+
+def _summarise_points(
+    pictures: _Pictures, points: list[EvalPoint], seeds: list[int], *, halving: bool
+) -> tuple[list[PointSummary], PointSummary | None, list | None]:
+    """Each point's summary over the seeds, and the best point. With ``halving`` (and several trained points) only
+    the leaders are drawn on every seed; the base is always drawn on all of them. Also the halving's rounds."""
+
+    def summaries_at(chosen: list[EvalPoint], seeds: list[int]) -> list[PointSummary]:
+        rows = pictures.rows(chosen, seeds)
+        return [
+            summarise([r for r in rows if r["point"] == p.name], point=p.name, label=p.label, step=p.step, base=p.weights is None)
+            for p in chosen
+        ]
+
+    trained = [p for p in points if p.weights is not None]
+    if not (halving and len(trained) > 1):
+        summaries = summaries_at(points, seeds)
+        return summaries, best_point(summaries), None
+    named = {p.name: p for p in trained}
+    result = successive_halving([p.name for p in trained], seeds, lambda names, s: summaries_at([named[n] for n in names], s))
+    return summaries_at(points[:1], seeds) + result.summaries, result.best, result.rounds
 
 
 def _draw(jobs: list[Job], painter, store: PictureCache, batch_size: int, show_progress: bool) -> tuple[list[Path], int]:

@@ -238,37 +238,20 @@ def generate_images(
     seed_list = draw.seed_list
     jobs = [(p, s) for p in prompts for s in seed_list]
     template = GenerationParams(  # what every picture of this call shares; each gets its prompt and seed
-        prompt="",
-        negative_prompt=negative_prompt,
-        steps=steps,
-        sampler=sampler_label(sampler),
-        cfg_scale=guidance,
-        seed=0,
-        width=width,
-        height=height,
-        model=base.name,
-        model_hash=base.hash,
-        loras=[(spec.name, spec.weight) for spec in loras],
-        lora_hashes={spec.name: spec.hash() for spec in loras},
+        prompt="", negative_prompt=negative_prompt, steps=steps, sampler=sampler_label(sampler), cfg_scale=guidance,
+        seed=0, width=width, height=height, model=base.name, model_hash=base.hash,
+        loras=[(spec.name, spec.weight) for spec in loras], lora_hashes={spec.name: spec.hash() for spec in loras},
         extra=conditions.params(),
-    )
+    )  # fmt: skip
     paths, images, labels = [], [], []
     try:
         with tqdm(total=len(jobs), desc="generate", unit="img", disable=not show_progress) as bar:
             for start in range(0, len(jobs), batch_size):
                 batch = jobs[start : start + batch_size]
                 drawn = draw_batch(
-                    pipe,
-                    [p for p, _ in batch],
-                    [s for _, s in batch],
-                    negative_prompt=negative_prompt,
-                    steps=steps,
-                    guidance=guidance,
-                    width=width,
-                    height=height,
-                    conditions=conditions,
-                    controlnet=controlnet,
-                )
+                    pipe, [p for p, _ in batch], [s for _, s in batch], negative_prompt=negative_prompt, steps=steps,
+                    guidance=guidance, width=width, height=height, conditions=conditions, controlnet=controlnet,
+                )  # fmt: skip
                 for i, ((prompt, s), image) in enumerate(zip(batch, drawn, strict=True), start):
                     params = dataclasses.replace(template, prompt=prompt, seed=s)
                     paths.append(save_png(image, out_dir / f"{i:05d}-{s}.png", params))

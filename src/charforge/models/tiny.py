@@ -358,24 +358,10 @@ def _tiny_qwen():
     )
 
 
-def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
-    """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2; Qwen-Image's video VAE 8)."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+def _tiny_unet(**extra):
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(seed)
-    if family is ModelFamily.SD3:
-        return _tiny_sd3()
-    if family is ModelFamily.FLUX:
-        return _tiny_flux()
-    if family is ModelFamily.CHROMA:
-        return _tiny_chroma()
-    if family is ModelFamily.ZIMAGE:
-        return _tiny_zimage()
-    if family is ModelFamily.QWEN:
-        return _tiny_qwen()
-    tokenizer = _clip_tokenizer()
-    common = dict(
+    return UNet2DConditionModel(
         block_out_channels=(16, 32),
         layers_per_block=1,
         sample_size=16,
@@ -384,29 +370,41 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         norm_num_groups=8,
+        **extra,
     )
-    if family is ModelFamily.SDXL:
-        unet = UNet2DConditionModel(
-            **common,
-            attention_head_dim=(2, 4),
-            use_linear_projection=True,
-            addition_embed_type="text_time",
-            addition_time_embed_dim=8,
-            transformer_layers_per_block=(1, 1),
-            projection_class_embeddings_input_dim=6 * 8 + 32,
-            cross_attention_dim=64,
-        )
-        return StableDiffusionXLPipeline(
-            vae=_vae(),
-            text_encoder=CLIPTextModel(_text_config()),
-            text_encoder_2=CLIPTextModelWithProjection(_text_config()),
-            tokenizer=tokenizer,
-            tokenizer_2=tokenizer,
-            unet=unet,
-            scheduler=sd_scheduler(),
-        )
-    unet = UNet2DConditionModel(
-        **common,
+
+
+def _tiny_sdxl():
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _clip_tokenizer()
+    unet = _tiny_unet(
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=64,
+    )
+    return StableDiffusionXLPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config()),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config()),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=sd_scheduler(),
+    )
+
+
+def _tiny_sd(family: ModelFamily):
+    """SD1 (per-layer head dims as in v1.5) or SD2 (linear projections)."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTextModel
+
+    unet = _tiny_unet(
         cross_attention_dim=32,
         attention_head_dim=8 if family is ModelFamily.SD1 else (2, 4),
         use_linear_projection=family is ModelFamily.SD2,
@@ -414,13 +412,27 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     return StableDiffusionPipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(_text_config()),
-        tokenizer=tokenizer,
+        tokenizer=_clip_tokenizer(),
         unet=unet,
         scheduler=sd_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
+    """A randomly initialised pipeline of ``family``'s architecture at toy size (VAE factor 2; Qwen-Image's video VAE 8)."""
+    builders = {
+        ModelFamily.SD3: _tiny_sd3,
+        ModelFamily.FLUX: _tiny_flux,
+        ModelFamily.CHROMA: _tiny_chroma,
+        ModelFamily.ZIMAGE: _tiny_zimage,
+        ModelFamily.QWEN: _tiny_qwen,
+        ModelFamily.SDXL: _tiny_sdxl,
+    }
+    torch.manual_seed(seed)
+    return builders[family]() if family in builders else _tiny_sd(family)
 
 
 def save_tiny_model(folder: str | Path, family: ModelFamily = ModelFamily.SD1, seed: int = 0) -> Path:

@@ -181,6 +181,31 @@ class TrainControl:
             signal.signal(signal.SIGINT, previous)
 
 
+@dataclass
+class _Session:
+    """Everything a run set up before its first step: what the steps, checkpoints and the result read."""
+
+    accelerator: object
+    run_dir: Path
+    base: BaseModel
+    adapter: FamilyAdapter
+    trainable: Trainable
+    data: _Data
+    parking: Parking
+    wrapped: dict
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    resolution: int
+    precision: str
+    weight_dtype: torch.dtype
+    start_step: int
+    started_at: float
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
 def train(
     workspace: Workspace,
     config: TrainConfig,
@@ -197,14 +222,32 @@ def train(
     ``control``: stop / save / sample requests from another thread (the web UI); each step is also reported to a
     :mod:`charforge.progress` listener. ``watch``: scores the run every ``eval_every`` steps (``--eval-every``); the
     best scored checkpoint becomes ``final/``, and a plateau (``--stop-when-plateau``) ends the run early."""
+    s = _start(workspace, config, run_name=run_name, overwrite=overwrite, resume=resume, watch=watch, show=show_progress)
+    step, losses, seconds = _run_steps(s, config, workspace.character, control or TrainControl(), watch, show_progress)
+    # The result: final weights in the formats other tools load.
+    if s.is_main:
+        s.parking.unpark()  # the pipeline is whole again for what comes after the run (a promoted checkpoint's draw)
+        _write_final(
+            config, workspace, s.base, s.run_dir, s.trainable, s.data, watch,
+            steps=step, resolution=s.resolution, started_at=s.started_at, precision=s.precision,
+            weight_dtype=s.weight_dtype, seconds=seconds,
+        )  # fmt: skip
+    s.accelerator.wait_for_everyone()
+    s.accelerator.end_training()
+    return RunResult(s.run_dir, s.run_dir / "final", step, losses)
+
+
+def _start(
+    workspace: Workspace, config: TrainConfig, *, run_name: str | None, overwrite: bool, resume: bool, watch, show: bool
+) -> _Session:
+    """Inputs checked before anything expensive, then the model (what trains, in which precision), the cached data,
+    the optimizer and schedule, and on ``resume`` the last checkpoint's state."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    # 1. Check inputs before anything expensive.
     precision = resolve_precision(config.mixed_precision)
     if config.use_8bit_adam and not torch.cuda.is_available():
         raise CharforgeError("--use-8bit-adam needs CUDA and bitsandbytes; drop the flag on CPU")
-    character = workspace.character
     images = workspace.training_images()
     # cpu=True without CUDA makes `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo DDP).
     _forget_previous_precision()
@@ -227,18 +270,15 @@ def train(
         Run(run_dir).write_config(config)
     set_seed(config.seed)
 
-    # 2. Model: what trains, in which precision.
     pipe = base.pipe
     adapter = adapter_for(base.family, pipe)
-    trainable = setup_trainable(config, pipe, adapter, base.family, token=character.token)
+    trainable = setup_trainable(config, pipe, adapter, base.family, token=workspace.character.token)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     _place_models(pipe, adapter, trainable, accelerator.device, weight_dtype)
     if config.gradient_checkpointing:
         _enable_gradient_checkpointing(pipe, trainable)
-
-    # 3. Data: latents and prompt embeddings, cached once.
     data = _build_data(
-        config, workspace, base, adapter, trainable, images, resolution, is_main and show_progress, autocast=accelerator.autocast
+        config, workspace, base, adapter, trainable, images, resolution, is_main and show, autocast=accelerator.autocast
     )
     accelerator.wait_for_everyone()
     parking = Parking(
@@ -248,80 +288,95 @@ def train(
     )  # fmt: skip
     parking.park()  # until something is drawn
 
-    # 4. Optimizer and schedule.
     wrapped, optimizer, lr_scheduler = _prepare_optimization(config, trainable, accelerator)
-
     start_step, started_at = _resume(run_dir, trainable, optimizer, lr_scheduler) if resume else (0, time.time())
     if start_step >= config.max_train_steps:
         raise CharforgeError(f"{run_dir.name} already reached step {start_step}; raise --max-train-steps to continue it")
-    loss_log = LossLog(run_dir, resume_step=start_step) if is_main else None
+    return _Session(
+        accelerator, run_dir, base, adapter, trainable, data, parking, wrapped, optimizer, lr_scheduler,
+        resolution, precision, weight_dtype, start_step, started_at,
+    )  # fmt: skip
 
-    # 5. The loop.
-    control = control or TrainControl()
+
+class _Shown:
+    """What a run shows while it trains: the progress bar, and (main process) loss.csv and the loss plot."""
+
+    def __init__(self, s: _Session, config: TrainConfig, title: str, show: bool) -> None:
+        self.loss_log = LossLog(s.run_dir, resume_step=s.start_step) if s.is_main else None
+        self.title = title
+        self.started = time.perf_counter()
+        self.bar = tqdm(
+            total=config.max_train_steps,
+            initial=s.start_step,
+            desc="train",
+            unit="step",
+            disable=not (s.is_main and show),
+            dynamic_ncols=True,
+        )
+        self.total = config.max_train_steps
+
+    def stepped(self, step: int, loss: float, lr: float) -> None:
+        if self.loss_log:
+            self.loss_log.add(step, loss, lr, self.seconds())
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        self.bar.update(1)
+        progress.report("train", step, self.total)
+
+    def plot(self, scores: list[tuple[int, float]] | None) -> None:
+        if self.loss_log:
+            self.loss_log.plot(self.title, scores=scores)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _run_steps(s: _Session, config: TrainConfig, character, control: TrainControl, watch, show: bool):
+    """Optimizer steps from where the run stands to ``max_train_steps``, or to a plateau of the watch's score, with
+    the checkpoints, samples and scores that fall due. Returns the last step, the losses and the seconds taken; a stop
+    request checkpoints, then raises :class:`TrainingInterrupted`."""
+    shown = _Shown(s, config, f"{character.token}: {config.method}, lr {config.learning_rate:g}", show)
+    save = _saver(s.run_dir, config, s.trainable, s.optimizer, s.lr_scheduler, s.accelerator, s.started_at)
     losses: list[float] = []
-    step = start_step
-    started = time.perf_counter()
-    bar = tqdm(
-        total=config.max_train_steps,
-        initial=start_step,
-        desc="train",
-        unit="step",
-        disable=not (is_main and show_progress),
-        dynamic_ncols=True,
-    )
-    save = _saver(run_dir, config, trainable, optimizer, lr_scheduler, accelerator, started_at)
-    title = f"{character.token}: {config.method}, lr {config.learning_rate:g}"
-    for module in wrapped.values():
+    step = s.start_step
+    for module in s.wrapped.values():
         module.train()
     with control.installed():
         while step < config.max_train_steps:
-            step_loss = _optimizer_step(config, data, adapter, trainable, wrapped, optimizer, lr_scheduler, accelerator, step)
+            step_loss = _optimizer_step(
+                config, s.data, s.adapter, s.trainable, s.wrapped, s.optimizer, s.lr_scheduler, s.accelerator, step
+            )
             step += 1
             losses.append(step_loss)
-            lr = lr_scheduler.get_last_lr()[0]
-            if loss_log:
-                loss_log.add(step, step_loss, lr, time.perf_counter() - started)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
-            bar.update(1)
-            progress.report("train", step, config.max_train_steps)
-            stop = _any_process(accelerator, control.requested)
-            watching = watch is not None and (step % config.eval_every == 0 or step == config.max_train_steps)
-            periodic = step % config.checkpointing_steps == 0 or step == config.max_train_steps
+            shown.stepped(step, step_loss, s.lr_scheduler.get_last_lr()[0])
+            last = step == config.max_train_steps
+            stop = _any_process(s.accelerator, control.requested)
+            watching = watch is not None and (step % config.eval_every == 0 or last)
+            periodic = step % config.checkpointing_steps == 0 or last
             if periodic or stop or watching or control.take_save():  # a scored step is kept: it may become final/
                 path = save(step)
-                if loss_log:
-                    loss_log.plot(title, scores=watch.curve() if watch else None)
+                shown.plot(watch.curve() if watch else None)
                 if stop:
-                    bar.close()
+                    shown.bar.close()
                     raise TrainingInterrupted(step, str(path))
-            every = config.validation_steps and (step % config.validation_steps == 0 or step == config.max_train_steps)
-            if is_main and (every or control.take_sample()):
-                with parking.back():
-                    _validate(pipe, config, character, resolution, run_dir, step, accelerator)
-            if watching:
-                with _evaluating(wrapped.values()), accelerator.autocast(), parking.back():
-                    plateau = watch.observe(pipe, step, run_dir, resolution)
-                latest = watch.history[-1]
-                bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
-                if loss_log:
-                    loss_log.plot(title, scores=watch.curve())
-                if plateau:
-                    log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
-                    break
-    bar.close()
+            every = config.validation_steps and (step % config.validation_steps == 0 or last)
+            if s.is_main and (every or control.take_sample()):
+                with s.parking.back():
+                    _validate(s.base.pipe, config, character, s.resolution, s.run_dir, step, s.accelerator)
+            if watching and _score(s, watch, step, step_loss, shown):
+                log.info("no better score in %d evaluations: stopping at step %d", config.stop_when_plateau, step)
+                break
+    shown.bar.close()
+    return step, losses, round(shown.seconds(), 2)
 
-    # 6. The result: final weights in the formats other tools load.
-    final_dir = run_dir / "final"
-    if is_main:
-        parking.unpark()  # the pipeline is whole again for what comes after the run (a promoted checkpoint's draw)
-        _write_final(
-            config, workspace, base, run_dir, trainable, data, watch,
-            steps=step, resolution=resolution, started_at=started_at, precision=precision,
-            weight_dtype=weight_dtype, seconds=round(time.perf_counter() - started, 2),
-        )  # fmt: skip
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return RunResult(run_dir, final_dir, step, losses)
+
+def _score(s: _Session, watch: Watch, step: int, step_loss: float, shown: _Shown) -> bool:
+    """The watch scores this step's weights (drawn in eval mode, with the parked parts back); True at a plateau."""
+    with _evaluating(s.wrapped.values()), s.accelerator.autocast(), s.parking.back():
+        plateau = watch.observe(s.base.pipe, step, s.run_dir, s.resolution)
+    latest = watch.history[-1]
+    shown.bar.set_postfix(loss=f"{step_loss:.4f}", score=f"{watch.score_of(latest):.3f}", eval_s=latest.seconds)
+    shown.plot(watch.curve())
+    return plateau
 
 
 def _enable_gradient_checkpointing(pipe, trainable: Trainable) -> None:
@@ -436,14 +491,14 @@ def _write_final(
 class Watch(Protocol):
     """What scores a run while it trains (``charforge.evaluate.watch.TrainingWatch``; the loop knows only this)."""
 
-    history: list[dict]
+    history: list  # per evaluation, a summary with its ``step`` and ``seconds``
 
     @property
-    def best(self) -> dict | None: ...
+    def best(self): ...  # the best summary so far, or None
 
     def observe(self, pipe, step: int, run_dir: Path, resolution: int) -> bool: ...
 
-    def score_of(self, summary: dict) -> float: ...
+    def score_of(self, summary) -> float: ...
 
     def curve(self) -> list[tuple[int, float]]: ...
 
