@@ -17,56 +17,85 @@ NO_RUN = "(none: the base model alone)"
 
 
 def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
-    with gr.Tab("Generate", id="tab-generate"):
+    GeneratePage(ctx).wire(character, story_path)
+
+
+class GeneratePage:
+    """The page's components (laid out on construction) and its handlers, which reach the workspaces and the job
+    queue through ``ctx``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        with gr.Tab("Generate", id="tab-generate"):
+            self._settings_layout()
+            self.message = gr.Markdown(elem_id="generate-message")
+            self.gallery = gr.Gallery(label="Gallery (newest first)", columns=6, height=320, elem_id="gallery")
+            self.paths = gr.State([])
+            self.chosen = gr.State("")
+            self.params = gr.Textbox(
+                label="parameters of the chosen picture (from its PNG)", lines=4, interactive=False, elem_id="picture-params"
+            )
+            with gr.Row():
+                self.again = gr.Button("Use these settings again", elem_id="use-again")
+                self.download = gr.DownloadButton("Download", elem_id="download")
+                self.panel = gr.Number(1, precision=0, label="comic panel", minimum=1)
+                self.to_panel = gr.Button("Send to the comic panel", elem_id="send-to-panel")
+            self.refresh = gr.Button("Refresh gallery", size="sm")
+            self.timer = gr.Timer(3.0)  # inside the tab: a component directly in gr.Tabs would become a tab of its own
+            self.last = gr.State(())
+
+    def _settings_layout(self) -> None:
         with gr.Row():
-            run = gr.Dropdown(
+            self.run = gr.Dropdown(
                 label="draw with run", choices=["latest", NO_RUN], value="latest", elem_id="generate-run", allow_custom_value=True
             )
-            base = gr.Textbox(label="base model (empty: the run's)", placeholder="world, a hub id, a folder or .safetensors")
-        prompt = gr.Textbox(label="prompt", lines=2, elem_id="prompt")
-        negative = gr.Textbox(label="negative prompt", elem_id="negative-prompt")
-        loras = gr.Textbox(label="more LoRAs, one per line: PATH or PATH:WEIGHT", lines=2)
+            self.base = gr.Textbox(label="base model (empty: the run's)", placeholder="world, a hub id, a folder or .safetensors")
+        self.prompt = gr.Textbox(label="prompt", lines=2, elem_id="prompt")
+        self.negative = gr.Textbox(label="negative prompt", elem_id="negative-prompt")
+        self.loras = gr.Textbox(label="more LoRAs, one per line: PATH or PATH:WEIGHT", lines=2)
         with gr.Row():
-            sampler = gr.Dropdown(choices=list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler")
-            steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500, elem_id="generate-steps")
-            guidance = gr.Textbox("", label="guidance (empty: the model's recommended)", elem_id="guidance")
-            width = gr.Number(0, precision=0, label="width (0: native)", minimum=0)
-            height = gr.Number(0, precision=0, label="height (0: native)", minimum=0)
+            self.sampler = gr.Dropdown(choices=list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler")
+            self.steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500, elem_id="generate-steps")
+            self.guidance = gr.Textbox("", label="guidance (empty: the model's recommended)", elem_id="guidance")
+            self.width = gr.Number(0, precision=0, label="width (0: native)", minimum=0)
+            self.height = gr.Number(0, precision=0, label="height (0: native)", minimum=0)
         with gr.Row():
-            seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-            dice = gr.Button("🎲", scale=0, elem_id="dice")
-            count = gr.Number(1, precision=0, label="pictures", minimum=1, maximum=64, elem_id="count")
-            go = gr.Button("Generate", variant="primary", elem_id="generate")
-        message = gr.Markdown(elem_id="generate-message")
-        gallery = gr.Gallery(label="Gallery (newest first)", columns=6, height=320, elem_id="gallery")
-        paths = gr.State([])
-        chosen = gr.State("")
-        params = gr.Textbox(
-            label="parameters of the chosen picture (from its PNG)", lines=4, interactive=False, elem_id="picture-params"
-        )
-        with gr.Row():
-            again = gr.Button("Use these settings again", elem_id="use-again")
-            download = gr.DownloadButton("Download", elem_id="download")
-            panel = gr.Number(1, precision=0, label="comic panel", minimum=1)
-            to_panel = gr.Button("Send to the comic panel", elem_id="send-to-panel")
-        refresh = gr.Button("Refresh gallery", size="sm")
-        timer = gr.Timer(3.0)  # inside the tab: a component directly in gr.Tabs would become a tab of its own
-        last = gr.State(())
+            self.seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+            self.dice = gr.Button("🎲", scale=0, elem_id="dice")
+            self.count = gr.Number(1, precision=0, label="pictures", minimum=1, maximum=64, elem_id="count")
+            self.go = gr.Button("Generate", variant="primary", elem_id="generate")
 
-    def on_gallery(name):
-        if not name or name not in ctx.names():
+    def wire(self, character: gr.Dropdown, story_path: gr.Textbox) -> None:
+        shown = [self.gallery, self.paths]
+        settings = [self.prompt, self.negative, self.sampler, self.steps, self.guidance, self.width, self.height, self.seed]
+        self.go.click(
+            self.on_generate,
+            [character, self.run, self.base, self.prompt, self.negative, self.loras, self.sampler, self.steps, self.guidance,
+             self.width, self.height, self.seed, self.count],
+            [self.message],
+        )  # fmt: skip
+        self.dice.click(lambda: random.randrange(2**31), None, [self.seed])
+        self.gallery.select(self.on_select, [self.paths], [self.chosen, self.params, self.download])
+        self.again.click(self.on_again, [self.chosen], [*settings, self.message])
+        self.to_panel.click(self.on_to_panel, [self.chosen, self.panel, story_path], [self.message])
+        self.refresh.click(self.on_gallery, [character], shown)
+        character.change(self.on_gallery, [character], shown).then(self.on_runs, [character], [self.run])
+        self.timer.tick(self.on_tick, [character, self.last], [*shown, self.last])
+
+    def on_gallery(self, name):
+        if not name or name not in self.ctx.names():
             return [], []
-        found = ctx.workspace(name).outputs()
+        found = self.ctx.workspace(name).outputs()
         return [str(p) for p in found], [str(p) for p in found]
 
-    def on_runs(name):
-        if not name or name not in ctx.names():
+    def on_runs(self, name):
+        if not name or name not in self.ctx.names():
             return gr.update(choices=["latest", NO_RUN])
-        return gr.update(choices=["latest", *ctx.workspace(name).run_names(), NO_RUN])
+        return gr.update(choices=["latest", *self.ctx.workspace(name).run_names(), NO_RUN])
 
     @guarded
-    def on_generate(name, run_name, base_model, text, neg, extra, sampler_name, n_steps, cfg, w, h, first_seed, n):
-        ws = ctx.workspace(name)
+    def on_generate(self, name, run_name, base_model, text, neg, extra, sampler_name, n_steps, cfg, w, h, first_seed, n):
+        ws = self.ctx.workspace(name)
         prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
         if not prompts:
             raise gr.Error("write a prompt first (one per line for several)")
@@ -88,10 +117,10 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
             options["run"] = run_name or "latest"
         if base_model:
             options["base"] = base_model
-        job = ctx.queue.submit("generate", ws.root, **options)
+        job = self.ctx.queue.submit("generate", ws.root, **options)
         return f"Queued {len(prompts) * options['num_images']} pictures (job {job.id}); the gallery fills as they are drawn."
 
-    def on_select(found, evt: gr.SelectData):
+    def on_select(self, found, evt: gr.SelectData):
         path = found[evt.index]
         try:
             text = read_png_params(path).to_text()
@@ -99,7 +128,7 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
             text = str(exc)
         return path, text, path
 
-    def on_again(path):
+    def on_again(self, path):
         if not path:
             raise gr.Error("choose a picture in the gallery first")
         p = read_png_params(path)
@@ -110,7 +139,7 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
         return p.prompt, p.negative_prompt, sampler_name, p.steps, f"{p.cfg_scale:g}", p.width, p.height, p.seed, note
 
     @guarded
-    def on_to_panel(path, number, story):
+    def on_to_panel(self, path, number, story):
         if not path:
             raise gr.Error("choose a picture in the gallery first")
         if not story:
@@ -118,25 +147,11 @@ def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
         set_panel_image(story, int(number), path)
         return f"Panel {int(number)} of {Path(story).name} now uses {Path(path).name}; render the comic to see it."
 
-    go.click(
-        on_generate,
-        [character, run, base, prompt, negative, loras, sampler, steps, guidance, width, height, seed, count],
-        [message],
-    )
-    dice.click(lambda: random.randrange(2**31), None, [seed])
-    gallery.select(on_select, [paths], [chosen, params, download])
-    again.click(on_again, [chosen], [prompt, negative, sampler, steps, guidance, width, height, seed, message])
-    to_panel.click(on_to_panel, [chosen, panel, story_path], [message])
-    refresh.click(on_gallery, [character], [gallery, paths])
-    character.change(on_gallery, [character], [gallery, paths]).then(on_runs, [character], [run])
-
-    def on_tick(name, shown):
-        found = tuple(on_gallery(name)[1])
+    def on_tick(self, name, shown):
+        found = tuple(self.on_gallery(name)[1])
         if found == tuple(shown):
             return gr.update(), gr.update(), shown
         return list(found), list(found), found
-
-    timer.tick(on_tick, [character, last], [gallery, paths, last])
 
 
 def _number(text: str, what: str) -> float | None:

@@ -21,74 +21,96 @@ def _starting_values(preset_name: str | None, base: str) -> dict:
 
 
 def build(ctx: Context, character: gr.Dropdown) -> dict:
-    with gr.Tab("Train", id="tab-train"):
-        with gr.Row():
-            main = {name: field_input(TrainConfig, name, "world" if name == "base" else None) for name in MAIN}
-        preset = gr.Dropdown(
-            choices=["", *PRESETS], value="", label="preset (fills the form with its settings; change any of them after)"
-        )
-        with gr.Accordion("Advanced settings", open=False):
-            folded = {name: field_input(TrainConfig, name) for name in FOLDED}
-        start = gr.Button("Start training", variant="primary", elem_id="start-training")
-        message = gr.Markdown(elem_id="train-message")
-        with gr.Row():
-            run = gr.Dropdown(label="run", choices=[], allow_custom_value=True, elem_id="train-run")
-            sample_now = gr.Button("Sample now", elem_id="sample-now")
-            save_now = gr.Button("Save now", elem_id="save-now")
-            stop = gr.Button("Stop (writes a checkpoint)", variant="stop", elem_id="stop-training")
-            more_steps = gr.Number(None, precision=0, label="train to step (resume; 0: the run's own)", elem_id="train-to-step")
-            resume = gr.Button("Resume", elem_id="resume-training")
-        with gr.Row():
-            loss = gr.LinePlot(x="step", y="loss", label="loss", elem_id="loss-plot", height=260)
-            scores = gr.LinePlot(x="step", y="score", label="score (--eval-every)", elem_id="score-plot", height=260)
-            sample = gr.Image(label="latest validation grid", interactive=False, elem_id="validation-grid", height=260)
-        status = gr.Markdown(elem_id="run-status")
-        timer = gr.Timer(1.5)
+    page = TrainPage(ctx)
+    page.wire(character)
+    return {"run": page.run}
 
-    fields = list(main) + list(folded)
-    inputs = list(main.values()) + list(folded.values())
+
+class TrainPage:
+    """The page's components (laid out on construction) and its handlers, which reach the workspaces and the job
+    queue through ``ctx``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        with gr.Tab("Train", id="tab-train"):
+            with gr.Row():
+                self.main = {name: field_input(TrainConfig, name, "world" if name == "base" else None) for name in MAIN}
+            self.preset = gr.Dropdown(
+                choices=["", *PRESETS], value="", label="preset (fills the form with its settings; change any of them after)"
+            )
+            with gr.Accordion("Advanced settings", open=False):
+                self.folded = {name: field_input(TrainConfig, name) for name in FOLDED}
+            self.start = gr.Button("Start training", variant="primary", elem_id="start-training")
+            self.message = gr.Markdown(elem_id="train-message")
+            with gr.Row():
+                self.run = gr.Dropdown(label="run", choices=[], allow_custom_value=True, elem_id="train-run")
+                self.sample_now = gr.Button("Sample now", elem_id="sample-now")
+                self.save_now = gr.Button("Save now", elem_id="save-now")
+                self.stop = gr.Button("Stop (writes a checkpoint)", variant="stop", elem_id="stop-training")
+                self.more_steps = gr.Number(
+                    None, precision=0, label="train to step (resume; 0: the run's own)", elem_id="train-to-step"
+                )
+                self.resume = gr.Button("Resume", elem_id="resume-training")
+            with gr.Row():
+                self.loss = gr.LinePlot(x="step", y="loss", label="loss", elem_id="loss-plot", height=260)
+                self.scores = gr.LinePlot(x="step", y="score", label="score (--eval-every)", elem_id="score-plot", height=260)
+                self.sample = gr.Image(label="latest validation grid", interactive=False, elem_id="validation-grid", height=260)
+            self.status = gr.Markdown(elem_id="run-status")
+            self.timer = gr.Timer(1.5)
+        self.fields = list(self.main) + list(self.folded)
+        self.inputs = list(self.main.values()) + list(self.folded.values())
+
+    def wire(self, character: gr.Dropdown) -> None:
+        self.preset.change(self.on_preset, [self.preset, self.main["base"]], self.inputs)
+        self.start.click(self.on_start, [character, self.preset, *self.inputs], [self.message, self.run])
+        self.sample_now.click(self._request("sample"), [character, self.run], [self.message])
+        self.save_now.click(self._request("save"), [character, self.run], [self.message])
+        self.stop.click(self.on_stop, [character, self.run], [self.message])
+        self.resume.click(self.on_resume, [character, self.run, self.more_steps], [self.message])
+        self.timer.tick(self.on_tick, [character, self.run], [self.run, self.loss, self.scores, self.sample, self.status])
 
     @guarded
-    def on_start(name, preset_name, *values):
-        ws = ctx.workspace(name)
-        options = field_values(TrainConfig, fields, list(values))
+    def on_start(self, name, preset_name, *values):
+        ws = self.ctx.workspace(name)
+        options = field_values(TrainConfig, self.fields, list(values))
         # what differs from the form as the preset filled it (or from the defaults): the preset gives the rest
         defaults = _starting_values(preset_name, options.get("base") or "world")
         changed = {k: v for k, v in options.items() if k == "base" or v != defaults.get(k)}
         build_train_config(preset=preset_name or None, overrides=changed)  # refuse a bad setting now, not in the queue
-        job = ctx.queue.submit("train", ws.root, preset=preset_name or None, **changed)
+        job = self.ctx.queue.submit("train", ws.root, preset=preset_name or None, **changed)
         return f"Queued training of run **{job.run}** (job {job.id}).", gr.Dropdown(
             choices=ws.run_names() + [job.run], value=job.run
         )
 
-    def _running_job(name, run_name):
-        ws = ctx.workspace(name)
-        job = ctx.queue.running()
+    def _running_job(self, name, run_name):
+        ws = self.ctx.workspace(name)
+        job = self.ctx.queue.running()
         if job is None or job.run != run_name or job.workspace != str(ws.root.resolve()):
             raise gr.Error(f"run {run_name or '?'} is not training now")
         return job
 
-    def on_request(what):
-        def handler(name, run_name):
-            ctx.queue.request(_running_job(name, run_name).id, what)
+    def _request(self, what):
+        def on_request(name, run_name):
+            self.ctx.queue.request(self._running_job(name, run_name).id, what)
             return f"Asked run {run_name} to {what} at the end of this step."
 
-        return guarded(handler)
+        return guarded(on_request)
 
     @guarded
-    def on_stop(name, run_name):
-        job = ctx.queue.cancel(_running_job(name, run_name).id)
+    def on_stop(self, name, run_name):
+        job = self.ctx.queue.cancel(self._running_job(name, run_name).id)
         return f"Stopping run {run_name} (job {job.id}): a checkpoint is written first."
 
     @guarded
-    def on_resume(name, run_name, steps):
-        ws = ctx.workspace(name)
+    def on_resume(self, name, run_name, steps):
+        ws = self.ctx.workspace(name)
         if not run_name:
             raise gr.Error("choose the run to resume")
-        job = ctx.queue.submit("resume", ws.root, run=run_name, max_train_steps=int(steps) if steps else None)
+        job = self.ctx.queue.submit("resume", ws.root, run=run_name, max_train_steps=int(steps) if steps else None)
         return f"Queued resuming run **{run_name}** (job {job.id})."
 
-    def on_tick(name, run_name):
+    def on_tick(self, name, run_name):
+        ctx = self.ctx
         if not name or name not in ctx.names():
             return gr.update(), None, None, None, ""
         ws = api.open_workspace(ctx.root / name)
@@ -109,15 +131,6 @@ def build(ctx: Context, character: gr.Dropdown) -> dict:
         )
         return gr.update(choices=choices, value=run_name or state.name), plot, scored if state.scores else None, grid, text
 
-    def on_preset(preset_name, base_value):
+    def on_preset(self, preset_name, base_value):
         values = _starting_values(preset_name, base_value or "world")
-        return [display_value(TrainConfig, name, values.get(name)) if name != "base" else base_value for name in fields]
-
-    preset.change(on_preset, [preset, main["base"]], inputs)
-    start.click(on_start, [character, preset, *inputs], [message, run])
-    sample_now.click(on_request("sample"), [character, run], [message])
-    save_now.click(on_request("save"), [character, run], [message])
-    stop.click(on_stop, [character, run], [message])
-    resume.click(on_resume, [character, run, more_steps], [message])
-    timer.tick(on_tick, [character, run], [run, loss, scores, sample, status])
-    return {"run": run}
+        return [display_value(TrainConfig, name, values.get(name)) if name != "base" else base_value for name in self.fields]
