@@ -172,7 +172,7 @@ class CountingPainter:
     def __call__(self, job):
         self.calls.append(job)
         digest = hashlib.sha256(job.key().encode()).digest()
-        return Image.new("RGB", (job.width, job.height), tuple(digest[:3]))
+        return Image.new("RGB", (job.width, job.height), tuple(digest[:3])), {}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from charforge import api
 from charforge.errors import CharforgeError
 from charforge.generate.metadata import GenerationParams, read_png_params
 from charforge.generate.schedulers import SAMPLERS
+from charforge.models.family import ModelFamily
 from charforge.models.files import exported_file
 from charforge.models.loading import recommended_guidance
 
@@ -136,3 +137,18 @@ def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp
 def test_every_sampler_runs(tiny_sd1, tmp_path, sampler):
     result = api.generate(None, ["x"], base=str(tiny_sd1), out_dir=tmp_path, steps=6, sampler=sampler)
     assert read_png_params(result.images[0]).sampler == SAMPLERS[sampler][0]
+
+
+def test_drawing_sizes_follow_what_each_architecture_can_draw():
+    """SD's UNet pads its own downsampling, so any multiple of 8 draws (as in A1111), while a transformer needs whole
+    latent patches: a side that is not one is refused with the multiple, before any step is drawn."""
+    from charforge.generate.conditions import NONE
+    from charforge.generate.text2image import _picture_size
+    from charforge.models.loading import draw_multiple, size_multiple
+    from charforge.models.tiny import build_tiny_pipeline
+
+    sd, flux = build_tiny_pipeline(ModelFamily.SD1), build_tiny_pipeline(ModelFamily.FLUX)
+    assert draw_multiple(sd) == 8 and _picture_size(sd, NONE, 40, 24) == (40, 24)
+    assert size_multiple(flux) == 4 and draw_multiple(flux) == 8  # tiny FLUX: VAE 2 x patch 2, and diffusers' 8
+    with pytest.raises(CharforgeError, match="multiples of 8"):
+        _picture_size(flux, NONE, 36, 32)  # a multiple of the VAE's 2 (all the old check asked), not of a patch

@@ -76,6 +76,7 @@ class PanelJob:
 
             mask = mask_from_words(open_picture(self.edit[0], "edit image"), self.mask_words)
         return build_conditions(
+            mask_source=f"words: {self.mask_words}" if self.mask_words is not None else None,
             image_prompt=self.image_prompt[0] if self.image_prompt else None,
             ip_adapter=self.ip_adapter,
             ip_scale_value=self.ip_scale,
@@ -86,28 +87,9 @@ class PanelJob:
             strength=self.edit_strength,
         )
 
-    def condition_params(self) -> dict[str, str]:
-        """The A1111-style fields of the image prompt and edit, from the job alone (no model is run for them)."""
-        out: dict[str, str] = {}
-        if self.sketch is not None:
-            out["Denoising strength"], out["Init image"] = f"{self.strength:g}", self.sketch[0]
-        if self.edit is not None:
-            default = 1.0 if (self.edit_mask or self.mask_words) else 0.5
-            out["Denoising strength"] = f"{self.edit_strength or default:g}"
-            out["Init image"] = self.edit[0]
-            if self.edit_mask or self.mask_words:
-                out["Mask"] = self.edit_mask[0] if self.edit_mask else f"words: {self.mask_words}"
-        if self.image_prompt is not None:
-            out["IP-Adapter"] = self.ip_adapter or "the family's default"
-            out["IP-Adapter image"] = self.image_prompt[0]
-            out["IP-Adapter scale" if self.ip_preset is None else "IP-Adapter preset"] = (
-                self.ip_preset if self.ip_preset is not None else f"{0.6 if self.ip_scale is None else self.ip_scale:g}"
-            )
-            if self.ip_mask:
-                out["IP-Adapter mask"] = self.ip_mask[0]
-        return out
-
-    def params(self) -> GenerationParams:
+    def params(self, conditions: dict[str, str]) -> GenerationParams:
+        """The picture's PNG parameters; ``conditions``: the A1111-style fields of what it was drawn from
+        (``Conditions.params`` of the conditions the painter drew with)."""
         specs = [LoraSpec(Path(p), w) for p, w, _ in self.loras]
         return GenerationParams(
             prompt=self.prompt,
@@ -122,7 +104,7 @@ class PanelJob:
             model_hash=model_file_hash(self.base),
             loras=[(spec.name, spec.weight) for spec in specs],
             lora_hashes={spec.name: spec.hash() for spec in specs},
-            extra=self.condition_params(),
+            extra=conditions,
         )
 
 
@@ -136,7 +118,9 @@ class PanelPainter(Protocol):
         """(native side in px, the multiple every side must be)."""
         ...
 
-    def __call__(self, job: PanelJob) -> Image.Image: ...
+    def __call__(self, job: PanelJob) -> tuple[Image.Image, dict[str, str]]:
+        """The job's picture, and the A1111-style fields of the conditions it was drawn from (for its PNG)."""
+        ...
 
 
 # Aspect ratios the SD families draw whole (SDXL's buckets span about 1:2 to 2:1); a panel outside them is cropped.
@@ -185,13 +169,13 @@ class DiffusersPainter:
             native, multiple = native_size(self.painter.model(base).pipe)
         return native, math.lcm(8, multiple)  # diffusers pipelines also want multiples of 8
 
-    def __call__(self, job: PanelJob) -> Image.Image:
+    def __call__(self, job: PanelJob) -> tuple[Image.Image, dict[str, str]]:
         from ..generate.painter import Wearing
 
         wearing = Wearing(loras=tuple((Path(p), float(w)) for p, w, _ in job.loras))
         pipe = self.painter.wear(job.base, wearing, sampler=job.sampler).pipe
         conditions, controlnet = self.painter.condition(job.base, job.conditions())
-        return draw_batch(
+        image = draw_batch(
             pipe,
             [job.prompt],
             [job.seed],
@@ -203,6 +187,7 @@ class DiffusersPainter:
             conditions=conditions,
             controlnet=controlnet,
         )[0]
+        return image, conditions.params()
 
 
 def paint(job: PanelJob, painter: PanelPainter, cache: PictureCache) -> tuple[Image.Image, bool]:
@@ -212,8 +197,9 @@ def paint(job: PanelJob, painter: PanelPainter, cache: PictureCache) -> tuple[Im
     cached = cache.open(f"{key}.png", key)
     if cached is not None:
         return cached, False
-    image = painter(job).convert("RGB")
-    cache.put(f"{key}.png", key, image, job.params(), record=asdict(job))
+    image, drawn_from = painter(job)
+    image = image.convert("RGB")
+    cache.put(f"{key}.png", key, image, job.params(drawn_from), record=asdict(job))
     return image, True
 
 

@@ -56,6 +56,18 @@ class Thresholds:
         return {"values": {k: round(v, 4) for k, v in self.values.items()}, "rule": how, "notes": self.notes}
 
 
+def judged_row(identity_found: Sequence[bool] | None, asked_hits: Sequence[bool]) -> dict[str, float]:
+    """One judged picture's scores: ``identity`` (1.0 when the judge found every identity attribute of the character)
+    and ``identity_share`` (the share it found), when there is a character; ``fidelity``, the share of the asked
+    attributes found (1.0 when nothing checkable was asked). ``Thresholds(judged=True)`` passes a row at 1.0 and 1.0."""
+    row: dict[str, float] = {}
+    if identity_found is not None:
+        row["identity"] = float(all(identity_found))
+        row["identity_share"] = sum(identity_found) / len(identity_found)
+    row["fidelity"] = sum(asked_hits) / len(asked_hits) if asked_hits else 1.0
+    return row
+
+
 def calibrate(loo: dict[str, list[float]], caption_scores: list[float] | None, *, judged: bool) -> Thresholds:
     """Thresholds from the references' leave-one-out similarities and caption scores (see the module doc)."""
     thresholds = Thresholds(judged=judged)

@@ -27,6 +27,7 @@ from ..digest import file_digest
 from .encoders import ClipEncoder, DinoEncoder, model_fingerprint
 from .judging import Judging
 from .palette import palette_distance_to, reference_palette
+from .quality import judged_row
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -128,11 +129,7 @@ class Scorer:
     def _judged(self, rows: list[dict], images: Sequence[Image.Image], asked: Sequence[dict[str, str]]) -> None:
         assert self.judge is not None
         for row, values, request in zip(rows, self.judge.read(list(images)), asked, strict=True):
-            if self.character is not None:
-                found = list(self.judge.identity(values, self.character).values())
-                row["identity"] = float(all(found))
-                row["identity_share"] = sum(found) / len(found)
-            wanted = self.judge.checkable(request)
-            hits = [values[name] == value for name, value in wanted.items()]
-            row["fidelity"] = sum(hits) / len(hits) if hits else 1.0
+            found = None if self.character is None else list(self.judge.identity(values, self.character).values())
+            hits = [values[name] == value for name, value in self.judge.checkable(request).items()]
+            row.update(judged_row(found, hits))
             row["judge"] = dict(values)

@@ -385,11 +385,13 @@ def build_conditions(
     ip_mask: str | Path | None = None,
     edit_image: str | Path | None = None,
     mask: str | Path | Image.Image | None = None,
+    mask_source: str | None = None,
     strength: float | None = None,
     padding_mask_crop: int | None = None,
     keep_original: bool = True,
 ) -> Conditions:
-    """Conditions from files, each checked with a one-line error naming the file; notes say what was adjusted."""
+    """Conditions from files, each checked with a one-line error naming the file; notes say what was adjusted.
+    ``mask_source``: how a mask given as a picture was made, for the PNG's parameters (a file names itself)."""
     from .masks import load_mask, open_picture, share_warning
     from .pose import load_pose
 
@@ -415,12 +417,14 @@ def build_conditions(
         raise CharforgeError("--ip-mask / --ip-preset need --image-prompt")
     if edit_image is not None:
         picture = open_picture(edit_image, "picture to edit")
-        region, mask_source = None, ""
+        region = None
         if isinstance(mask, Image.Image):
-            region, mask_source = mask.convert("L"), "made from words or colours"
+            region, mask_source = mask.convert("L"), mask_source or "made from words or colours"
         elif mask is not None:
             loaded = load_mask(mask, picture.size)
             region, mask_source, notes = loaded.mask, str(mask), notes + loaded.notes
+        else:
+            mask_source = ""
         if region is not None:
             warning = share_warning(region, f"--mask {mask_source}")
             if warning:

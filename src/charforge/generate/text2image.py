@@ -16,7 +16,7 @@ from .. import atomic, progress
 from ..errors import CharforgeError, PicturesInterrupted
 from ..models.files import DIFFUSERS_LORA_FILE, exported_file
 from ..models.hashes import lora_hash
-from ..models.loading import BaseModel, native_resolution, recommended_guidance, size_multiple
+from ..models.loading import BaseModel, draw_multiple, native_resolution, recommended_guidance, size_multiple
 from ..models.token_embeddings import BUNDLE_PREFIX, Restore, read_token_embeddings, unbundle, write_token_embeddings
 from .conditions import NONE, Conditions, call_arguments, edit_size, finish
 from .conditions import pipeline_for as conditions_pipeline
@@ -269,11 +269,11 @@ def generate_images(
 
 def _picture_size(pipe, conditions: Conditions, width: int | None, height: int | None) -> tuple[int, int]:
     """The size to draw at: an edit's picture's, else the one asked for, else the model's native; checked against
-    what the model's VAE can decode."""
+    what the model can draw (:func:`draw_multiple`)."""
     native, _ = native_size(pipe)
-    multiple = pipe.vae_scale_factor
+    multiple = draw_multiple(pipe)
     if conditions.edit is not None:  # an edit draws at its picture's size
-        width, height = edit_size(conditions.edit.image, math.lcm(8, multiple))
+        width, height = edit_size(conditions.edit.image, multiple)
     width, height = width or native, height or native
     if width % multiple or height % multiple:
         raise CharforgeError(f"--width/--height must be multiples of {multiple} for this model (got {width}x{height})")

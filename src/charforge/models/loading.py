@@ -7,6 +7,7 @@ arbitrary code when loaded, so they are refused unless the user passes ``allow_u
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,15 @@ def size_multiple(pipe) -> int:
     else:
         inner = 2 ** (len(config.block_out_channels) - 1)
     return pipe.vae_scale_factor * int(inner)
+
+
+def draw_multiple(pipe) -> int:
+    """What every side must be a multiple of to *draw* at it: 8 (diffusers' pipelines refuse other sizes), and whole
+    latent patches for a transformer. A UNet pads its own downsampling, so SD draws at any multiple of 8 as in A1111;
+    training keeps the stricter :func:`size_multiple` (its latents are batched and cached at one size)."""
+    if getattr(pipe, "unet", None) is not None:
+        return math.lcm(8, pipe.vae_scale_factor)
+    return math.lcm(8, size_multiple(pipe))
 
 
 def pipeline_class(family: ModelFamily):

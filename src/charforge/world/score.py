@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..evaluate.palette import palette_distance
+from ..evaluate.quality import Thresholds, judged_row
 from .attributes import CHARACTER_VALUES, FACELESS_POSES, Character, check_value, held_out
 from .judge import Judge, Reading
 
@@ -63,11 +64,12 @@ def identity_rate(found: Sequence[dict[str, bool]]) -> float:
 def quality_ratio(readings: Sequence[Reading], asked: Sequence[dict[str, str]], found: Sequence[dict[str, bool]]) -> float:
     """The share of flawless pictures, the thesis' quality ratio read by the judge: every identity attribute and every
     asked attribute found (``charforge evaluate``'s pass rule in the mini world)."""
-    flawless = [
-        all(f.values()) and all(r.values[name] == value for name, value in asked_attributes(a).items())
+    passes = Thresholds(judged=True).passes
+    rows = [
+        judged_row(list(f.values()), [r.values[name] == value for name, value in asked_attributes(a).items()])
         for r, a, f in zip(readings, asked, found, strict=True)
     ]
-    return float(np.mean(flawless)) if flawless else float("nan")
+    return float(np.mean([passes(row) for row in rows])) if rows else float("nan")
 
 
 def identity_attribute_rates(found: Sequence[dict[str, bool]]) -> dict[str, float]:
