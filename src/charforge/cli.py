@@ -231,7 +231,7 @@ def generate(
 ) -> None:
     """Generate images of the character; every PNG carries its parameters (A1111 style)."""
     from . import api
-    from .generate.text2image import LoraSpec, read_prompts_file
+    from .generate.text2image import read_prompts_file
 
     all_prompts = list(prompt or []) + (read_prompts_file(prompts) if prompts else [])
     if workspace is not None and not (workspace / "character.yaml").exists() and not workspace.is_dir():
@@ -241,16 +241,20 @@ def generate(
         workspace,
         all_prompts,
         build_options(GenerateOptions, options.pop("config"), options),
-        base=base,
-        run=run,
-        checkpoint=checkpoint,
-        loras=[LoraSpec.parse(x) for x in lora or []],
         use_run=not no_run,
-        out_dir=out,
-        allow_unsafe_pickle=allow_unsafe_pickle,
         base_config=base_config,
+        **_drawing_with(run, checkpoint, lora, base, allow_unsafe_pickle, out),
     )
     _echo_generated(result)
+
+
+def _drawing_with(run: str, checkpoint: int | None, lora: list[str] | None, base, unsafe: bool, out) -> dict[str, Any]:
+    """The model options generate and edit share (``RunOpt`` ... ``OutOpt``), as ``api.generate`` / ``api.edit`` take
+    them."""
+    from .generate.text2image import LoraSpec
+
+    loras = [LoraSpec.parse(x) for x in lora or []]
+    return dict(run=run, checkpoint=checkpoint, loras=loras, base=base, allow_unsafe_pickle=unsafe, out_dir=out)
 
 
 def _echo_generated(result) -> None:
@@ -277,19 +281,13 @@ def edit(
 ) -> None:
     """Redraw part of a picture with the character (inpainting inside a mask), or restyle all of it."""
     from . import api
-    from .generate.text2image import LoraSpec
 
     result = api.edit(
         workspace,
         image,
         list(prompt),
         build_options(EditOptions, options.pop("config"), options),
-        run=run,
-        checkpoint=checkpoint,
-        loras=[LoraSpec.parse(x) for x in lora or []],
-        base=base,
-        allow_unsafe_pickle=allow_unsafe_pickle,
-        out_dir=out,
+        **_drawing_with(run, checkpoint, lora, base, allow_unsafe_pickle, out),
     )
     _echo_generated(result)
 

@@ -392,7 +392,6 @@ def build_conditions(
 ) -> Conditions:
     """Conditions from files, each checked with a one-line error naming the file; notes say what was adjusted.
     ``mask_source``: how a mask given as a picture was made, for the PNG's parameters (a file names itself)."""
-    from .masks import load_mask, open_picture, share_warning
     from .pose import load_pose
 
     notes: list[str] = []
@@ -402,41 +401,49 @@ def build_conditions(
             raise CharforgeError(f"--control-scale must be 0 or more (got {control_scale})")
         built_pose = Pose(controlnet, load_pose(pose), control_scale, str(pose))
     if image_prompt is not None:
-        picture = open_picture(image_prompt, "--image-prompt")
-        region = None
-        if ip_mask is not None:
-            loaded = load_mask(ip_mask, picture.size, "--ip-mask")
-            region, notes = loaded.mask, notes + loaded.notes
-        if ip_preset is not None and ip_preset not in IP_PRESETS:
-            raise CharforgeError(f"--ip-preset {ip_preset}: unknown (known: {', '.join(IP_PRESETS)})")
-        if ip_preset is not None and ip_scale_value is not None:
-            raise CharforgeError("give --ip-scale or --ip-preset, not both")
-        scale = ip_scale(ip_scale_value)
-        built_prompt = ImagePrompt(ip_adapter, picture, scale, region, str(image_prompt), ip_preset or "")
+        built_prompt = _image_prompt(image_prompt, ip_adapter, ip_scale_value, ip_preset, ip_mask, notes)
     elif ip_mask is not None or ip_preset is not None:
         raise CharforgeError("--ip-mask / --ip-preset need --image-prompt")
     if edit_image is not None:
-        picture = open_picture(edit_image, "picture to edit")
-        region = None
-        if isinstance(mask, Image.Image):
-            region, mask_source = mask.convert("L"), mask_source or "made from words or colours"
-        elif mask is not None:
-            loaded = load_mask(mask, picture.size)
-            region, mask_source, notes = loaded.mask, str(mask), notes + loaded.notes
-        else:
-            mask_source = ""
-        if region is not None:
-            warning = share_warning(region, f"--mask {mask_source}")
-            if warning:
-                notes.append(warning)
-        default_strength = 1.0 if region is not None else 0.5
-        built_edit = Edit(
-            picture,
-            region,
-            default_strength if strength is None else strength,
-            padding_mask_crop,
-            keep_original,
-            str(edit_image),
-            mask_source,
-        )
+        built_edit = _edit(edit_image, mask, mask_source, strength, padding_mask_crop, keep_original, notes)
     return Conditions(built_pose, built_prompt, built_edit, tuple(notes))
+
+
+def _image_prompt(image: str | Path, adapter: str, scale_value, preset: str | None, mask, notes: list[str]) -> ImagePrompt:
+    """The image prompt of :func:`build_conditions`, checked (what was adjusted goes to ``notes``)."""
+    from .masks import load_mask, open_picture
+
+    picture = open_picture(image, "--image-prompt")
+    region = None
+    if mask is not None:
+        loaded = load_mask(mask, picture.size, "--ip-mask")
+        region = loaded.mask
+        notes.extend(loaded.notes)
+    if preset is not None and preset not in IP_PRESETS:
+        raise CharforgeError(f"--ip-preset {preset}: unknown (known: {', '.join(IP_PRESETS)})")
+    if preset is not None and scale_value is not None:
+        raise CharforgeError("give --ip-scale or --ip-preset, not both")
+    return ImagePrompt(adapter, picture, ip_scale(scale_value), region, str(image), preset or "")
+
+
+def _edit(
+    image: str | Path, mask, mask_source: str | None, strength: float | None, padding: int | None, keep: bool, notes: list[str]
+) -> Edit:
+    """The edit of :func:`build_conditions`: the picture, its mask (a file, a picture, or None: restyle it whole)
+    and the strength (default 1 inside a mask, 0.5 for a restyle)."""
+    from .masks import load_mask, open_picture, share_warning
+
+    picture = open_picture(image, "picture to edit")
+    region, source = None, ""
+    if isinstance(mask, Image.Image):
+        region, source = mask.convert("L"), mask_source or "made from words or colours"
+    elif mask is not None:
+        loaded = load_mask(mask, picture.size)
+        region, source = loaded.mask, str(mask)
+        notes.extend(loaded.notes)
+    if region is not None:
+        warning = share_warning(region, f"--mask {source}")
+        if warning:
+            notes.append(warning)
+    default_strength = 1.0 if region is not None else 0.5
+    return Edit(picture, region, default_strength if strength is None else strength, padding, keep, str(image), source)
