@@ -65,7 +65,7 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     judge, painter = Judge.load(), Painter()
-    draw = dict(base="world", steps=args.steps, show_progress=False, painter=painter)
+    draw = dict(model=api.ModelChoice("world"), steps=args.steps, show_progress=False, painter=painter)
     hits = {m: {"asked outfit": [], "identity kept": [], "both": []} for m in METHODS}
     per_attribute = {m: {a: [] for a in (*OTHER_IDENTITY, *ALSO_READ)} for m in METHODS}
     ious, started = [], time.perf_counter()

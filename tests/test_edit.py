@@ -153,7 +153,12 @@ def test_restyle_redraws_the_whole_picture_and_strength_decides_how_much(tmp_pat
     """On the mini world's trained model: a tiny random VAE's round trip alone would change every pixel."""
     flat_picture((64, 64)).save(tmp_path / "in.png")
     original = _pixels(tmp_path / "in.png")
-    draw = {**DRAW, "steps": 10, "base": "world", "show_progress": False}  # diffusers runs int(steps * strength): 2 at 0.2
+    draw = {
+        **DRAW,
+        "steps": 10,
+        "model": api.ModelChoice("world"),
+        "show_progress": False,
+    }  # diffusers runs int(steps * strength): 2 at 0.2
     change = {}
     for strength in (0.2, 1.0):
         result = api.edit(None, tmp_path / "in.png", ["a girl"], strength=strength, out_dir=tmp_path / f"s{strength}", **draw)
@@ -358,7 +363,7 @@ def test_sdxl_inpainting_restyling_and_a_pose_run_on_a_tiny_sdxl(tiny_sdxl, tmp_
     flat_picture((32, 32)).save(tmp_path / "in.png")
     mask = Image.new("L", (32, 32), 0)
     ImageDraw.Draw(mask).rectangle((8, 12, 23, 27), fill=255)
-    common = dict(base=str(tiny_sdxl), show_progress=False, **DRAW)
+    common = dict(model=api.ModelChoice(str(tiny_sdxl)), show_progress=False, **DRAW)
     inpainted = api.edit(None, tmp_path / "in.png", ["a girl"], mask=mask, out_dir=tmp_path / "i", **common)
     change = np.abs(_pixels(inpainted.images[0]) - _pixels(tmp_path / "in.png"))
     assert change[np.asarray(mask) == 0].max() == 0 and change[np.asarray(mask) == 255].mean() > 1
@@ -391,11 +396,18 @@ def test_edit_takes_one_mask_and_no_mask_with_restyle(tmp_path, capsys):
     Image.new("RGB", (32, 32), "white").save(tmp_path / "in.png")
     Image.new("L", (32, 32), 255).save(tmp_path / "m.png")
     with pytest.raises(CharforgeError, match="give one of --mask, --mask-words, --by-colour"):
-        api.edit(None, tmp_path / "in.png", ["a girl"], mask=tmp_path / "m.png", by_colour="#ffffff", base="world")
+        api.edit(
+            None,
+            tmp_path / "in.png",
+            ["a girl"],
+            mask=tmp_path / "m.png",
+            by_colour="#ffffff",
+            model=api.ModelChoice(base="world"),
+        )
     with pytest.raises(CharforgeError, match="--restyle redraws the whole picture"):
-        api.edit(None, tmp_path / "in.png", ["a girl"], mask_words="clothing", restyle=True, base="world")
+        api.edit(None, tmp_path / "in.png", ["a girl"], mask_words="clothing", restyle=True, model=api.ModelChoice(base="world"))
     with pytest.raises(CharforgeError, match="or --restyle to redraw the whole picture"):
-        api.edit(None, tmp_path / "in.png", ["a girl"], restyle=False, base="world")
+        api.edit(None, tmp_path / "in.png", ["a girl"], restyle=False, model=api.ModelChoice(base="world"))
     ws = api.init(tmp_path / "ws", token="sks", class_word="girl")
     code, _, err = run_cli("edit", ws.root, tmp_path / "in.png", "a girl", capsys=capsys)
     assert code == 2 and "or --restyle" in err and "Traceback" not in err

@@ -232,8 +232,9 @@ def test_evaluating_a_dreambooth_run_draws_each_checkpoint_as_generate_does(draw
     prompts.write_text(PROMPTS)
     result = api.evaluate(ws, prompts=prompts, clip="none", dino="none", steps=2, show_progress=False)
     size = dict(width=FAST["resolution"], height=FAST["resolution"])
-    for point, where in {"step-000001": {"checkpoint": 1}, "step-000002": {"checkpoint": 2}}.items():
-        drawn = api.generate(ws, ["UnicornGirl girl waving"], seeds=[0], steps=2, show_progress=False, **size, **where)
+    for point, step in {"step-000001": 1, "step-000002": 2}.items():
+        at = api.ModelChoice(checkpoint=step)
+        drawn = api.generate(ws, ["UnicornGirl girl waving"], model=at, seeds=[0], steps=2, show_progress=False, **size)
         evaluated = Image.open(result.folder / "images" / point / "waving-s0.png")
         assert evaluated.tobytes() == Image.open(drawn.images[0]).tobytes(), point
 

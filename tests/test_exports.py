@@ -517,8 +517,7 @@ def test_png_parameters_restore_loras_model_and_hashes_in_a1111_and_sd_parsers(p
     result = api.generate(
         None,
         ["UnicornGirl girl, waving"],
-        base=str(tiny_sd1),
-        loras=[spec],
+        model=api.ModelChoice(base=str(tiny_sd1), loras=[spec]),
         negative_prompt="blurry, dark",
         sampler="dpm++2m-karras",
         steps=2,
@@ -569,11 +568,15 @@ def test_bf16_dreambooth_result_is_one_dtype_that_plain_diffusers_draws_and_is_n
     pipe = StableDiffusionPipeline.from_pretrained(str(run.final_dir))  # plain diffusers, nothing of charforge
     pipe.set_progress_bar_config(disable=True)
     pipe("a picture of UnicornGirl girl", num_inference_steps=2, height=32, width=32)  # no dtype mismatch
-    result = api.generate(None, ["UnicornGirl girl"], base=str(run.final_dir), steps=2, out_dir=tmp_path / "out")
+    result = api.generate(
+        None, ["UnicornGirl girl"], model=api.ModelChoice(base=str(run.final_dir)), steps=2, out_dir=tmp_path / "out"
+    )
     assert read_png_params(result.images[0]).model == "UnicornGirl-full"  # not "final"
     single = run.final_dir / "UnicornGirl-full.safetensors"  # A1111 would load this file: its hash is the model's
     assert read_png_params(result.images[0]).model_hash == file_sha256(single)[:10]
-    from_file = api.generate(None, ["x"], base=str(single), base_config=str(tiny_sd1), steps=2, out_dir=tmp_path / "file")
+    from_file = api.generate(
+        None, ["x"], model=api.ModelChoice(base=str(single), base_config=str(tiny_sd1)), steps=2, out_dir=tmp_path / "file"
+    )
     params = read_png_params(from_file.images[0])
     assert (params.model, params.model_hash) == ("UnicornGirl-full", file_sha256(single)[:10])
 

@@ -96,8 +96,8 @@ def test_guidance_defaults_to_what_the_model_recommends(tiny_sd1, tmp_path, caps
 
 def test_batched_generation_draws_what_single_draws_draw(tiny_sd1, tmp_path):
     common = dict(prompts=["a red ball", "a blue cube"], seeds=[3, 4], steps=3, negative_prompt="ugly", show_progress=False)
-    one = api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "one", **common)
-    batched = api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "batched", batch_size=3, **common)
+    one = api.generate(None, model=api.ModelChoice(base=str(tiny_sd1)), out_dir=tmp_path / "one", **common)
+    batched = api.generate(None, model=api.ModelChoice(base=str(tiny_sd1)), out_dir=tmp_path / "batched", batch_size=3, **common)
     assert len(batched.images) == 4  # 2 prompts x 2 seeds in batches of 3 and 1
     for a, b in zip(one.images, batched.images, strict=True):
         assert (read_png_params(a).prompt, read_png_params(a).seed) == (read_png_params(b).prompt, read_png_params(b).seed)
@@ -106,7 +106,7 @@ def test_batched_generation_draws_what_single_draws_draw(tiny_sd1, tmp_path):
     arrays = [np.asarray(Image.open(p)) for p in batched.images]
     assert not np.array_equal(arrays[0], arrays[1]) and not np.array_equal(arrays[0], arrays[2])
     with pytest.raises(CharforgeError, match="batch-size"):
-        api.generate(None, base=str(tiny_sd1), out_dir=tmp_path / "bad", batch_size=0, **common)
+        api.generate(None, model=api.ModelChoice(base=str(tiny_sd1)), out_dir=tmp_path / "bad", batch_size=0, **common)
 
 
 def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp_path):
@@ -114,16 +114,19 @@ def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp
     from charforge.generate.text2image import LoraSpec
 
     common = dict(num_images=1, steps=3, seed=1)
-    plain = api.generate(None, ["x"], base=str(tiny_sd1), out_dir=tmp_path / "a", **common).images[0]
+    plain = api.generate(None, ["x"], model=api.ModelChoice(base=str(tiny_sd1)), out_dir=tmp_path / "a", **common).images[0]
     zero = api.generate(
-        None, ["x"], base=str(tiny_sd1), loras=[LoraSpec(run.final_dir, 0.0)], out_dir=tmp_path / "b", **common
+        None,
+        ["x"],
+        model=api.ModelChoice(base=str(tiny_sd1), loras=[LoraSpec(run.final_dir, 0.0)]),
+        out_dir=tmp_path / "b",
+        **common,
     ).images[0]
     kohya = exported_file(run.final_dir)
     two = api.generate(
         None,
         ["x"],
-        base=str(tiny_sd1),
-        loras=[LoraSpec(run.final_dir, 0.5), LoraSpec(kohya, 0.5)],
+        model=api.ModelChoice(base=str(tiny_sd1), loras=[LoraSpec(run.final_dir, 0.5), LoraSpec(kohya, 0.5)]),
         out_dir=tmp_path / "c",
         **common,
     ).images[0]
@@ -135,7 +138,7 @@ def test_lora_weight_zero_equals_base_and_several_loras(workspace, tiny_sd1, tmp
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_every_sampler_runs(tiny_sd1, tmp_path, sampler):
-    result = api.generate(None, ["x"], base=str(tiny_sd1), out_dir=tmp_path, steps=6, sampler=sampler)
+    result = api.generate(None, ["x"], model=api.ModelChoice(base=str(tiny_sd1)), out_dir=tmp_path, steps=6, sampler=sampler)
     assert read_png_params(result.images[0]).sampler == SAMPLERS[sampler][0]
 
 

@@ -48,12 +48,11 @@ def test_a_reused_base_draws_as_a_fresh_one_after_wearing_and_taking_off(runs, t
 def test_generate_draws_the_same_with_a_shared_painter(runs, tiny_sd1, tmp_path):
     lora, _ = runs
     painter = Painter()
-    options = dict(base=str(tiny_sd1), steps=3, seed=3)
-    alone = api.generate(None, [PROMPT], loras=[LoraSpec(lora.final_dir, 0.8)], out_dir=tmp_path / "a", **options).images[0]
-    api.generate(None, [PROMPT], painter=painter, out_dir=tmp_path / "b", **options)  # the base alone first
-    shared = api.generate(
-        None, [PROMPT], loras=[LoraSpec(lora.final_dir, 0.8)], painter=painter, out_dir=tmp_path / "c", **options
-    ).images[0]
+    options = dict(steps=3, seed=3)
+    worn = api.ModelChoice(str(tiny_sd1), loras=(LoraSpec(lora.final_dir, 0.8),))
+    alone = api.generate(None, [PROMPT], model=worn, out_dir=tmp_path / "a", **options).images[0]
+    api.generate(None, [PROMPT], model=api.ModelChoice(str(tiny_sd1)), painter=painter, out_dir=tmp_path / "b", **options)
+    shared = api.generate(None, [PROMPT], model=worn, painter=painter, out_dir=tmp_path / "c", **options).images[0]
     assert np.array_equal(np.asarray(Image.open(alone)), np.asarray(Image.open(shared)))
 
 

@@ -68,8 +68,8 @@ def test_bf16_lora_with_prior_validation_and_pivotal_tuning_saves_fp32_that_a_fp
 
     # generate with the run (LoRA + the identifier's rows) and from a checkpoint.
     kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
-    final = api.generate(workspace, [PROMPT], run="bf16", **kwargs).images[0]
-    step2 = api.generate(workspace, [PROMPT], run="bf16", checkpoint=2, **kwargs).images[0]
+    final = api.generate(workspace, [PROMPT], model=api.ModelChoice(run="bf16"), **kwargs).images[0]
+    step2 = api.generate(workspace, [PROMPT], model=api.ModelChoice(run="bf16", checkpoint=2), **kwargs).images[0]
     assert not np.array_equal(_pixels(final), _pixels(step2))
 
     # Resume in bf16: 2 + 2 steps end where 4 straight steps ended.
@@ -98,8 +98,8 @@ def test_bf16_dreambooth_saves_fp32_and_its_checkpoints_draw_as_its_final_model(
 
     kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
     images = {
-        name: _pixels(api.generate(workspace, [PROMPT], **extra, **kwargs).images[0])
-        for name, extra in {"step1": {"checkpoint": 1}, "step2": {"checkpoint": 2}, "final": {}}.items()
+        name: _pixels(api.generate(workspace, [PROMPT], model=api.ModelChoice(checkpoint=step), **kwargs).images[0])
+        for name, step in {"step1": 1, "step2": 2, "final": None}.items()
     }
     assert np.array_equal(images["step2"], images["final"])
     assert not np.array_equal(images["step1"], images["final"])

@@ -157,8 +157,8 @@ def test_generate_from_a_dreambooth_checkpoint_uses_its_unet(workspace, tiny_sd1
     )
     kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
     images = {
-        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], **extra, **kwargs).images[0]))
-        for name, extra in {"step1": {"checkpoint": 1}, "step2": {"checkpoint": 2}, "final": {}}.items()
+        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], model=at, **kwargs).images[0]))
+        for name, at in {"step1": api.ModelChoice(checkpoint=1), "step2": api.ModelChoice(checkpoint=2), "final": None}.items()
     }
     assert np.array_equal(images["step2"], images["final"])  # the last checkpoint is the final model
     assert not np.array_equal(images["step1"], images["final"])
@@ -182,10 +182,11 @@ def test_dreambooth_with_text_encoder_learns_the_identifier_and_checkpoints_it(w
     moved = (final.text_encoder.get_input_embeddings().weight - base.text_encoder.get_input_embeddings().weight).norm(dim=1)
     assert moved[ids].min() > 10 * moved[unused].max()  # the identifier learnt; words never shown only decay
 
-    kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False, run="straight")
+    kwargs = dict(seeds=[0], steps=2, width=32, height=32, show_progress=False)
+    points = {"step1": 1, "step2": 2, "final": None}
     images = {
-        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], **extra, **kwargs).images[0]))
-        for name, extra in {"step1": {"checkpoint": 1}, "step2": {"checkpoint": 2}, "final": {}}.items()
+        name: np.asarray(Image.open(api.generate(workspace, ["a picture of UnicornGirl girl"], model=at, **kwargs).images[0]))
+        for name, at in {name: api.ModelChoice(run="straight", checkpoint=step) for name, step in points.items()}.items()
     }
     assert np.array_equal(images["step2"], images["final"])  # equal only if the checkpoint's text encoder is used
     assert not np.array_equal(images["step1"], images["final"])

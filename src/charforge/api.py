@@ -48,6 +48,7 @@ __all__ = [
     "run_status",
     "RunStatus",
     "generate",
+    "ModelChoice",
     "edit",
     "mask",
     "make_mask",
@@ -239,6 +240,48 @@ class RunModel:
     finetuned: Path | None = None
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model draws, the one argument ``generate`` and ``edit`` (and the CLI's and UI's model options) take
+    for it: with a workspace that has runs, its ``run``'s result at ``checkpoint`` (its LoRA and identifier, or its
+    DreamBooth model) unless ``use_run`` is False; ``base`` instead of the run's base; more ``loras`` on top.
+    ``allow_unsafe_pickle`` and ``base_config`` load a base the way a run records them."""
+
+    base: str | None = None
+    run: str = "latest"
+    checkpoint: int | None = None
+    loras: tuple[LoraSpec, ...] = ()
+    use_run: bool = True
+    allow_unsafe_pickle: bool = False
+    base_config: str | None = None
+
+    def resolve(self, ws: Workspace | None) -> _Drawer:
+        """What loads and draws: the run's base, LoRAs (the run's first, then these) and loading options."""
+        if ws is None or not self.use_run or not (ws.run_names() or self.run != "latest"):
+            if self.base is None:
+                raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
+            return _Drawer(self.base, list(self.loras), None, self.allow_unsafe_pickle, self.base_config)
+        found = resolve_run_model(ws, self.run, self.checkpoint)
+        return _Drawer(
+            self.base or found.base,
+            [*found.loras, *self.loras],
+            found.finetuned,
+            self.allow_unsafe_pickle or found.config.allow_unsafe_pickle,
+            self.base_config or found.config.base_config,
+        )
+
+
+@dataclass(frozen=True)
+class _Drawer:
+    """A resolved ``ModelChoice``; ``finetuned``: a DreamBooth checkpoint's parts to swap into the base."""
+
+    base: str
+    loras: list[LoraSpec]
+    finetuned: Path | None
+    allow_unsafe_pickle: bool
+    base_config: str | None
+
+
 def resolve_run_model(ws: Workspace, run: str, checkpoint: int | None) -> RunModel:
     """The base model and LoRA (or full model) a run produced, at its final state or a checkpoint.
 
@@ -260,21 +303,15 @@ def generate(
     prompts: list[str],
     options: GenerateOptions | DrawOptions | None = None,
     *,
-    base: str | None = None,
-    run: str = "latest",
-    checkpoint: int | None = None,
-    loras: list[LoraSpec] | None = None,
-    use_run: bool = True,
+    model: ModelChoice | None = None,
     out_dir: str | Path | None = None,
-    allow_unsafe_pickle: bool = False,
-    base_config: str | None = None,
     painter: Painter | None = None,
     conditions: Conditions | None = None,
     show_progress: bool = True,
     **fields: Any,
 ) -> GenerationResult:
     """Generate images with ``options`` (``fields`` set or change some: ``num_images=4, steps=30``; an unknown
-    name is an error listing the known ones). With a workspace, its run's LoRA is used unless ``use_run`` is False.
+    name is an error listing the known ones), drawn by ``model`` (by default the workspace's latest run).
 
     ``painter``: one to reuse across calls, so each base is loaded once (its own loading options then apply).
     ``conditions``: already-built conditions (``edit`` passes its region) instead of the options' pose and image
@@ -287,31 +324,21 @@ def generate(
     elif options.has_conditions:
         raise CharforgeError("give the pose / image prompt as options or as conditions, not both")
     ws = open_workspace(workspace) if workspace is not None else None
-    all_loras = list(loras or [])
-    finetuned = None
-    if ws is not None and use_run and (ws.run_names() or run != "latest"):
-        found = resolve_run_model(ws, run, checkpoint)
-        base = base or found.base
-        all_loras = found.loras + all_loras
-        finetuned = found.finetuned
-        base_config = base_config or found.config.base_config
-        allow_unsafe_pickle = allow_unsafe_pickle or found.config.allow_unsafe_pickle
-    if base is None:
-        raise CharforgeError("no model to generate with: pass --base MODEL or train a run first")
-    painter = painter or Painter(allow_unsafe_pickle=allow_unsafe_pickle, base_config=base_config)
-    model = painter.wear(base, Wearing.of(all_loras, finetuned))
-    conditions, controlnet = painter.condition(base, conditions)
+    drawn = (model or ModelChoice()).resolve(ws)
+    painter = painter or Painter(allow_unsafe_pickle=drawn.allow_unsafe_pickle, base_config=drawn.base_config)
+    loaded = painter.wear(drawn.base, Wearing.of(drawn.loras, drawn.finetuned))
+    conditions, controlnet = painter.condition(drawn.base, conditions)
     if out_dir is None:
         out_dir = new_output_dir(ws.outputs_dir if ws else Path("outputs"))
     folder = Path(out_dir)
     paths = generate_images(
-        model,
+        loaded,
         prompts,
         folder,
         options.pick(DrawOptions),
         width=options.width,
         height=options.height,
-        loras=all_loras,
+        loras=drawn.loras,
         conditions=conditions,
         controlnet=controlnet,
         show_progress=show_progress,
@@ -325,14 +352,8 @@ def edit(
     prompts: list[str],
     options: EditOptions | None = None,
     *,
-    base: str | None = None,
-    run: str = "latest",
-    checkpoint: int | None = None,
-    loras: list[LoraSpec] | None = None,
-    use_run: bool = True,
+    model: ModelChoice | None = None,
     out_dir: str | Path | None = None,
-    allow_unsafe_pickle: bool = False,
-    base_config: str | None = None,
     painter: Painter | None = None,
     show_progress: bool = True,
     **fields: Any,
@@ -340,8 +361,8 @@ def edit(
     """Redraw ``image`` with the taught character: inside a mask (inpainting; white is redrawn), or all of it
     (no mask: restyling at ``strength``, 0.5 unless given). The mask is a picture (``mask``), or made here from
     ``mask_words`` or a palette colour (``by_colour``, ``tolerance``), grown by ``dilate`` pixels; ``restyle``
-    True / False insists on no mask / a mask. ``options`` are :class:`EditOptions` (``fields`` set some); the
-    model and run are chosen as in ``generate``."""
+    True / False insists on no mask / a mask. ``options`` are :class:`EditOptions` (``fields`` set some);
+    ``model`` chooses what draws, as in ``generate``."""
     options = EditOptions.build(options, **fields)
     region = _edit_region(image, workspace, options)
     conditions = options.conditions(image, region)
@@ -349,14 +370,8 @@ def edit(
         workspace,
         prompts,
         options.pick(DrawOptions),
-        base=base,
-        run=run,
-        checkpoint=checkpoint,
-        loras=loras,
-        use_run=use_run,
+        model=model,
         out_dir=out_dir,
-        allow_unsafe_pickle=allow_unsafe_pickle,
-        base_config=base_config,
         painter=painter,
         conditions=conditions,
         show_progress=show_progress,

@@ -241,20 +241,22 @@ def generate(
         workspace,
         all_prompts,
         build_options(GenerateOptions, options.pop("config"), options),
-        use_run=not no_run,
-        base_config=base_config,
-        **_drawing_with(run, checkpoint, lora, base, allow_unsafe_pickle, out),
+        **_drawing_with(run, checkpoint, lora, base, allow_unsafe_pickle, out, use_run=not no_run, base_config=base_config),
     )
     _echo_generated(result)
 
 
-def _drawing_with(run: str, checkpoint: int | None, lora: list[str] | None, base, unsafe: bool, out) -> dict[str, Any]:
+def _drawing_with(
+    run: str, checkpoint: int | None, lora: list[str] | None, base, unsafe: bool, out, *, use_run=True, base_config=None
+) -> dict[str, Any]:
     """The model options generate and edit share (``RunOpt`` ... ``OutOpt``), as ``api.generate`` / ``api.edit`` take
     them."""
+    from .api import ModelChoice
     from .generate.text2image import LoraSpec
 
-    loras = [LoraSpec.parse(x) for x in lora or []]
-    return dict(run=run, checkpoint=checkpoint, loras=loras, base=base, allow_unsafe_pickle=unsafe, out_dir=out)
+    loras = tuple(LoraSpec.parse(x) for x in lora or [])
+    model = ModelChoice(base, run, checkpoint, loras, use_run, allow_unsafe_pickle=unsafe, base_config=base_config)
+    return dict(model=model, out_dir=out)
 
 
 def _echo_generated(result) -> None:

@@ -268,9 +268,16 @@ def _evaluate(queue: JobQueue, job: Job) -> dict:
 def _generate(queue: JobQueue, job: Job) -> dict:
     options = dict(job.options)
     prompts = options.pop("prompts")
-    if options.get("loras"):
-        options["loras"] = [api.LoraSpec.parse(text) for text in options["loras"]]
-    result = api.generate(job.workspace or None, prompts, painter=queue.painter(), show_progress=False, **options)
+    choice = {name: options.pop(name) for name in ("base", "run", "use_run", "loras") if name in options}
+    choice["loras"] = tuple(api.LoraSpec.parse(text) for text in choice.get("loras") or ())
+    result = api.generate(
+        job.workspace or None,
+        prompts,
+        model=api.ModelChoice(**choice),
+        painter=queue.painter(),
+        show_progress=False,
+        **options,
+    )
     return {"images": [str(p) for p in result.images], "folder": str(result.folder)}
 
 

@@ -264,38 +264,42 @@ def _prepare(folder: Path, config: ExperimentConfig, character: Character) -> Wo
     return ws
 
 
+# The experiment's settings that are `charforge train`'s, under their TrainConfig names.
+_AS_TRAIN = {
+    "method": "method",
+    "captions": "captions",
+    "lora_targets": "lora_targets",
+    "steps": "max_train_steps",
+    "train_batch_size": "train_batch_size",
+    "learning_rate": "learning_rate",
+    "rank": "rank",
+    "train_text_encoder": "train_text_encoder",
+    "masked_loss": "masked_loss",
+    "prior_preservation": "prior_preservation",
+    "num_class_images": "num_class_images",
+    "checkpoint_every": "checkpointing_steps",
+    "eval_every": "eval_every",
+    "eval_seeds": "eval_seeds_count",
+    "stop_when_plateau": "stop_when_plateau",
+    "train_seed": "seed",
+}
+_AS_LORA_TRAIN = {"token_embedding": "train_token_embedding", "lora_text_encoder_lr": "text_encoder_lr"}  # LoRA methods
+
+
 def _teach(ws: Workspace, config: ExperimentConfig, show_progress: bool) -> Run:
     instance = "a cartoon of {token} {class_word}"
-    lora_options = {}
-    if config.method != "dreambooth":
-        lora_options = {"train_token_embedding": config.token_embedding, "text_encoder_lr": config.lora_text_encoder_lr}
+    names = _AS_TRAIN if config.method == "dreambooth" else {**_AS_TRAIN, **_AS_LORA_TRAIN}
     api.train(
         ws,
         base=str(MODEL_DIR),
-        method=config.method,
-        captions=config.captions,
-        lora_targets=config.lora_targets,
         instance_prompt=instance,
         resolution=64,
-        max_train_steps=config.steps,
-        train_batch_size=config.train_batch_size,
-        learning_rate=config.learning_rate,
-        rank=config.rank,
-        train_text_encoder=config.train_text_encoder,
-        **lora_options,
-        masked_loss=config.masked_loss,
-        prior_preservation=config.prior_preservation,
         class_prompt=class_prompts(config.class_scenes),
-        num_class_images=config.num_class_images,
-        checkpointing_steps=config.checkpoint_every,
-        eval_every=config.eval_every,
-        eval_seeds_count=config.eval_seeds,
-        stop_when_plateau=config.stop_when_plateau,
         validation_steps=config.checkpoint_every,
         validation_prompts=[scene_prompt(instance, TEST_SCENES[0])],
         validation_inference_steps=25,
-        seed=config.train_seed,
         show_progress=show_progress,
+        **{train: getattr(config, mine) for mine, train in names.items()},
     )
     return ws.run("latest")
 
@@ -322,8 +326,7 @@ class _Groups:
             self.ws,
             prompts,
             painter=self.painter,
-            base=None if use_run else str(MODEL_DIR),
-            use_run=use_run,
+            model=api.ModelChoice() if use_run else api.ModelChoice(str(MODEL_DIR), use_run=False),
             seeds=list(config.seeds if seeds is None else seeds),
             steps=config.inference_steps,
             batch_size=config.batch_size,
