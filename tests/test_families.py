@@ -1,5 +1,6 @@
-"""Transformer families (SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Image) through the same loop: detected, taught, loaded
-elsewhere, resumed, drawn; and the training target of each family checked against the formula of its diffusers training script."""
+"""Transformer families (SD3/3.5, FLUX.1, FLUX.2 klein, Chroma, Z-Image, Qwen-Image) through the same loop: detected,
+taught, loaded elsewhere, resumed, drawn; and the training target of each family checked against the formula of its
+diffusers training script."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def tiny_flux(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_flux2(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-flux2-klein", ModelFamily.FLUX2)
+
+
+@pytest.fixture(scope="session")
 def tiny_chroma(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chroma", ModelFamily.CHROMA)
 
@@ -48,7 +54,14 @@ def tiny_qwenimage(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen-image", ModelFamily.QWEN)
 
 
-TRANSFORMER_FAMILIES = [ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN]
+TRANSFORMER_FAMILIES = [
+    ModelFamily.SD3,
+    ModelFamily.FLUX,
+    ModelFamily.FLUX2,
+    ModelFamily.CHROMA,
+    ModelFamily.ZIMAGE,
+    ModelFamily.QWEN,
+]
 
 
 @pytest.fixture(params=TRANSFORMER_FAMILIES, ids=[f.value for f in TRANSFORMER_FAMILIES])
@@ -57,8 +70,19 @@ def tiny_transformer(request):
     return request.getfixturevalue(f"tiny_{request.param.value}")
 
 
+def _png_pixels(path) -> bytes:
+    from PIL import Image
+
+    return Image.open(path).tobytes()
+
+
+def _alone(model) -> api.ModelChoice:
+    """Draw with the model alone, not the workspace's run."""
+    return api.ModelChoice(str(model), use_run=False)
+
+
 def test_transformer_families_are_detected_from_folders_and_single_file_keys(
-    tiny_sd3, tiny_flux, tiny_chroma, tiny_qwenimage, tmp_path
+    tiny_sd3, tiny_flux, tiny_flux2, tiny_chroma, tiny_qwenimage, tmp_path
 ):
     base = load_base_model(str(tiny_sd3))
     assert base.family is ModelFamily.SD3
@@ -77,13 +101,19 @@ def test_transformer_families_are_detected_from_folders_and_single_file_keys(
     assert qwen.family is ModelFamily.QWEN and size_multiple(qwen.pipe) == 16  # its video VAE's 8x, 2x2 packing
     with pytest.raises(ValueError, match="a Qwen-Image transformer alone; give the diffusers folder"):
         detect_single_file_family({"transformer_blocks.0.img_mod.1.weight"})
+    klein = load_base_model(str(tiny_flux2))
+    assert klein.family is ModelFamily.FLUX2 and size_multiple(klein.pipe) == 4  # VAE 2 x its 2x2 patches
+    assert vae_latents.cell_size(klein.pipe) == 4  # the denoiser's grid is the patches', not the VAE's
+    flux2_file = {"double_blocks.0.img_attn.qkv.weight", "single_stream_modulation.lin.weight"}  # as BFL ships it
+    with pytest.raises(ValueError, match="a FLUX.2 transformer alone; give the diffusers folder"):
+        detect_single_file_family(flux2_file)
 
     other = tmp_path / "flux2"
     other.mkdir()
     (other / "model_index.json").write_text(json.dumps({"_class_name": "Flux2Pipeline", "transformer": ["diffusers", "X"]}))
     with pytest.raises(
         CharforgeError,
-        match=r"Flux2Pipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Im",
+        match=r"Flux2Pipeline without a UNet; charforge supports SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, FLUX.2 klein, Chroma",
     ):
         load_base_model(str(other))
 
@@ -131,7 +161,18 @@ def _velocity_error(pipe, latents: torch.Tensor) -> float:
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
     noisy, n = (1 - sigmas) * x + sigmas * noise, len(sigmas)
     with torch.no_grad():
-        if type(pipe).__name__ == "QwenImagePipeline":  # masked template states, packed latents, one frame
+        if type(pipe).__name__ == "Flux2KleinPipeline":  # three Qwen3 layers side by side; patches as a sequence, 4-D ids
+            embeds, text_ids = pipe.encode_prompt(PROMPT)
+            ids = pipe._prepare_latent_ids(noisy)
+            pred = pipe.transformer(
+                hidden_states=pipe._pack_latents(noisy),
+                timestep=sigmas.flatten(),
+                encoder_hidden_states=embeds.repeat(n, 1, 1),
+                txt_ids=text_ids.repeat(n, 1, 1),
+                img_ids=ids,
+            ).sample
+            pred = pipe._unpack_latents_with_ids(pred, ids)
+        elif type(pipe).__name__ == "QwenImagePipeline":  # masked template states, packed latents, one frame
             embeds, mask = pipe.encode_prompt(PROMPT)
             b, c, h, w = noisy.shape
             pred = pipe.transformer(
@@ -219,10 +260,10 @@ def test_lora_learns_loads_into_a_fresh_pipeline_and_draws(workspace, tiny_trans
     latents = (vae_latents.encode(pipe.vae, pixels)[0] - shift) * scaling
     before = _velocity_error(pipe, latents)
     kw = dict(num_inference_steps=4, height=32, width=32, output_type="np")
-    plain = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).images
+    plain = pipe(prompt=PROMPT, generator=torch.Generator().manual_seed(0), **kw).images  # FLUX.2's first is a picture
     pipe.load_lora_weights(str(result.final_dir))
     assert _velocity_error(pipe, latents) < before * 0.9
-    assert abs(plain - pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).images).mean() > 1e-3
+    assert abs(plain - pipe(prompt=PROMPT, generator=torch.Generator().manual_seed(0), **kw).images).mean() > 1e-3
 
     drawn = api.generate(
         workspace, ["UnicornGirl girl waving"], steps=3, sampler="euler", width=32, height=32, show_progress=False
@@ -280,10 +321,10 @@ def test_options_that_do_not_apply_to_flow_matching_are_refused(workspace, tiny_
 
 def test_ddpm_only_samplers_and_options_are_refused_for_flow_models(workspace, tiny_sd3, tiny_flux):
     with pytest.raises(CharforgeError, match="euler-a assumes a DDPM noise schedule"):
-        api.generate(workspace, ["x"], base=str(tiny_sd3), use_run=False, steps=2, sampler="euler-a", show_progress=False)
+        api.generate(workspace, ["x"], model=_alone(tiny_sd3), steps=2, sampler="euler-a", show_progress=False)
     # FLUX shifts its noise levels by the picture's size, which only the flow Euler sampler takes
     with pytest.raises(CharforgeError, match="dpm\\+\\+2m assumes a fixed shift; .* draws with: euler$"):
-        api.generate(workspace, ["x"], base=str(tiny_flux), use_run=False, steps=2, sampler="dpm++2m", show_progress=False)
+        api.generate(workspace, ["x"], model=_alone(tiny_flux), steps=2, sampler="dpm++2m", show_progress=False)
     sd1 = save_tiny_model(workspace.root / "sd1", ModelFamily.SD1)
     with pytest.raises(CharforgeError, match="--timestep-sampling mode is for flow-matching models"):
         api.train(workspace, base=str(sd1), timestep_sampling="mode", show_progress=False, **FAST)
@@ -301,8 +342,8 @@ def test_edits_draw_with_a_flow_sampler_and_poses_are_refused(workspace, tiny_tr
     mask.paste(255, (8, 8, 24, 24))
     mask.save(tmp_path / "mask.png")
     result = api.edit(
-        workspace, tmp_path / "in.png", "UnicornGirl girl in red", mask=tmp_path / "mask.png", base=str(tiny_transformer),
-        use_run=False, steps=4, strength=0.6, show_progress=False,
+        workspace, tmp_path / "in.png", "UnicornGirl girl in red", mask=tmp_path / "mask.png", model=_alone(tiny_transformer),
+        steps=4, strength=0.6, show_progress=False,
     )  # fmt: skip
     params = read_png_params(result.images[0])
     assert params.sampler == "Euler"  # the multistep solvers cannot start part-way on a flow model
@@ -310,23 +351,77 @@ def test_edits_draw_with_a_flow_sampler_and_poses_are_refused(workspace, tiny_tr
     outside = np.asarray(mask) == 0
     assert np.abs(drawn[outside] - np.asarray(picture, dtype=float)[outside]).mean() < 1.0  # only the mask was redrawn
     with pytest.raises(CharforgeError, match="--sampler unipc cannot start from a picture"):
-        api.edit(workspace, tmp_path / "in.png", "x", base=str(tiny_transformer), use_run=False, steps=4, strength=0.6,
+        api.edit(workspace, tmp_path / "in.png", "x", model=_alone(tiny_transformer), steps=4, strength=0.6,
                  sampler="unipc", show_progress=False)  # fmt: skip
     pose = Pose(controlnet="", image=Image.new("RGB", (32, 32)))
     with pytest.raises(CharforgeError, match="--pose and --image-prompt use UNet ControlNets"):
-        api.generate(workspace, ["x"], base=str(tiny_transformer), use_run=False, steps=2, conditions=api.Conditions(pose=pose))
+        api.generate(workspace, ["x"], model=_alone(tiny_transformer), steps=2, conditions=api.Conditions(pose=pose))
 
 
 def test_flux_draws_with_its_own_default_sampler(workspace, tiny_flux):
-    drawn = api.generate(workspace, ["x"], base=str(tiny_flux), use_run=False, steps=2, width=32, height=32, show_progress=False)
+    drawn = api.generate(workspace, ["x"], model=_alone(tiny_flux), steps=2, width=32, height=32, show_progress=False)
     assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 
-def test_each_family_draws_at_its_recommended_guidance(tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1):
+def test_each_family_draws_at_its_recommended_guidance(
+    tiny_sd3, tiny_flux, tiny_flux2, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1, tmp_path
+):
+    import shutil
+
     from charforge.models.loading import recommended_guidance
 
-    models = (tiny_sd3, tiny_flux, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1)
-    assert [recommended_guidance(str(m)) for m in models] == [7.0, 3.5, 5.0, 5.0, 4.0, 7.5]
+    models = (tiny_sd3, tiny_flux, tiny_flux2, tiny_chroma, tiny_zimage, tiny_qwenimage, tiny_sd1)
+    assert [recommended_guidance(str(m)) for m in models] == [7.0, 3.5, 4.0, 5.0, 5.0, 4.0, 7.5]
+    distilled = shutil.copytree(tiny_flux2, tmp_path / "klein-4b")  # klein 4B / 9B are step-distilled: no guidance
+    index = json.loads((distilled / "model_index.json").read_text())
+    (distilled / "model_index.json").write_text(json.dumps({**index, "is_distilled": True}))
+    assert recommended_guidance(str(distilled)) == 1.0
+
+
+def test_flux2_klein_trains_on_what_its_script_computes(workspace, tiny_flux2):
+    """diffusers' FLUX.2 klein script: the prompt's Qwen3 states after layers 9, 18 and 27 side by side
+    (``encode_prompt``); latents = the VAE's 2x2 patches minus its batch norm's running mean, over its running std;
+    the transformer reads them packed with 4-D ids at t / 1000 and its output is scattered back by those ids. The
+    adapter and the latent normalisation must give the same numbers; drawing refuses what klein cannot do."""
+    from charforge.models.adapters import adapter_for
+
+    pipe = load_base_model(str(tiny_flux2)).pipe
+    adapter = adapter_for(ModelFamily.FLUX2, pipe)
+    with torch.no_grad():
+        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
+        theirs, text_ids = pipe.encode_prompt([PROMPT, "a"])
+        torch.testing.assert_close(ours.hidden, theirs)
+
+        pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        mode = pipe.vae.encode(pixels).latent_dist.mode()
+        bn_mean = pipe.vae.bn.running_mean.view(1, -1, 1, 1)
+        bn_std = torch.sqrt(pipe.vae.bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
+        script = (pipe._patchify_latents(mode) - bn_mean) / bn_std
+        shift, scaling = vae_latents.normalisation(pipe.vae)
+        torch.testing.assert_close((vae_latents.encode(pipe.vae, pixels)[0] - shift) * scaling, script)
+
+        noise = torch.randn(script.shape, generator=torch.Generator().manual_seed(1))
+        timesteps = torch.tensor([250.0, 750.0])
+        sigmas = (timesteps / 1000).view(-1, 1, 1, 1)
+        noisy = (1 - sigmas) * script + sigmas * noise
+        ids = pipe._prepare_latent_ids(noisy)
+        packed = pipe._pack_latents(noisy)
+        reference = pipe.transformer(
+            hidden_states=packed, timestep=timesteps / 1000, guidance=None, encoder_hidden_states=theirs,
+            txt_ids=text_ids, img_ids=ids, return_dict=False,
+        )[0]  # fmt: skip
+        reference = pipe._unpack_latents_with_ids(reference[:, : packed.size(1)], ids)
+        torch.testing.assert_close(adapter.predict(pipe.transformer, noisy, timesteps, ours, (32, 32)), reference)
+
+    with pytest.raises(CharforgeError, match="no image-to-image pipeline in diffusers: give a mask"):
+        api.edit(workspace, workspace.training_images()[0], "x", model=_alone(tiny_flux2), steps=4, strength=0.5)
+    negative = api.generate(
+        workspace, ["x"], model=_alone(tiny_flux2), steps=2, width=32, height=32, negative_prompt="blurry", seed=3
+    )
+    plain = api.generate(workspace, ["x"], model=_alone(tiny_flux2), steps=2, width=32, height=32, seed=3)
+    params = read_png_params(negative.images[0])
+    assert params.sampler == "Euler" and params.negative_prompt == "blurry" and params.cfg_scale == 4.0
+    assert _png_pixels(negative.images[0]) != _png_pixels(plain.images[0])  # the negative prompt acts
 
 
 def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace, tiny_zimage):
@@ -342,10 +437,8 @@ def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace,
     for hidden, mask, reference in zip(ours.hidden, ours.mask, theirs, strict=True):
         torch.testing.assert_close(hidden[mask.bool()], reference)
     with pytest.raises(CharforgeError, match="this flow-matching model draws with: euler"):
-        api.generate(workspace, ["x"], base=str(tiny_zimage), use_run=False, steps=2, sampler="dpm++2m", show_progress=False)
-    drawn = api.generate(
-        workspace, ["x"], base=str(tiny_zimage), use_run=False, steps=2, width=32, height=32, show_progress=False
-    )
+        api.generate(workspace, ["x"], model=_alone(tiny_zimage), steps=2, sampler="dpm++2m", show_progress=False)
+    drawn = api.generate(workspace, ["x"], model=_alone(tiny_zimage), steps=2, width=32, height=32, show_progress=False)
     assert read_png_params(drawn.images[0]).sampler == "Euler"
 
 

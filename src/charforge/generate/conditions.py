@@ -159,10 +159,12 @@ def edit_size(image: Image.Image, multiple: int) -> tuple[int, int]:
 
 
 # Pipeline class -> (its image-to-image, its inpainting pipeline), where AutoPipelineFor* has no entry (diffusers 0.42).
+# FLUX.2 klein has none for image-to-image: its own pipeline takes a picture as a reference to follow, not to redraw.
 _EDIT_PIPELINES = {
     "ChromaPipeline": ("ChromaImg2ImgPipeline", "ChromaInpaintPipeline"),
     "ZImagePipeline": ("ZImageImg2ImgPipeline", "ZImageInpaintPipeline"),
     "QwenImagePipeline": ("QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"),
+    "Flux2KleinPipeline": (None, "Flux2KleinInpaintPipeline"),
 }
 
 
@@ -175,6 +177,8 @@ def pipeline_for(pipe, conditions: Conditions, controlnet=None):
 
         inpaint = conditions.edit.mask is not None
         own = _EDIT_PIPELINES.get(type(pipe).__name__)  # families diffusers' auto pipelines do not map yet
+        if own is not None and own[1 if inpaint else 0] is None:
+            raise CharforgeError("this model has no image-to-image pipeline in diffusers: give a mask to redraw inside it")
         if own is not None:
             kind = getattr(diffusers, own[1] if inpaint else own[0])
         else:

@@ -33,8 +33,14 @@ _FLOW: dict[str, tuple[str, dict]] = {
 _FLOW_EDIT = ("euler", "heun")
 
 
-# Pipelines that hand the scheduler their own sigmas (Z-Image), which only the flow Euler sampler takes.
-OWN_SIGMAS = {"ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"}
+# Pipelines that hand the scheduler their own sigmas (Z-Image, FLUX.2 klein), which only the flow Euler sampler takes.
+OWN_SIGMAS = {
+    "ZImagePipeline",
+    "ZImageImg2ImgPipeline",
+    "ZImageInpaintPipeline",
+    "Flux2KleinPipeline",
+    "Flux2KleinInpaintPipeline",
+}
 
 
 def euler_only(base_config, pipeline: str = "") -> bool:

@@ -140,6 +140,9 @@ def native_size(pipe) -> tuple[int, int]:
 # Pipelines that take classifier-free guidance as ``true_cfg_scale`` and apply it only with a negative prompt (their
 # ``guidance_scale`` is a distilled-guidance input Qwen-Image does not have); the pipeline's own examples pass " ".
 TRUE_CFG_PIPELINES = {"QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"}
+# Pipelines that take no negative prompt as text: they guide away from "" unless given the negative prompt's
+# embeddings (FLUX.2 klein), which are encoded here with the pipeline's own encoder.
+NEGATIVE_EMBEDDING_PIPELINES = {"Flux2KleinPipeline", "Flux2KleinInpaintPipeline"}
 
 
 def own_guidance(pipe) -> float:
@@ -157,6 +160,9 @@ def guidance_arguments(pipe, guidance: float, negative_prompt: str, count: int) 
         if negative is None and guidance > 1:
             negative = [" "] * count
         return {"true_cfg_scale": guidance, "negative_prompt": negative}
+    if type(pipe).__name__ in NEGATIVE_EMBEDDING_PIPELINES:
+        embeds = pipe.encode_prompt(negative)[0] if negative else None
+        return {"guidance_scale": guidance, "negative_prompt_embeds": embeds}
     return {"guidance_scale": guidance, "negative_prompt": negative}
 
 
@@ -194,7 +200,7 @@ def draw_batch(
         extra = {}
     with torch.no_grad():
         images = pipe(
-            list(prompts),
+            prompt=list(prompts),  # by name: FLUX.2 klein's first argument is a reference picture
             num_inference_steps=steps,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
             **guidance_arguments(pipe, guidance, negative_prompt, len(prompts)),
@@ -226,14 +232,10 @@ def generate_images(
     written beside the images.
     """
     draw = draw or DrawOptions()
-    guidance, steps, negative_prompt, batch_size = draw.guidance, draw.steps, draw.negative_prompt, draw.batch_size
+    steps, negative_prompt, batch_size = draw.steps, draw.negative_prompt, draw.batch_size
     pipe = base.pipe
-    if guidance is None:
-        guidance = recommended_guidance(base.source)
-    kind = type(pipe).__name__
-    sampler = resolve_sampler(draw.sampler, base.scheduler_config, edit=conditions.edit is not None, pipeline=kind)
-    pipe.scheduler = make_scheduler(sampler, base.scheduler_config, kind)
-    pipe.set_progress_bar_config(disable=True)
+    guidance = recommended_guidance(base.source) if draw.guidance is None else draw.guidance
+    sampler = _set_sampler(base, draw.sampler, conditions)
     width, height = _picture_size(pipe, conditions, width, height)
     seed_list = draw.seed_list
     jobs = [(p, s) for p in prompts for s in seed_list]
@@ -265,6 +267,15 @@ def generate_images(
         raise PicturesInterrupted(len(paths), len(jobs), str(out_dir)) from None
     _write_sheet(images, labels, len(seed_list), out_dir)
     return paths
+
+
+def _set_sampler(base: BaseModel, name: str, conditions: Conditions) -> str:
+    """Give the pipeline the sampler ``name`` resolves to for this model and kind of drawing; returns its name."""
+    kind = type(base.pipe).__name__
+    sampler = resolve_sampler(name, base.scheduler_config, edit=conditions.edit is not None, pipeline=kind)
+    base.pipe.scheduler = make_scheduler(sampler, base.scheduler_config, kind)
+    base.pipe.set_progress_bar_config(disable=True)
+    return sampler
 
 
 def _picture_size(pipe, conditions: Conditions, width: int | None, height: int | None) -> tuple[int, int]:

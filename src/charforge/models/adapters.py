@@ -8,7 +8,8 @@ reads T5's hidden states and CLIP's pooled output, sees the latent as a sequence
 and FLUX.1-dev is told a distilled guidance strength; Chroma reads T5 alone, with an attention mask;
 Z-Image reads a Qwen3 language model's states of the chat-wrapped prompt and takes its latents as a list;
 Qwen-Image reads a Qwen2.5-VL language model's last states of its prompt template (the template's system turn
-dropped), masked, and sees 2x2 latent patches of its video VAE's single frame.
+dropped), masked, and sees 2x2 latent patches of its video VAE's single frame; FLUX.2 klein reads three layers of a
+Qwen3 language model side by side and sees its VAE's batch-normed 2x2 patches as a sequence with 4-D position ids.
 The training loop calls only :meth:`FamilyAdapter.tokenize`, :meth:`FamilyAdapter.encode` and
 :meth:`FamilyAdapter.predict` and never asks which family it has.
 """
@@ -299,6 +300,54 @@ class QwenImageAdapter(FamilyAdapter):
         return pipe._unpack_latents(out, size[0], size[1], self.pipe.vae_scale_factor).squeeze(2)
 
 
+class Flux2KleinAdapter(FamilyAdapter):
+    """FLUX.2 klein: an MMDiT reading a Qwen3 language model's hidden states after layers 9, 18 and 27 side by side
+    (the prompt as a user turn, thinking off, 512 tokens with the padding kept, as ``Flux2KleinPipeline`` encodes it),
+    text and image tokens placed by 4-D (time, row, column, index) position ids; its latents are the VAE's 2x2 patches
+    (:mod:`charforge.models.latents`) packed into a sequence, the noise level in [0, 1] and the velocity as the target,
+    as diffusers' FLUX.2 klein script. klein's transformer has no guidance input; the language model stays frozen."""
+
+    trainable_encoder_names = ()
+    denoiser_name = "transformer"
+    max_tokens = 512
+    hidden_layers = (9, 18, 27)  # the pipeline's ``text_encoder_out_layers``
+
+    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
+        tok = self.pipe.tokenizer
+        chats = [
+            tok.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+            )
+            for p in prompts
+        ]
+        return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
+
+    def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
+        lm = (encoders or self.text_encoders)[0]
+        token_ids = ids[0].to(_device(lm))
+        real = (token_ids != self.pipe.tokenizer.pad_token_id).long()  # the tokenizer's own attention mask
+        body = getattr(lm, "model", lm)  # the states alone: the language-model head's logits are never read
+        states = body(input_ids=token_ids, attention_mask=real, output_hidden_states=True, use_cache=False).hidden_states
+        stacked = torch.stack([states[k] for k in self.hidden_layers], dim=1)  # (B, 3, L, D)
+        b, layers, length, width = stacked.shape
+        return PromptEmbeds(stacked.permute(0, 2, 1, 3).reshape(b, length, layers * width))
+
+    def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
+        pipe = type(self.pipe)
+        image_ids = pipe._prepare_latent_ids(noisy).to(noisy.device)
+        packed = pipe._pack_latents(noisy)  # (B, h*w, C)
+        out = net(
+            hidden_states=packed,
+            timestep=timesteps.to(noisy.dtype) / 1000,
+            guidance=None,
+            encoder_hidden_states=embeds.hidden,
+            txt_ids=pipe._prepare_text_ids(embeds.hidden).to(noisy.device),
+            img_ids=image_ids,
+            return_dict=False,
+        )[0]
+        return pipe._unpack_latents_with_ids(out[:, : packed.shape[1]], image_ids)
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     # Works for DDP-wrapped encoders too, which have no ``.device``.
     return next(module.parameters()).device
@@ -309,6 +358,7 @@ def adapter_for(family: ModelFamily, pipe) -> FamilyAdapter:
         ModelFamily.SDXL: SDXLAdapter,
         ModelFamily.SD3: SD3Adapter,
         ModelFamily.FLUX: FluxAdapter,
+        ModelFamily.FLUX2: Flux2KleinAdapter,
         ModelFamily.CHROMA: ChromaAdapter,
         ModelFamily.ZIMAGE: ZImageAdapter,
         ModelFamily.QWEN: QwenImageAdapter,

@@ -1,4 +1,4 @@
-"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image, Qwen-Image) and what differs between them.
+"""Model families (SD1.x, SD2.x, SDXL, SD3/3.5, FLUX.1, FLUX.2 klein, Chroma, Z-Image, Qwen-Image) and what differs between them.
 
 Everything family-specific that the training loop needs sits behind the adapters in
 :mod:`charforge.models.adapters`, so no loop branches on family.
@@ -16,6 +16,7 @@ class ModelFamily(str, Enum):
     SDXL = "sdxl"
     SD3 = "sd3"
     FLUX = "flux"
+    FLUX2 = "flux2"
     CHROMA = "chroma"
     ZIMAGE = "zimage"
     QWEN = "qwenimage"
@@ -28,6 +29,7 @@ class ModelFamily(str, Enum):
             "sdxl": "SDXL",
             "sd3": "SD3/3.5",
             "flux": "FLUX.1",
+            "flux2": "FLUX.2 klein",
             "chroma": "Chroma",
             "zimage": "Z-Image",
             "qwenimage": "Qwen-Image",
@@ -41,26 +43,30 @@ class ModelFamily(str, Enum):
     @property
     def flow_matching(self) -> bool:
         """Trained as a rectified flow (velocity between noise and image), not as a DDPM noise predictor."""
-        return self in (ModelFamily.SD3, ModelFamily.FLUX, ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN)
+        return self not in (ModelFamily.SD1, ModelFamily.SD2, ModelFamily.SDXL)
 
     @property
     def large_text_encoder(self) -> str:
         """The big text encoder a transformer family reads the prompt with, frozen in training."""
-        return {ModelFamily.ZIMAGE: "a Qwen3 language model", ModelFamily.QWEN: "a Qwen2.5-VL language model"}.get(self, "T5")
+        qwen3 = "a Qwen3 language model"
+        return {ModelFamily.ZIMAGE: qwen3, ModelFamily.FLUX2: qwen3, ModelFamily.QWEN: "a Qwen2.5-VL language model"}.get(
+            self, "T5"
+        )
 
     @property
     def has_clip(self) -> bool:
         """Reads the prompt through a CLIP text encoder too, the one --train-text-encoder trains (Chroma: T5 only;
-        Z-Image and Qwen-Image: a Qwen language model)."""
-        return self not in (ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.QWEN)
+        Z-Image, FLUX.2 klein and Qwen-Image: a Qwen language model)."""
+        return self not in (ModelFamily.CHROMA, ModelFamily.ZIMAGE, ModelFamily.FLUX2, ModelFamily.QWEN)
 
 
 SUPPORTED = ", ".join(f.label for f in ModelFamily)
 # The transformer families by the pipeline class a diffusers folder's model_index.json names; any other pipeline
-# without a UNet (FLUX.2, HiDream, ...) is named in the error, so a user learns what was found.
+# without a UNet (FLUX.2 dev's Flux2Pipeline, HiDream, ...) is named in the error, so a user learns what was found.
 _PIPELINE_FAMILY = {
     "StableDiffusion3Pipeline": ModelFamily.SD3,
     "FluxPipeline": ModelFamily.FLUX,
+    "Flux2KleinPipeline": ModelFamily.FLUX2,
     "ChromaPipeline": ModelFamily.CHROMA,
     "ZImagePipeline": ModelFamily.ZIMAGE,
     "QwenImagePipeline": ModelFamily.QWEN,
@@ -108,6 +114,11 @@ def detect_single_file_family(keys: set[str]) -> ModelFamily:
         return ModelFamily.CHROMA  # FLUX's blocks with the modulation approximator that replaced its guidance/CLIP inputs
     if {"layers.0.adaLN_modulation.0.weight", "model.diffusion_model.layers.0.adaLN_modulation.0.weight"} & keys:
         return ModelFamily.ZIMAGE  # the single-stream DiT's first block, as diffusers' single-file loader tells it
+    if {"single_stream_modulation.lin.weight", "model.diffusion_model.single_stream_modulation.lin.weight"} & keys:
+        # FLUX.2's transformer, as BFL and ComfyUI ship it: its shared modulations set it apart from FLUX.1's blocks
+        raise ValueError(
+            "it holds a FLUX.2 transformer alone; give the diffusers folder or hub id (black-forest-labs/FLUX.2-klein-4B)"
+        )
     if any(k.endswith("img_mod.1.weight") for k in keys):  # Qwen-Image's MMDiT, as ComfyUI ships it: the transformer alone
         raise ValueError("it holds a Qwen-Image transformer alone; give the diffusers folder or hub id (Qwen/Qwen-Image)")
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):

@@ -107,6 +107,7 @@ def draw_multiple(pipe) -> int:
 def pipeline_class(family: ModelFamily):
     from diffusers import (
         ChromaPipeline,
+        Flux2KleinPipeline,
         FluxPipeline,
         QwenImagePipeline,
         StableDiffusion3Pipeline,
@@ -122,6 +123,7 @@ def pipeline_class(family: ModelFamily):
         ModelFamily.SDXL: StableDiffusionXLPipeline,
         ModelFamily.SD3: StableDiffusion3Pipeline,
         ModelFamily.FLUX: FluxPipeline,
+        ModelFamily.FLUX2: Flux2KleinPipeline,
     }
     return classes.get(family, StableDiffusionPipeline)
 
@@ -256,6 +258,7 @@ _FAMILY_GUIDANCE = {
     "ChromaPipeline": 5.0,
     "ZImagePipeline": 5.0,
     "QwenImagePipeline": 4.0,  # its true_cfg_scale (the model is not guidance-distilled)
+    "Flux2KleinPipeline": 4.0,  # the base klein models (true guidance); the step-distilled ones draw without (below)
 }
 
 
@@ -265,10 +268,12 @@ def family_guidance(source: str) -> float:
     if not index.is_file():
         return DEFAULT_GUIDANCE
     try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+        found = json.loads(index.read_text(encoding="utf-8"))
     except ValueError:
         return DEFAULT_GUIDANCE
-    return _FAMILY_GUIDANCE.get(name, DEFAULT_GUIDANCE)
+    if found.get("is_distilled"):  # FLUX.2 klein 4B / 9B: step-distilled, their pipeline ignores guidance above 1
+        return 1.0
+    return _FAMILY_GUIDANCE.get(found.get("_class_name", ""), DEFAULT_GUIDANCE)
 
 
 def square_only(source: str) -> bool:

@@ -32,10 +32,15 @@ UNET_TARGETS: dict[str, list[str]] = {
 # ``to_add_out``), as diffusers' SD3 and FLUX DreamBooth-LoRA scripts target them, and a feed-forward per stream;
 # FLUX's single blocks add a fused MLP (``proj_mlp``). Z-Image's single-stream DiT has the plain attention names;
 # Qwen-Image's MMDiT the joint ones, with an MLP and a modulation per stream (``img_mlp`` / ``txt_mlp``, ``*_mod``).
+# FLUX.2's single blocks fuse attention and MLP in one projection in (``to_qkv_mlp_proj``) and one out (``attn.to_out``,
+# a plain layer there but a list in its double blocks, so :func:`denoiser_targets` names each single block's), as
+# diffusers' FLUX.2 klein script targets them; its feed-forwards are ``linear_in`` / ``linear_out``.
 _MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
+_MMDIT_ATTENTION += ["to_qkv_mlp_proj"]
 _MMDIT_TRANSFORMER = [
     *_MMDIT_ATTENTION,
     *("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"),
+    *("ff.linear_in", "ff.linear_out", "ff_context.linear_in", "ff_context.linear_out"),  # FLUX.2's feed-forwards
     *("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),  # Z-Image's gated feed-forward
     *("img_mlp.net.0.proj", "img_mlp.net.2", "txt_mlp.net.0.proj", "txt_mlp.net.2"),  # Qwen-Image's per-stream ones
 ]
@@ -48,9 +53,13 @@ MMDIT_TARGETS: dict[str, list[str]] = {
 DENOISERS = ("unet", "transformer")
 
 
-def denoiser_targets(name: str, targets: str) -> list[str]:
-    """The layers ``--lora-targets`` names in denoiser ``name`` (``unet`` or ``transformer``)."""
-    return (UNET_TARGETS if name == "unet" else MMDIT_TARGETS)[targets]
+def denoiser_targets(name: str, targets: str, net: torch.nn.Module | None = None) -> list[str]:
+    """The layers ``--lora-targets`` names in denoiser ``name`` (``unet`` or ``transformer``), with ``net``'s FLUX.2
+    single blocks' output layers by their full names."""
+    names = (UNET_TARGETS if name == "unet" else MMDIT_TARGETS)[targets]
+    singles = getattr(net, "single_transformer_blocks", None) or []
+    fused = [f"single_transformer_blocks.{i}.attn.to_out" for i, b in enumerate(singles) if hasattr(b.attn, "to_qkv_mlp_proj")]
+    return [*names, *fused]
 
 
 _TEXT_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -115,7 +124,7 @@ def save_lora(
     metadata = {}
     for name in modules:
         # diffusers builds the adapter from this config when it loads the file: it must list every trained layer
-        layers_of = denoiser_targets(name, targets) if name in DENOISERS else TEXT_ENCODER_TARGETS[targets]
+        layers_of = denoiser_targets(name, targets, modules[name]) if name in DENOISERS else TEXT_ENCODER_TARGETS[targets]
         metadata[f"{name}_lora_adapter_metadata"] = lora_config(rank, alpha, layers_of).to_dict()
     pipeline_class(family).save_lora_weights(folder, **kwargs, **metadata, safe_serialization=True)
     # kohya's names exist for the UNet families; an SD3 LoRA's diffusers file is what ComfyUI and Forge load as is.

@@ -312,6 +312,42 @@ def _tiny_zimage():
     )
 
 
+def _tiny_flux2_klein():
+    """FLUX.2 klein's classes at toy size: one double and one single block (fused attention + MLP) without a guidance
+    input, a Qwen3 language model deep enough for the three layers the pipeline reads (9, 18, 27) with its tokenizer
+    built here, FLUX.2's VAE (4 channels, 16 once in 2x2 patches, its batch-norm statistics made unequal so that
+    leaving them out shows) and the dynamically shifted flow-matching Euler scheduler."""
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = qwen_tokenizer()
+    text = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=27, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=1024, tie_word_embeddings=True,
+    )  # fmt: skip
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
+        joint_attention_dim=3 * 16, timestep_guidance_channels=32, axes_dims_rope=(2, 2, 2, 2), guidance_embeds=False,
+    )  # fmt: skip
+    vae = AutoencoderKLFlux2(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=32,
+    )
+    vae.bn.running_mean.uniform_(-0.5, 0.5)
+    vae.bn.running_var.uniform_(0.5, 2.0)
+    return Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**_FLUX_SHIFT),
+        vae=vae,
+        text_encoder=Qwen3ForCausalLM(text),
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
 def _tiny_qwen():
     """Qwen-Image's classes at toy size: the MMDiT (one block, 2x2 patches), its video VAE (8x, 16 latent channels
     normalised by their stored mean / std), a Qwen2.5-VL model as the text encoder (a tiny vision tower it never
@@ -426,6 +462,7 @@ def build_tiny_pipeline(family: ModelFamily = ModelFamily.SD1, seed: int = 0):
     builders = {
         ModelFamily.SD3: _tiny_sd3,
         ModelFamily.FLUX: _tiny_flux,
+        ModelFamily.FLUX2: _tiny_flux2_klein,
         ModelFamily.CHROMA: _tiny_chroma,
         ModelFamily.ZIMAGE: _tiny_zimage,
         ModelFamily.QWEN: _tiny_qwen,

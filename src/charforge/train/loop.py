@@ -570,7 +570,7 @@ class _Data:
     weights: list[torch.Tensor] | None  # --masked-loss: per image, (1, h, w) loss weights at latent size
     scaling: float | torch.Tensor  # (C, 1, 1) per channel for a video VAE
     shift: float | torch.Tensor
-    vae_scale: int
+    vae_scale: int  # pixels per latent cell (the VAE's factor; twice that for FLUX.2's patches)
     objective: NoisePrediction | FlowMatching
 
 
@@ -615,13 +615,13 @@ def _build_data(config, workspace, base: BaseModel, adapter, trainable, images, 
         class_prompts=class_prompts,
         embeddings=embeddings,
         weights=loss_weights(
-            images, resolution, resolution_multiple(base.pipe), base.pipe.vae_scale_factor, config.unmasked_weight
+            images, resolution, resolution_multiple(base.pipe), vae_latents.cell_size(base.pipe), config.unmasked_weight
         )
         if config.masked_loss
         else None,
         scaling=scaling,
         shift=shift,
-        vae_scale=base.pipe.vae_scale_factor,
+        vae_scale=vae_latents.cell_size(base.pipe),
         objective=objective_for(base.family.flow_matching, base.scheduler_config, config.timestep_sampling),
     )
 

@@ -133,7 +133,7 @@ def setup_trainable(config: TrainConfig, pipe, adapter: FamilyAdapter, family: M
         for encoder in trained_encoders.values():
             encoder.requires_grad_(True)
         return Trainable(config.method, family, {family.denoiser: net, **trained_encoders})
-    add_lora(net, config.rank, config.alpha, denoiser_targets(family.denoiser, config.lora_targets))
+    add_lora(net, config.rank, config.alpha, denoiser_targets(family.denoiser, config.lora_targets, net))
     for encoder in trained_encoders.values():
         add_lora(encoder, config.rank, config.alpha, TEXT_ENCODER_TARGETS[config.lora_targets])
     modules: dict[str, torch.nn.Module] = {family.denoiser: net, **trained_encoders}

@@ -21,6 +21,7 @@ _FAMILY_TAG = {
     ModelFamily.SDXL: "stable-diffusion-xl",
     ModelFamily.SD3: "sd3",  # as diffusers' DreamBooth scripts tag their cards
     ModelFamily.FLUX: "flux",
+    ModelFamily.FLUX2: "flux2",
     ModelFamily.CHROMA: "chroma",
     ModelFamily.ZIMAGE: "z-image",
     ModelFamily.QWEN: "qwen-image",
@@ -126,7 +127,7 @@ with {facts.method} from {facts.image_count} pictures in {facts.steps} steps at 
 
 ```python
 {usage}
-image = pipe("{facts.trigger_prompt}").images[0]
+image = pipe(prompt="{facts.trigger_prompt}").images[0]
 ```
 
 With charforge: `charforge generate --base {facts.base_name} --lora path/to/this/folder "{facts.trigger_prompt}"`

@@ -63,7 +63,7 @@ def ensure_class_images(
             generators = [torch.Generator().manual_seed(seed + int(p.stem)) for p, _ in chunk]
             with torch.no_grad():
                 images = pipe(
-                    [prompt for _, prompt in chunk],
+                    prompt=[prompt for _, prompt in chunk],
                     num_inference_steps=steps,
                     height=resolution,
                     width=resolution,
