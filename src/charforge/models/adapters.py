@@ -224,25 +224,28 @@ class ChromaAdapter(FluxAdapter):
         return {"attention_mask": torch.cat([embeds.mask, ones], dim=1)}
 
 
-class ZImageAdapter(FamilyAdapter):
+class _QwenChatAdapter(FamilyAdapter):
+    """A frozen Qwen3 language model reading the prompt as a user turn in its chat template, 512 tokens padded
+    (Z-Image with the template's thinking on, FLUX.2 klein with it off, as their pipelines write it)."""
+
+    trainable_encoder_names = ()
+    denoiser_name = "transformer"
+    max_tokens = 512
+    thinking: bool
+
+    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
+        tok, turn = self.pipe.tokenizer, dict(tokenize=False, add_generation_prompt=True, enable_thinking=self.thinking)
+        chats = [tok.apply_chat_template([{"role": "user", "content": p}], **turn) for p in prompts]
+        return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
+
+
+class ZImageAdapter(_QwenChatAdapter):
     """Z-Image: a single-stream DiT reading a Qwen3 language model's penultimate hidden states of the prompt wrapped in
     its chat template (512 tokens, padding dropped), given the latents as a list of single frames and the noise level
     reversed (``(1000 - t) / 1000``); its output is the negated velocity, as diffusers' Z-Image script negates it.
     The language model stays frozen."""
 
-    trainable_encoder_names = ()
-    denoiser_name = "transformer"
-    max_tokens = 512
-
-    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
-        tok = self.pipe.tokenizer
-        chats = [
-            tok.apply_chat_template(
-                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True, enable_thinking=True
-            )
-            for p in prompts
-        ]
-        return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
+    thinking = True
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
         lm = (encoders or self.text_encoders)[0]
@@ -300,27 +303,15 @@ class QwenImageAdapter(FamilyAdapter):
         return pipe._unpack_latents(out, size[0], size[1], self.pipe.vae_scale_factor).squeeze(2)
 
 
-class Flux2KleinAdapter(FamilyAdapter):
+class Flux2KleinAdapter(_QwenChatAdapter):
     """FLUX.2 klein: an MMDiT reading a Qwen3 language model's hidden states after layers 9, 18 and 27 side by side
     (the prompt as a user turn, thinking off, 512 tokens with the padding kept, as ``Flux2KleinPipeline`` encodes it),
     text and image tokens placed by 4-D (time, row, column, index) position ids; its latents are the VAE's 2x2 patches
     (:mod:`charforge.models.latents`) packed into a sequence, the noise level in [0, 1] and the velocity as the target,
     as diffusers' FLUX.2 klein script. klein's transformer has no guidance input; the language model stays frozen."""
 
-    trainable_encoder_names = ()
-    denoiser_name = "transformer"
-    max_tokens = 512
+    thinking = False
     hidden_layers = (9, 18, 27)  # the pipeline's ``text_encoder_out_layers``
-
-    def tokenize(self, prompts: list[str]) -> list[torch.Tensor]:
-        tok = self.pipe.tokenizer
-        chats = [
-            tok.apply_chat_template(
-                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True, enable_thinking=False
-            )
-            for p in prompts
-        ]
-        return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
         lm = (encoders or self.text_encoders)[0]
