@@ -52,6 +52,8 @@ def test_every_field_is_a_flag_and_every_command_takes_a_config(command):
 def test_the_api_refuses_a_misspelt_option_naming_the_known_ones(tmp_path):
     with pytest.raises(CharforgeError, match=r"unknown option 'num_imgaes' \(known: .*num_images"):
         api.generate(None, ["x"], model=api.ModelChoice(base="world"), num_imgaes=2)
+    with pytest.raises(CharforgeError, match=r"base=\.\.\., checkpoint=\.\.\.: the model is chosen with model=api.ModelChoice"):
+        api.generate(None, ["x"], base="world", checkpoint=2)  # the keywords of before ModelChoice
     with pytest.raises(CharforgeError, match="unknown option 'resolutoin'"):
         api.prepare(tmp_path, ["x.png"], resolutoin=64)
     with pytest.raises(CharforgeError, match="unknown option 'stpes'"):

@@ -271,6 +271,16 @@ class ModelChoice:
         )
 
 
+def _refuse_model_fields(fields: dict[str, Any]) -> None:
+    """The model is chosen by one argument: say so to a caller that names its parts as drawing options."""
+    from dataclasses import fields as names_of
+
+    named = [f.name for f in names_of(ModelChoice) if f.name in fields]
+    if named:
+        given = ", ".join(f"{n}=..." for n in named)
+        raise CharforgeError(f"{given}: the model is chosen with model=api.ModelChoice({given})")
+
+
 @dataclass(frozen=True)
 class _Drawer:
     """A resolved ``ModelChoice``; ``finetuned``: a DreamBooth checkpoint's parts to swap into the base."""
@@ -318,6 +328,7 @@ def generate(
     prompt."""
     if not prompts:
         raise CharforgeError("no prompt given")
+    _refuse_model_fields(fields)
     options = GenerateOptions.build(options, **fields)
     if conditions is None:
         conditions = options.conditions()
@@ -363,6 +374,7 @@ def edit(
     ``mask_words`` or a palette colour (``by_colour``, ``tolerance``), grown by ``dilate`` pixels; ``restyle``
     True / False insists on no mask / a mask. ``options`` are :class:`EditOptions` (``fields`` set some);
     ``model`` chooses what draws, as in ``generate``."""
+    _refuse_model_fields(fields)
     options = EditOptions.build(options, **fields)
     region = _edit_region(image, workspace, options)
     conditions = options.conditions(image, region)
