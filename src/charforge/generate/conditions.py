@@ -360,8 +360,9 @@ DEFAULT_IP_ADAPTERS = {
 }
 
 
-def with_defaults(conditions: Conditions, family: str) -> Conditions:
-    """``conditions`` with the family's usual ControlNet and IP-Adapter where none was named."""
+def with_defaults(conditions: Conditions, family: str, own_ip_adapter: str | None = None) -> Conditions:
+    """``conditions`` with the family's usual ControlNet and IP-Adapter where none was named (the model's own
+    IP-Adapter first, as its ``charforge.json`` names it: the mini world's)."""
     from dataclasses import replace
 
     def default(table: dict[str, str], what: str) -> str:
@@ -373,7 +374,7 @@ def with_defaults(conditions: Conditions, family: str) -> Conditions:
     if pose is not None and not pose.controlnet:
         pose = replace(pose, controlnet=default(DEFAULT_CONTROLNETS, "--pose"))
     if prompt is not None and not prompt.adapter:
-        prompt = replace(prompt, adapter=default(DEFAULT_IP_ADAPTERS, "--image-prompt"))
+        prompt = replace(prompt, adapter=own_ip_adapter or default(DEFAULT_IP_ADAPTERS, "--image-prompt"))
     return replace(conditions, pose=pose, image_prompt=prompt)
 
 

@@ -62,7 +62,7 @@ class ImagePromptOptions(Options):
     ip_adapter: str = Field(
         "",
         description="IP-Adapter weights: a .safetensors file (image_encoder/ beside it) or OWNER/REPO/SUB/FILE "
-        "(default: h94/IP-Adapter's for the base's family).",
+        "(default: the model's own, as its charforge.json names it, else h94/IP-Adapter's for the base's family).",
         json_schema_extra=cli(panel=IMAGE_PROMPT),
     )
     ip_scale: str | float | dict | None = Field(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CharforgeError
-from ..models.loading import BaseModel, first_line, load_base_model, restore_parts, swap_finetuned
+from ..models.loading import BaseModel, first_line, load_base_model, model_defaults, restore_parts, swap_finetuned
 from ..models.token_embeddings import Restore, restore_token_embeddings
 from .conditions import (
     Conditions,
@@ -105,7 +105,7 @@ class Painter:
                 f"--pose and --image-prompt use UNet ControlNets and IP-Adapters (SD1.x, SD2.x, SDXL); this is a "
                 f"{model.family.label} model"
             )
-        conditions = with_defaults(conditions, model.family.value)
+        conditions = with_defaults(conditions, model.family.value, model_defaults(base).get("ip_adapter"))
         if conditions.image_prompt is not None:
             conditions = replace(conditions, image_prompt=conditions.image_prompt.for_unet(model.pipe.unet.config))
         prompt = conditions.image_prompt

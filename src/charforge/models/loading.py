@@ -228,6 +228,9 @@ def model_defaults(source: str) -> dict[str, Any]:
         raise CharforgeError(f"{path}: not valid JSON ({first_line(exc)})") from exc
     if not isinstance(data, dict):
         raise CharforgeError(f'{path}: expected a JSON object such as {{"guidance": 5.0}}')
+    adapter = data.get("ip_adapter")  # the model's own IP-Adapter: a file beside it, or a hub path as --ip-adapter takes
+    if isinstance(adapter, str) and (path.parent / adapter).is_file():
+        data["ip_adapter"] = str((path.parent / adapter).resolve())
     return data
 
 

@@ -218,6 +218,24 @@ def _resume_training_state(state_dir: Path, params, optimizer) -> int:
 
 
 # -- stage 4: UNet + text encoder -------------------------------------------------------------------
+def noised(x0: torch.Tensor, alphas: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DDPM forward noising at uniformly drawn timesteps: ``(noisy, timesteps, noise)``; the noise is the target."""
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, len(alphas), (x0.shape[0],), generator=gen)
+    a = alphas[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+
+
+def optimizer_step(optimizer, params: dict[str, torch.Tensor], loss: torch.Tensor, lr: float) -> None:
+    """One AdamW step at ``lr`` with the gradients clipped to norm 1, as every stage of the build trains."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+    optimizer.step()
+
+
 class _Ema:
     """Exponential moving average of parameters (the weights that ship)."""
 
@@ -285,19 +303,10 @@ def train_unet(
         ids = tokenizer(
             captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
         ).input_ids
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=gen)
-        a = alphas[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        noisy, t, noise = noised(x0, alphas, gen)
         hidden = text_encoder(ids)[0]
-        pred = unet(noisy, t, hidden).sample
-        loss = F.mse_loss(pred, noise)
-        for group in optimizer.param_groups:
-            group["lr"] = config.unet_lr * lr_factor(step, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-        optimizer.step()
+        loss = F.mse_loss(unet(noisy, t, hidden).sample, noise)
+        optimizer_step(optimizer, params, loss, config.unet_lr * lr_factor(step, config))
         ema.update(params, step)
         if step % 50 == 0:
             log.info("unet step %d loss %.4f", step, loss.item())
@@ -416,5 +425,7 @@ def build_base_model(out: Path, work: Path, config: BuildConfig | None = None, p
     with atomic.atomic_dir(out, replace=True) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         (tmp / "build.json").write_text(json.dumps({"config": asdict(config)}, indent=2))
-        write_model_defaults(tmp, {"guidance": RECOMMENDED_GUIDANCE, "shapes": "square"})  # trained on squares only
+        # trained on squares only; its own IP-Adapter (world/ip_adapter.py) lies beside the model folder
+        defaults = {"guidance": RECOMMENDED_GUIDANCE, "shapes": "square", "ip_adapter": "../ip_adapter/ip-adapter.safetensors"}
+        write_model_defaults(tmp, defaults)
     return out
