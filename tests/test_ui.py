@@ -16,6 +16,7 @@ from charforge.comic.edit import set_panel_image
 from charforge.config import TrainConfig
 from charforge.data.uploads import UploadRefused, check_upload, safe_name
 from charforge.errors import CharforgeError
+from charforge.generate.metadata import read_png_params
 from charforge.recipes.jobs import JobQueue
 from charforge.run import Run
 from charforge.ui.app import check_bind, parse_auth
@@ -240,3 +241,35 @@ def test_a_preset_fills_the_form_and_what_differs_from_it_is_sent():
     assert shown == "1024" and field_values(TrainConfig, ["resolution"], [shown]) == {"resolution": 1024}
     assert display_value(TrainConfig, "validation_seeds", [0, 1]) == "[0, 1]"
     assert display_value(TrainConfig, "captions", None) is False
+
+
+def test_the_generate_page_sends_an_image_prompt_kept_in_the_workspace(tmp_path):
+    """The picture is checked and stored in the workspace's uploads/ (the queued job reads it later), and the job
+    draws with it through the chosen preset; a file that is not a picture is refused in one line."""
+    import gradio as gr
+
+    from charforge.ui.context import Context
+    from charforge.ui.generating import NO_RUN, GeneratePage
+    from charforge.world.attributes import HELD_OUT, Scene
+    from charforge.world.render import render
+
+    home = tmp_path / "home"
+    api.init(home / "hero", token="sks", class_word="girl")
+    render(HELD_OUT["mechanic"], Scene("standing", "smiling", "white")).save(tmp_path / "outfit.png")
+    queue = JobQueue(home).start()
+    try:
+        with gr.Blocks():
+            page = GeneratePage(Context(home, queue))
+        form = ("hero", NO_RUN, "world", "a cartoon of a girl", "", "", "euler", 4, "", 0, 0, 3, 1)
+        message = page.on_generate(*form, str(tmp_path / "outfit.png"), "outfit", 0.6)
+        job = queue.jobs()[-1]
+        assert job.id in message and Path(job.options["image_prompt"]).parent == home / "hero" / "uploads"
+        done = queue.wait(job.id, timeout=300)
+        assert done.state == "done", done.error
+        params = read_png_params(done.result["images"][0])
+        assert params.extra["IP-Adapter preset"] == "outfit" and "IP-Adapter" in params.extra
+        (tmp_path / "notes.png").write_text("not a picture")
+        with pytest.raises(gr.Error, match="image prompt: notes.png"):
+            page.on_generate(*form, str(tmp_path / "notes.png"), "the scale below", 0.6)
+    finally:
+        queue.close()

@@ -1,5 +1,6 @@
-"""Generate page: prompt, LoRAs with weights, sampler and the rest; a gallery that recalls each picture's settings
-(read from its PNG), reuses them, and sends a picture to a comic panel."""
+"""Generate page: prompt, LoRAs with weights, an image prompt (an outfit or a style from a picture), sampler and the
+rest; a gallery that recalls each picture's settings (read from its PNG), reuses them, and sends a picture to a comic
+panel."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 import gradio as gr
 
 from ..comic.edit import set_panel_image
+from ..data.uploads import store_uploads
+from ..generate.conditions import IP_PRESETS
 from ..generate.metadata import read_png_params
 from ..generate.schedulers import DEFAULT_SAMPLER, SAMPLERS
 from .context import Context, guarded
 
 NO_RUN = "(none: the base model alone)"
+BY_SCALE = "the scale below"  # the image prompt acts in every layer at the scale; else one of IP_PRESETS
 
 
 def build(ctx: Context, character: gr.Dropdown, story_path: gr.Textbox) -> None:
@@ -53,6 +57,10 @@ class GeneratePage:
         self.prompt = gr.Textbox(label="prompt", lines=2, elem_id="prompt")
         self.negative = gr.Textbox(label="negative prompt", elem_id="negative-prompt")
         self.loras = gr.Textbox(label="more LoRAs, one per line: PATH or PATH:WEIGHT", lines=2)
+        with gr.Accordion("image prompt: an outfit or a style from a picture (IP-Adapter)", open=False), gr.Row():
+            self.picture = gr.Image(type="filepath", label="picture", height=160, elem_id="image-prompt")
+            self.ip_how = gr.Dropdown(choices=[BY_SCALE, *IP_PRESETS], value=BY_SCALE, label="acts through")
+            self.ip_scale = gr.Slider(0.0, 1.5, value=0.6, step=0.05, label="scale", elem_id="ip-scale")
         with gr.Row():
             self.sampler = gr.Dropdown(choices=list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler")
             self.steps = gr.Number(30, precision=0, label="steps", minimum=1, maximum=500, elem_id="generate-steps")
@@ -71,7 +79,7 @@ class GeneratePage:
         self.go.click(
             self.on_generate,
             [character, self.run, self.base, self.prompt, self.negative, self.loras, self.sampler, self.steps, self.guidance,
-             self.width, self.height, self.seed, self.count],
+             self.width, self.height, self.seed, self.count, self.picture, self.ip_how, self.ip_scale],
             [self.message],
         )  # fmt: skip
         self.dice.click(lambda: random.randrange(2**31), None, [self.seed])
@@ -94,7 +102,10 @@ class GeneratePage:
         return gr.update(choices=["latest", *self.ctx.workspace(name).run_names(), NO_RUN])
 
     @guarded
-    def on_generate(self, name, run_name, base_model, text, neg, extra, sampler_name, n_steps, cfg, w, h, first_seed, n):
+    def on_generate(
+        self, name, run_name, base_model, text, neg, extra, sampler_name, n_steps, cfg, w, h, first_seed, n,
+        picture=None, ip_how=BY_SCALE, ip_scale=0.6,
+    ):  # fmt: skip
         ws = self.ctx.workspace(name)
         prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
         if not prompts:
@@ -117,8 +128,20 @@ class GeneratePage:
             options["run"] = run_name or "latest"
         if base_model:
             options["base"] = base_model
+        if picture:
+            options.update(self._image_prompt(ws, Path(picture), ip_how, ip_scale))
         job = self.ctx.queue.submit("generate", ws.root, **options)
         return f"Queued {len(prompts) * options['num_images']} pictures (job {job.id}); the gallery fills as they are drawn."
+
+    @staticmethod
+    def _image_prompt(ws, picture: Path, how: str, scale) -> dict:
+        """The picture checked and kept in the workspace's uploads/ (the job runs later, from a file of its own), and
+        how it acts: at ``scale`` in every layer, or through a preset's blocks."""
+        stored = store_uploads(ws, [(picture, picture.name)])
+        if stored.refused:
+            raise gr.Error(f"image prompt: {stored.refused[0]}")
+        acts = {"ip_scale": float(scale)} if how == BY_SCALE else {"ip_preset": how}
+        return {"image_prompt": str(stored.stored[0]), **acts}
 
     def on_select(self, found, evt: gr.SelectData):
         path = found[evt.index]
