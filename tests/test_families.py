@@ -76,6 +76,16 @@ def _png_pixels(path) -> bytes:
     return Image.open(path).tobytes()
 
 
+def _our_prompts(model, family: ModelFamily):
+    """The model's pipeline, its family adapter, and the adapter's encoding of two prompts of different lengths."""
+    from charforge.models.adapters import adapter_for
+
+    pipe = load_base_model(str(model)).pipe
+    adapter = adapter_for(family, pipe)
+    with torch.no_grad():
+        return pipe, adapter, adapter.encode(adapter.tokenize([PROMPT, "a"]))
+
+
 def _alone(model) -> api.ModelChoice:
     """Draw with the model alone, not the workspace's run."""
     return api.ModelChoice(str(model), use_run=False)
@@ -383,12 +393,8 @@ def test_flux2_klein_trains_on_what_its_script_computes(workspace, tiny_flux2):
     (``encode_prompt``); latents = the VAE's 2x2 patches minus its batch norm's running mean, over its running std;
     the transformer reads them packed with 4-D ids at t / 1000 and its output is scattered back by those ids. The
     adapter and the latent normalisation must give the same numbers; drawing refuses what klein cannot do."""
-    from charforge.models.adapters import adapter_for
-
-    pipe = load_base_model(str(tiny_flux2)).pipe
-    adapter = adapter_for(ModelFamily.FLUX2, pipe)
+    pipe, adapter, ours = _our_prompts(tiny_flux2, ModelFamily.FLUX2)
     with torch.no_grad():
-        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
         theirs, text_ids = pipe.encode_prompt([PROMPT, "a"])
         torch.testing.assert_close(ours.hidden, theirs)
 
@@ -427,12 +433,8 @@ def test_flux2_klein_trains_on_what_its_script_computes(workspace, tiny_flux2):
 def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace, tiny_zimage):
     """The chat-wrapped prompt's penultimate Qwen3 states without the padding, as ``ZImagePipeline.encode_prompt``;
     the pipeline sets its own sigmas, which only flow Euler takes."""
-    from charforge.models.adapters import adapter_for
-
-    pipe = load_base_model(str(tiny_zimage)).pipe
-    adapter = adapter_for(ModelFamily.ZIMAGE, pipe)
+    pipe, _, ours = _our_prompts(tiny_zimage, ModelFamily.ZIMAGE)
     with torch.no_grad():
-        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
         theirs = pipe.encode_prompt([PROMPT, "a"], do_classifier_free_guidance=False)[0]
     for hidden, mask, reference in zip(ours.hidden, ours.mask, theirs, strict=True):
         torch.testing.assert_close(hidden[mask.bool()], reference)
@@ -445,12 +447,8 @@ def test_zimage_reads_its_prompt_as_its_pipeline_and_draws_with_euler(workspace,
 def test_qwen_image_reads_its_prompt_as_its_pipeline(tiny_qwenimage):
     """The template's states with its system turn dropped and the padding masked, as ``QwenImagePipeline.encode_prompt``
     (a batch of two prompts of different lengths), and the latents normalised per channel by the video VAE's stats."""
-    from charforge.models.adapters import adapter_for
-
-    pipe = load_base_model(str(tiny_qwenimage)).pipe
-    adapter = adapter_for(ModelFamily.QWEN, pipe)
+    pipe, _, ours = _our_prompts(tiny_qwenimage, ModelFamily.QWEN)
     with torch.no_grad():
-        ours = adapter.encode(adapter.tokenize([PROMPT, "a"]))
         embeds, mask = pipe.encode_prompt([PROMPT, "a"])
     torch.testing.assert_close(ours.hidden, embeds)
     torch.testing.assert_close(ours.mask, mask.to(ours.mask.dtype))

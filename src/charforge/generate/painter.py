@@ -105,7 +105,9 @@ class Painter:
                 f"--pose and --image-prompt use UNet ControlNets and IP-Adapters (SD1.x, SD2.x, SDXL); this is a "
                 f"{model.family.label} model"
             )
-        conditions = with_defaults(conditions, model.family.value, model_defaults(base).get("ip_adapter"))
+        prompt = conditions.image_prompt
+        own = model_defaults(base).get("ip_adapter") if prompt is not None and not prompt.adapter else None
+        conditions = with_defaults(conditions, model.family.value, own)
         if conditions.image_prompt is not None:
             conditions = replace(conditions, image_prompt=conditions.image_prompt.for_unet(model.pipe.unet.config))
         prompt = conditions.image_prompt

@@ -238,6 +238,17 @@ class _QwenChatAdapter(FamilyAdapter):
         chats = [tok.apply_chat_template([{"role": "user", "content": p}], **turn) for p in prompts]
         return [tok(chats, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt").input_ids]
 
+    def states(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None):
+        """Every layer's hidden states of the prompts, and which tokens are the text's (the tokenizer's own mask).
+        Only the language model's body runs: the head's logits are never read."""
+        lm = (encoders or self.text_encoders)[0]
+        token_ids = ids[0].to(_device(lm))
+        real = token_ids != self.pipe.tokenizer.pad_token_id
+        body = getattr(lm, "model", lm)
+        return body(
+            input_ids=token_ids, attention_mask=real.long(), output_hidden_states=True, use_cache=False
+        ).hidden_states, real
+
 
 class ZImageAdapter(_QwenChatAdapter):
     """Z-Image: a single-stream DiT reading a Qwen3 language model's penultimate hidden states of the prompt wrapped in
@@ -248,10 +259,8 @@ class ZImageAdapter(_QwenChatAdapter):
     thinking = True
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
-        lm = (encoders or self.text_encoders)[0]
-        token_ids = ids[0].to(_device(lm))
-        real = token_ids != self.pipe.tokenizer.pad_token_id  # the tokenizer's own attention mask
-        hidden = lm(input_ids=token_ids, attention_mask=real, output_hidden_states=True).hidden_states[-2]
+        states, real = self.states(ids, encoders)
+        hidden = states[-2]
         return PromptEmbeds(hidden, None, real.to(hidden.dtype))
 
     def predict(self, net, noisy: torch.Tensor, timesteps: torch.Tensor, embeds: PromptEmbeds, size: tuple[int, int]):
@@ -314,11 +323,7 @@ class Flux2KleinAdapter(_QwenChatAdapter):
     hidden_layers = (9, 18, 27)  # the pipeline's ``text_encoder_out_layers``
 
     def encode(self, ids: list[torch.Tensor], encoders: list[torch.nn.Module] | None = None) -> PromptEmbeds:
-        lm = (encoders or self.text_encoders)[0]
-        token_ids = ids[0].to(_device(lm))
-        real = (token_ids != self.pipe.tokenizer.pad_token_id).long()  # the tokenizer's own attention mask
-        body = getattr(lm, "model", lm)  # the states alone: the language-model head's logits are never read
-        states = body(input_ids=token_ids, attention_mask=real, output_hidden_states=True, use_cache=False).hidden_states
+        states, _ = self.states(ids, encoders)  # the padding is attended to, as the pipeline does
         stacked = torch.stack([states[k] for k in self.hidden_layers], dim=1)  # (B, 3, L, D)
         b, layers, length, width = stacked.shape
         return PromptEmbeds(stacked.permute(0, 2, 1, 3).reshape(b, length, layers * width))

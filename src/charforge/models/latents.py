@@ -23,12 +23,6 @@ def is_patchified(vae) -> bool:
     return hasattr(vae, "bn") and hasattr(vae.config, "batch_norm_eps")
 
 
-def patchify(latents: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, 4C, h/2, w/2), each 2x2 patch's values in the channels (``Flux2KleinPipeline._patchify_latents``)."""
-    b, c, h, w = latents.shape
-    return latents.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, c * 4, h // 2, w // 2)
-
-
 def encode(vae, pixels: torch.Tensor):
     """The latent distribution of a (B, 3, H, W) batch in [-1, 1], as (B, C, h, w) ``mean`` and ``std`` in the layout
     the denoiser reads (a patch is a fixed rearrangement, so a sample of the patched distribution is the patched
@@ -38,8 +32,10 @@ def encode(vae, pixels: torch.Tensor):
     mean, std = dist.mean, dist.std
     if video:
         return mean[:, :, 0], std[:, :, 0]
-    if is_patchified(vae):
-        return patchify(mean), patchify(std)
+    if is_patchified(vae):  # (B, 4C, h/2, w/2): each 2x2 patch's values in the channels, as the pipeline folds them
+        from diffusers import Flux2KleinPipeline
+
+        return Flux2KleinPipeline._patchify_latents(mean), Flux2KleinPipeline._patchify_latents(std)
     return mean, std
 
 

@@ -35,8 +35,10 @@ UNET_TARGETS: dict[str, list[str]] = {
 # FLUX.2's single blocks fuse attention and MLP in one projection in (``to_qkv_mlp_proj``) and one out (``attn.to_out``,
 # a plain layer there but a list in its double blocks, so :func:`denoiser_targets` names each single block's), as
 # diffusers' FLUX.2 klein script targets them; its feed-forwards are ``linear_in`` / ``linear_out``.
-_MMDIT_ATTENTION = ["to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"]
-_MMDIT_ATTENTION += ["to_qkv_mlp_proj"]
+_MMDIT_ATTENTION = [
+    *("to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out"),
+    "to_qkv_mlp_proj",  # FLUX.2's single blocks
+]
 _MMDIT_TRANSFORMER = [
     *_MMDIT_ATTENTION,
     *("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp"),
